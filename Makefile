@@ -1,0 +1,31 @@
+# The two quick-start commands: `make up` (workbench on the demo data) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export AUDIENCE_DB ?= data/audiences.db
+
+.PHONY: up test demo bench
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# Debian's chromium drives the app's end-to-end test (Playwright never downloads a browser here).
+/usr/bin/chromium:
+	apt-get update -q && apt-get install -y -q chromium
+
+test: $(VENV)/.installed /usr/bin/chromium
+	$(PY) -m pytest -q
+
+$(AUDIENCE_DB): | $(VENV)/.installed
+	$(PY) -m pipeline demo --db $(AUDIENCE_DB)
+
+demo: $(VENV)/.installed
+	$(PY) -m pipeline demo --db $(AUDIENCE_DB)
+
+up: $(VENV)/.installed $(AUDIENCE_DB)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start
+
+bench: $(VENV)/.installed
+	$(PY) -m pipeline bench

@@ -1,0 +1,119 @@
+"""Churn and sparsity diagnostics: the `stats` of DESIGN.md and the small tables the charts draw."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import KNOWN_EVENTS
+
+TOP_PRODUCTS = 50
+
+
+def split_instant(events: pd.DataFrame, holdout: float) -> pd.Timestamp:
+    """Early is before this instant, late at or after it: the (1 - holdout) quantile of event_date."""
+    return events["event_date"].quantile(1 - holdout)
+
+
+def stats(events: pd.DataFrame, users: pd.DataFrame, holdout: float) -> dict[str, float]:
+    n_rows = len(events)
+    n_users = events["customer_id"].nunique()
+    n_products = events["product_id"].nunique()
+    split = split_instant(events, holdout)
+    late = (events["event_date"] >= split).to_numpy()
+    early_users = pd.unique(events["customer_id"].to_numpy()[~late])
+    late_users = pd.unique(events["customer_id"].to_numpy()[late])
+    early_products = pd.unique(events["product_id"].to_numpy()[~late])
+    late_products = pd.unique(events["product_id"].to_numpy()[late])
+    returning = np.intersect1d(early_users, late_users).size
+    new_products = np.setdiff1d(late_products, early_products).size
+    per_user = users["total_interactions"]
+    out = {
+        "total_interactions": n_rows,
+        "unique_users": n_users,
+        "unique_products": n_products,
+        "sparsity": 1 - n_rows / (n_users * n_products),
+        "early_period_users": early_users.size,
+        "late_period_users": late_users.size,
+        "returning_users": returning,
+        "retention_rate_pct": 100 * returning / early_users.size if early_users.size else 0.0,
+        "median_interactions_per_user": float(per_user.median()),
+        "mean_interactions_per_user": float(per_user.mean()),
+        "one_time_users_pct": 100 * float((per_user == 1).mean()),
+        "low_activity_users_pct": 100 * float(per_user.between(2, 5).mean()),
+        "power_users_pct": 100 * float((per_user > 5).mean()),
+        "early_period_products": early_products.size,
+        "late_period_products": late_products.size,
+        "new_products_in_test": new_products,
+        "new_products_pct": 100 * new_products / late_products.size if late_products.size else 0.0,
+    }
+    shares = events["event"].value_counts(normalize=True)
+    for event in sorted(set(KNOWN_EVENTS) | set(shares.index)):
+        out[f"event_pct_{event}"] = 100 * float(shares.get(event, 0.0))
+    return {k: float(v) for k, v in out.items()}
+
+
+def _month_index(dates: pd.Series) -> np.ndarray:
+    """Months since year 0 (UTC), so month differences are plain integer subtraction."""
+    return (dates.dt.year * 12 + dates.dt.month - 1).to_numpy()
+
+
+def _month_label(index: pd.Series | np.ndarray) -> pd.Series:
+    index = pd.Series(index)
+    return (index // 12).astype(str) + "-" + (index % 12 + 1).astype(str).str.zfill(2)
+
+
+def cohort_retention(events: pd.DataFrame) -> pd.DataFrame:
+    """Cohort month (first activity) x months since -> share of the cohort active that month."""
+    frame = pd.DataFrame({"c": events["customer_id"].to_numpy(),
+                          "m": _month_index(events["event_date"])}).drop_duplicates()
+    frame["cohort"] = frame.groupby("c")["m"].transform("min")
+    frame["since"] = frame["m"] - frame["cohort"]
+    active = frame.groupby(["cohort", "since"]).size().rename("active_users").reset_index()
+    sizes = active[active["since"] == 0].set_index("cohort")["active_users"]
+    active["cohort_users"] = active["cohort"].map(sizes)
+    return pd.DataFrame({"cohort_month": _month_label(active["cohort"]), "months_since": active["since"],
+                         "cohort_users": active["cohort_users"], "active_users": active["active_users"],
+                         "share": active["active_users"] / active["cohort_users"]})
+
+
+def daily_events(events: pd.DataFrame) -> pd.DataFrame:
+    day = events["event_date"].dt.strftime("%Y-%m-%d")
+    counts = pd.DataFrame({"day": day, "event": events["event"].astype(str)}).value_counts()
+    return counts.rename("interactions").reset_index().sort_values(["day", "event"])
+
+
+def activity_histogram(users: pd.DataFrame) -> pd.DataFrame:
+    counts = users["total_interactions"].value_counts().sort_index()
+    return pd.DataFrame({"interactions": counts.index, "users": counts.to_numpy()})
+
+
+def product_table(events: pd.DataFrame, catalogue: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per product seen in the run: category, interactions, distinct users, first and last seen."""
+    table = events.groupby("product_id", sort=True).agg(
+        interactions=("customer_id", "size"), users=("customer_id", "nunique"),
+        first_seen=("event_date", "min"), last_seen=("event_date", "max")).reset_index()
+    if catalogue is not None:
+        table = table.merge(catalogue[["product_id", "category"]], on="product_id", how="left")
+    else:
+        table["category"] = None
+    table["category"] = table["category"].fillna("unknown")
+    for col in ("first_seen", "last_seen"):
+        table[col] = table[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return table[["product_id", "category", "interactions", "users", "first_seen", "last_seen"]]
+
+
+def product_months(events: pd.DataFrame) -> pd.DataFrame:
+    """Products active each month: new (first seen that month) or continuing from earlier months."""
+    frame = pd.DataFrame({"p": events["product_id"].to_numpy(),
+                          "m": _month_index(events["event_date"])}).drop_duplicates()
+    frame["new"] = frame["m"] == frame.groupby("p")["m"].transform("min")
+    table = frame.groupby("m")["new"].agg(new_products="sum", active="size").reset_index()
+    return pd.DataFrame({"month": _month_label(table["m"]), "new_products": table["new_products"],
+                         "continuing_products": table["active"] - table["new_products"]})
+
+
+def top_products(products: pd.DataFrame) -> pd.DataFrame:
+    top = products.sort_values(["interactions", "product_id"], ascending=[False, True]).head(TOP_PRODUCTS)
+    return pd.DataFrame({"rank": np.arange(1, len(top) + 1), "product_id": top["product_id"].to_numpy(),
+                         "interactions": top["interactions"].to_numpy(), "users": top["users"].to_numpy(),
+                         "category": top["category"].to_numpy()})

@@ -1,0 +1,185 @@
+"""One full run: read → clean → diagnose → features → audiences → (evaluate) → write → publish.
+
+The run row records each stage as it finishes, so the app can follow it; a failure marks the run failed
+with its error and leaves the published run untouched (nothing is published until the very end).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import diagnostics
+from pipeline.audiences import fallback_audience
+from pipeline.clean import CHECKS, clean
+from pipeline.config import RunParams
+from pipeline.features import engagement_order, user_features
+from pipeline.ingest import read_events, read_products
+from pipeline.strategies import get_strategy
+from store import writer
+from store.errors import WorkbenchError
+from store.packing import SCORE_WIDTH, digit_width, pack_ids, pack_scores
+
+Progress = Callable[[str, float], None]
+
+# Share of the progress bar at which each stage ends (audiences get the widest slice: they take longest).
+STAGES = {"read": 0.10, "clean": 0.20, "diagnostics": 0.30, "features": 0.40, "audiences": 0.80,
+          "evaluate": 0.92, "publish": 1.0}
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    published: bool
+    counts: dict[str, int]
+    users: int
+    products: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"run_id": self.run_id, "published": self.published, "rows_read": self.counts["rows_read"],
+                "rows_clean": self.counts["rows_clean"], "users": self.users, "products": self.products,
+                "seconds": self.seconds}
+
+
+class _Stages:
+    """Times each stage and reports it to the runs row and to the caller's progress callback."""
+
+    def __init__(self, db, run_id: int, progress: Progress | None):
+        self.db, self.run_id, self.progress = db, run_id, progress
+        self.seconds: dict[str, float] = {}
+        self._started = time.perf_counter()
+        self._current = "read"
+        self._announce("read", 0.0)
+
+    def _announce(self, stage: str, fraction: float) -> None:
+        writer.set_stage(self.db, self.run_id, stage, round(fraction, 4))
+        if self.progress:
+            self.progress(stage, fraction)
+
+    def done(self, stage: str, next_stage: str | None = None) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._started, 3)
+        self._started = now
+        if next_stage:
+            self._announce(next_stage, STAGES[stage])
+
+    def partial(self, stage: str, share: float) -> None:
+        """Progress inside a stage (0..1 of it), e.g. blocks of products ranked."""
+        previous = max((v for v in STAGES.values() if v < STAGES[stage]), default=0.0)
+        self._announce(stage, previous + share * (STAGES[stage] - previous))
+
+
+def execute(input_path: str | Path, db: str | Path | None = None, params: RunParams | None = None,
+            products_path: str | Path | None = None, publish: bool = True, source: str | None = None,
+            progress: Progress | None = None) -> RunResult:
+    """Run the whole pipeline on one events file and (by default) publish the result."""
+    params = (params or RunParams()).validate()
+    get_strategy(params.strategy)
+    with writer.RunLock(db) as lock:
+        wdb = writer.connect(db)
+        writer.fail_stale_runs(wdb)
+        run_id = writer.start_run(wdb, params.to_dict(), source or str(input_path))
+        lock.describe(f"run {run_id}")
+        try:
+            return _execute(wdb, run_id, Path(input_path), params,
+                            Path(products_path) if products_path else None, publish, progress)
+        except WorkbenchError as exc:
+            _abandon(wdb, run_id, str(exc))
+            raise
+        except BaseException as exc:  # KeyboardInterrupt included: the run row must not stay 'running'
+            _abandon(wdb, run_id, f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def _abandon(wdb, run_id: int, error: str) -> None:
+    writer.fail_run(wdb, run_id, error)
+    writer.delete_run_rows(wdb, run_id)
+
+
+def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path: Path | None,
+             publish: bool, progress: Progress | None) -> RunResult:
+    stages = _Stages(wdb, run_id, progress)
+    raw = read_events(input_path)
+    catalogue = read_products(products_path) if products_path else None
+    stages.done("read", "clean")
+
+    cleaned = clean(raw, params)
+    del raw
+    events = cleaned.events
+    writer.write_frame(wdb, "data_quality", run_id, pd.DataFrame(
+        {"check": list(CHECKS), "rows": [cleaned.counts[c] for c in CHECKS], "position": range(len(CHECKS))}))
+    stages.done("clean", "diagnostics")
+
+    users = user_features(events, params)
+    products = diagnostics.product_table(events, catalogue)
+    _write_diagnostics(wdb, run_id, events, users, products, params)
+    stages.done("diagnostics", "features")
+
+    order = engagement_order(users)
+    users["engagement_rank"] = np.empty(len(order), dtype=np.int64)
+    users.loc[order, "engagement_rank"] = np.arange(1, len(order) + 1)
+    writer.write_frame(wdb, "fallback_audience", run_id, fallback_audience(users, params.depth))
+    stages.done("features", "audiences")
+
+    users["audience_count"] = _write_audiences(wdb, run_id, events, users, products, params, stages)
+    _write_user_features(wdb, run_id, users)
+    stages.done("audiences", "evaluate")
+
+    stages.done("evaluate", "publish")
+    result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds)
+    writer.finish_run(wdb, run_id, result.summary())
+    if publish:
+        writer.publish(wdb, run_id)
+    writer.prune_runs(wdb, params.keep_runs)
+    stages.done("publish")
+    result.seconds = stages.seconds
+    writer.finish_run(wdb, run_id, result.summary())
+    return result
+
+
+def _write_diagnostics(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
+                       params: RunParams) -> None:
+    figures = diagnostics.stats(events, users, params.holdout)
+    writer.write_frame(wdb, "stats", run_id, pd.DataFrame({"name": list(figures), "value": list(figures.values())}))
+    writer.write_frame(wdb, "cohort_retention", run_id, diagnostics.cohort_retention(events))
+    writer.write_frame(wdb, "daily_events", run_id, diagnostics.daily_events(events))
+    writer.write_frame(wdb, "activity_histogram", run_id, diagnostics.activity_histogram(users))
+    writer.write_frame(wdb, "product_months", run_id, diagnostics.product_months(events))
+    writer.write_frame(wdb, "top_products", run_id, diagnostics.top_products(products))
+    writer.write_frame(wdb, "products", run_id, products)
+
+
+def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
+                     params: RunParams, stages: _Stages) -> np.ndarray:
+    """Rank, pack and write every product's audience block by block; returns audiences per user."""
+    strategy = get_strategy(params.strategy)
+    product_ids = products["product_id"].to_numpy()
+    customer_ids = users["customer_id"].to_numpy()
+    id_width = digit_width(customer_ids.max())
+    exposure = np.zeros(len(users), dtype=np.int64)
+    done = 0
+    for block in strategy(events, users, params, product_ids):
+        valid = np.arange(block.customer_ids.shape[1])[None, :] < block.sizes[:, None]
+        exposure += np.bincount(np.searchsorted(customer_ids, block.customer_ids[valid]), minlength=len(users))
+        writer.write_audience_lists(wdb, run_id, block.product_ids, block.sizes,
+                                    pack_ids(block.customer_ids, id_width),
+                                    pack_scores(block.scores, SCORE_WIDTH), id_width, SCORE_WIDTH)
+        done += len(block.product_ids)
+        stages.partial("audiences", done / max(len(product_ids), 1))
+    return exposure
+
+
+def _write_user_features(wdb, run_id: int, users: pd.DataFrame) -> None:
+    columns = ["customer_id", "total_interactions", "unique_products", "avg_event_score",
+               "interaction_frequency", "recency_days", "engagement_score", "days_active", "last_event",
+               "norm_total", "norm_unique", "norm_avg_event", "norm_frequency", "norm_recency",
+               "engagement_rank", "audience_count"]
+    frame = users[columns].copy()
+    frame["last_event"] = np.datetime_as_string(frame["last_event"].to_numpy(), unit="s")
+    writer.write_frame(wdb, "user_features", run_id, frame)
+

@@ -1,0 +1,102 @@
+"""The SQLite schema every part of the workbench relies on (see ../shared/DESIGN.md).
+
+The contract tables keep the names and columns of DESIGN.md. Two tables are ours:
+
+* ``audience_lists`` holds one packed row per (run, product): the ranked customer ids and scores as
+  fixed-width ASCII fields. Writing 20M plain rows costs 40-50 s; one packed row per product costs 2-3 s.
+* ``audiences`` is the contract's view over it, expanded with the tiny ``ranks`` table, so a plain
+  ``SELECT ... FROM audiences WHERE run_id = ? AND product_id = ?`` stays an index lookup.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlite_utils
+
+DEFAULT_DB = "data/audiences.db"
+SCORE_SCALE = 1_000_000_000  # scores are stored as integers of 1e-9
+MAX_DEPTH = 1000
+
+
+def db_path(path: str | os.PathLike | None = None) -> Path:
+    """The database path: the argument, else $AUDIENCE_DB, else data/audiences.db."""
+    return Path(path or os.environ.get("AUDIENCE_DB") or DEFAULT_DB)
+
+
+TABLES: dict[str, dict] = {
+    "runs": dict(
+        columns={"run_id": int, "created_at": str, "finished_at": str, "status": str, "stage": str,
+                 "progress": float, "published_at": str, "params": str, "source": str, "error": str,
+                 "summary": str, "pid": int},
+        pk="run_id"),
+    "stats": dict(columns={"run_id": int, "name": str, "value": float}, pk=("run_id", "name")),
+    "data_quality": dict(columns={"run_id": int, "check": str, "rows": int, "position": int},
+                         pk=("run_id", "check")),
+    "user_features": dict(
+        columns={"run_id": int, "customer_id": int, "total_interactions": int, "unique_products": int,
+                 "avg_event_score": float, "interaction_frequency": float, "recency_days": int,
+                 "engagement_score": float, "days_active": int, "last_event": str,
+                 "norm_total": float, "norm_unique": float, "norm_avg_event": float,
+                 "norm_frequency": float, "norm_recency": float,
+                 "engagement_rank": int, "audience_count": int},
+        pk=("run_id", "customer_id")),
+    "audience_lists": dict(
+        columns={"run_id": int, "product_id": int, "size": int, "id_width": int, "score_width": int,
+                 "customer_ids": bytes, "scores": bytes},
+        pk=("run_id", "product_id")),
+    "fallback_audience": dict(columns={"run_id": int, "rank": int, "customer_id": int, "score": float},
+                              pk=("run_id", "rank")),
+    "evaluation": dict(columns={"run_id": int, "strategy": str, "k": int, "metric": str, "value": float},
+                       pk=("run_id", "strategy", "k", "metric")),
+    "products": dict(
+        columns={"run_id": int, "product_id": int, "category": str, "interactions": int, "users": int,
+                 "first_seen": str, "last_seen": str},
+        pk=("run_id", "product_id")),
+    # Chart tables: small, precomputed by the pipeline so no page aggregates raw events.
+    "cohort_retention": dict(
+        columns={"run_id": int, "cohort_month": str, "months_since": int, "cohort_users": int,
+                 "active_users": int, "share": float},
+        pk=("run_id", "cohort_month", "months_since")),
+    "daily_events": dict(columns={"run_id": int, "day": str, "event": str, "interactions": int},
+                         pk=("run_id", "day", "event")),
+    "activity_histogram": dict(columns={"run_id": int, "interactions": int, "users": int},
+                               pk=("run_id", "interactions")),
+    "product_months": dict(
+        columns={"run_id": int, "month": str, "new_products": int, "continuing_products": int},
+        pk=("run_id", "month")),
+    "top_products": dict(
+        columns={"run_id": int, "rank": int, "product_id": int, "interactions": int, "users": int,
+                 "category": str},
+        pk=("run_id", "rank")),
+    "stress_runs": dict(
+        columns={"stress_id": int, "run_id": int, "started_at": str, "finished_at": str, "users": int,
+                 "duration_s": float, "requests": int, "failures": int, "rps": float, "p50_ms": float,
+                 "p95_ms": float, "p99_ms": float, "report_html": str, "per_endpoint": str},
+        pk="stress_id"),
+}
+
+# Per-run bulk tables: pruned for old runs (see store.writer.prune_runs); the rest is kept forever.
+BULK_TABLES = ("audience_lists", "user_features", "products")
+
+AUDIENCES_VIEW = """
+SELECT l.run_id AS run_id, l.product_id AS product_id, r.rank AS rank,
+       CAST(substr(l.customer_ids, (r.rank - 1) * l.id_width + 1, l.id_width) AS INTEGER) AS customer_id,
+       CAST(substr(l.scores, (r.rank - 1) * l.score_width + 1, l.score_width) AS INTEGER)
+           / {scale}.0 AS score
+FROM audience_lists AS l JOIN ranks AS r ON r.rank <= l.size
+""".format(scale=SCORE_SCALE)
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create every table, index and view that does not exist yet (idempotent)."""
+    for name, spec in TABLES.items():
+        if not db[name].exists():
+            db[name].create(spec["columns"], pk=spec["pk"])
+    if not db["ranks"].exists():
+        db["ranks"].create({"rank": int}, pk="rank")
+        db["ranks"].insert_all(({"rank": r} for r in range(1, MAX_DEPTH + 1)))
+    db["runs"].create_index(["status", "published_at"], if_not_exists=True)
+    db["user_features"].create_index(["run_id", "engagement_rank"], if_not_exists=True)
+    db["products"].create_index(["run_id", "interactions"], if_not_exists=True)
+    db.create_view("audiences", AUDIENCES_VIEW, ignore=True)

@@ -1,0 +1,185 @@
+"""The single writer: every write to the database goes through here, one run at a time.
+
+SQLite 3.40.1 has a known WAL bug when two connections write at once, so one writer is a
+correctness rule: a run holds an exclusive ``flock`` on ``<db>.lock`` for its whole life, and the
+lock dies with the process, so a killed run never blocks the next one.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlite_utils
+
+from store.errors import RunInProgressError, RunNotFoundError
+from store.schema import BULK_TABLES, db_path, ensure_schema
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
+    """Open (creating if needed) the database for writing, in WAL mode with the schema in place."""
+    path = db_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.enable_wal()
+    ensure_schema(db)
+    return db
+
+
+class RunLock:
+    """Exclusive, process-lifetime lock that makes the pipeline the only writer."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(f"{db_path(path)}.lock")
+        self._fh = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "another process"
+            self._fh.close()
+            raise RunInProgressError(
+                f"another run is in progress ({holder}); wait for it to finish, then try again") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"pid {os.getpid()} since {utc_now()}")
+        self._fh.flush()
+        return self
+
+    def describe(self, text: str) -> None:
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(text)
+        self._fh.flush()
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._fh, fcntl.LOCK_UN)
+        self._fh.close()
+
+
+def fail_stale_runs(db: sqlite_utils.Database) -> None:
+    """Runs left 'running' by a killed process: only called while holding the lock, so none is alive."""
+    with db.conn:
+        db.execute("UPDATE runs SET status = 'failed', finished_at = ?, "
+                   "error = coalesce(error, 'interrupted: the process ended before the run finished') "
+                   "WHERE status = 'running'", [utc_now()])
+
+
+def start_run(db: sqlite_utils.Database, params: dict, source: str) -> int:
+    with db.conn:
+        cur = db.execute(
+            "INSERT INTO runs (created_at, status, stage, progress, params, source, pid) "
+            "VALUES (?, 'running', 'starting', 0, ?, ?, ?)",
+            [utc_now(), json.dumps(params, sort_keys=True), source, os.getpid()])
+    return int(cur.lastrowid)
+
+
+def set_stage(db: sqlite_utils.Database, run_id: int, stage: str, progress: float) -> None:
+    with db.conn:
+        db.execute("UPDATE runs SET stage = ?, progress = ? WHERE run_id = ?", [stage, progress, run_id])
+
+
+def finish_run(db: sqlite_utils.Database, run_id: int, summary: dict) -> None:
+    with db.conn:
+        db.execute("UPDATE runs SET status = 'succeeded', stage = 'done', progress = 1, finished_at = ?, "
+                   "summary = ? WHERE run_id = ?", [utc_now(), json.dumps(summary), run_id])
+
+
+def fail_run(db: sqlite_utils.Database, run_id: int, error: str) -> None:
+    with db.conn:
+        db.execute("UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
+                   [utc_now(), error, run_id])
+
+
+def publish(db: sqlite_utils.Database, run_id: int) -> str:
+    """Make a succeeded run current. One UPDATE: readers see the old run or the new one, never a mix."""
+    row = db.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"run {run_id} does not exist; `python -m pipeline runs` lists the runs")
+    if row[0] != "succeeded":
+        raise RunNotFoundError(f"run {run_id} is {row[0]}, only a succeeded run can be published")
+    if db.execute("SELECT 1 FROM audience_lists WHERE run_id = ? LIMIT 1", [run_id]).fetchone() is None:
+        raise RunNotFoundError(f"run {run_id}'s audiences were pruned (only the last runs keep them); "
+                               "publish a newer run or rerun the pipeline")
+    # Strictly later than every earlier publication, so "latest published_at" is never a tie.
+    last = db.execute("SELECT max(published_at) FROM runs").fetchone()[0]
+    now = datetime.now(timezone.utc)
+    if last and datetime.fromisoformat(last) >= now:
+        now = datetime.fromisoformat(last) + timedelta(microseconds=1)
+    stamp = now.isoformat(timespec="microseconds")
+    with db.conn:
+        db.execute("UPDATE runs SET published_at = ? WHERE run_id = ?", [stamp, run_id])
+    return stamp
+
+
+def prune_runs(db: sqlite_utils.Database, keep: int) -> list[int]:
+    """Delete the bulk tables of all but the newest `keep` succeeded runs (the published one is kept)."""
+    keep_ids = [r[0] for r in db.execute(
+        "SELECT run_id FROM runs WHERE status = 'succeeded' ORDER BY run_id DESC LIMIT ?", [keep])]
+    current = db.execute("SELECT run_id FROM runs WHERE status = 'succeeded' AND published_at IS NOT NULL "
+                         "ORDER BY published_at DESC, run_id DESC LIMIT 1").fetchone()
+    if current:
+        keep_ids.append(current[0])
+    marks = ",".join("?" * len(keep_ids)) or "NULL"
+    old = [r[0] for r in db.execute(
+        f"SELECT DISTINCT run_id FROM audience_lists WHERE run_id NOT IN ({marks})", keep_ids)]
+    old += [r[0] for r in db.execute(
+        f"SELECT DISTINCT run_id FROM user_features WHERE run_id NOT IN ({marks})", keep_ids)]
+    old = sorted(set(old))
+    with db.conn:
+        for table in BULK_TABLES:
+            db.execute(f"DELETE FROM {table} WHERE run_id NOT IN ({marks})", keep_ids)
+    return old
+
+
+def delete_run_rows(db: sqlite_utils.Database, run_id: int) -> None:
+    """A failed run's partial rows: keep what explains it (runs, data_quality, stats), drop the bulk."""
+    with db.conn:
+        for table in BULK_TABLES + ("fallback_audience", "evaluation"):
+            db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
+
+def write_rows(db: sqlite_utils.Database, table: str, rows: Iterable[Sequence], columns: Sequence[str]) -> None:
+    """Bulk insert; plain executemany because sqlite-utils' insert_all is ~3x slower on large tables."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" * len(columns))
+    with db.conn:
+        db.conn.executemany(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', rows)
+
+
+def write_frame(db: sqlite_utils.Database, table: str, run_id: int, frame: pd.DataFrame) -> None:
+    """Write a DataFrame under run_id; numpy scalars become plain Python values column by column."""
+    frame = frame.copy()
+    frame.insert(0, "run_id", run_id)
+    columns = [frame[c].astype(object).where(frame[c].notna(), None).tolist()
+               if frame[c].dtype == object or str(frame[c].dtype).startswith(("datetime", "str"))
+               else frame[c].tolist() for c in frame.columns]
+    write_rows(db, table, zip(*columns), list(frame.columns))
+
+
+def write_audience_lists(db: sqlite_utils.Database, run_id: int, product_ids: np.ndarray, sizes: np.ndarray,
+                         id_blobs: np.ndarray, score_blobs: np.ndarray, id_width: int, score_width: int) -> None:
+    n = len(product_ids)
+    rows = zip([run_id] * n, product_ids.tolist(), sizes.tolist(), [id_width] * n, [score_width] * n,
+               id_blobs.tolist(), score_blobs.tolist())
+    write_rows(db, "audience_lists", rows,
+               ["run_id", "product_id", "size", "id_width", "score_width", "customer_ids", "scores"])
+
+
+def add_stress_run(db: sqlite_utils.Database, row: dict) -> int:
+    with db.conn:
+        return int(db["stress_runs"].insert(row).last_pk)
