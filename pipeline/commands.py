@@ -112,7 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         unknown = [p for p in dict.fromkeys(wanted or []) if p not in seen]
         if unknown:
             fallback = queries.fallback(con, run_id, args.n)
-            out = csv.writer(fh)
+            out = csv.writer(fh, lineterminator="\n")
             for product in unknown:
                 out.writerows([product, r.rank, r.customer_id, f"{r.score:.9f}"] for r in fallback.itertuples())
                 rows += len(fallback)

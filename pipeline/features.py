@@ -31,7 +31,7 @@ def user_features(events: pd.DataFrame, params: RunParams) -> pd.DataFrame:
         "customer_id": events["customer_id"].to_numpy(),
         "product_id": events["product_id"].to_numpy(),
         "weight": event_weight(events, params),
-        "ts": events["event_date"].dt.tz_localize(None).to_numpy(),
+        "ts": events["event_date"].to_numpy(),
     })
     grouped = frame.groupby("customer_id", sort=True)
     users = grouped.agg(total_interactions=("product_id", "size"),

@@ -1,0 +1,68 @@
+"""`python -m pipeline bench`: time every stage of a full run and the read-back of one audience.
+
+Data is generated once per (rows, seed) in a subprocess, so the peak RSS printed is the run's own.
+"""
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.run import execute
+from store import queries
+
+READ_SAMPLES = 1000
+
+
+def _generate_once(rows: int, seed: int, workdir: Path) -> Path:
+    data = workdir / f"rows-{rows}-seed-{seed}"
+    if not (data / "interactions.csv").is_file():
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pipeline", "generate", "--rows", str(rows), "--seed", str(seed),
+                        "--out", str(data)], check=True)
+        print(f"generated {rows:,} rows in {time.perf_counter() - started:.1f} s (not part of the run)")
+    return data
+
+
+def _read_times(db: Path, run_id: int, seed: int) -> np.ndarray:
+    """Milliseconds to read one product's full audience through the `audiences` view."""
+    con = queries.connect(db)
+    products = np.array([r[0] for r in con.execute(
+        "SELECT product_id FROM audience_lists WHERE run_id = ?", [run_id])])
+    picks = np.random.default_rng(seed).choice(products, size=min(READ_SAMPLES, len(products)), replace=False)
+    times = []
+    for product in picks.tolist():  # timing individual reads is the point here
+        started = time.perf_counter()
+        queries.audience(con, run_id, product)
+        times.append((time.perf_counter() - started) * 1000)
+    return np.array(times)
+
+
+def bench(rows: int, seed: int, workdir: Path) -> int:
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = _generate_once(rows, seed, workdir)
+    db = workdir / f"bench-{rows}.db"
+    for leftover in workdir.glob(f"{db.name}*"):
+        leftover.unlink()
+    started = time.perf_counter()
+    result = execute(data / "interactions.csv", db=db, products_path=data / "products.csv",
+                     source=f"bench (rows={rows}, seed={seed})")
+    wall = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reads = _read_times(db, result.run_id, seed)
+
+    print(f"bench: {rows:,} rows generated (seed {seed}), {result.counts['rows_clean']:,} clean, "
+          f"{result.users:,} users, {result.products:,} products")
+    for stage, seconds in result.seconds.items():
+        print(f"  {stage:<24} {seconds:8.2f} s")
+    print(f"  {'total (file to published)':<24} {wall:8.2f} s")
+    print(f"  peak RSS                 {peak_mb:8.0f} MB")
+    print(f"  one audience read ({len(reads)} random products, full depth): "
+          f"mean {reads.mean():.2f} ms, p50 {np.percentile(reads, 50):.2f} ms, "
+          f"p99 {np.percentile(reads, 99):.2f} ms, max {reads.max():.2f} ms")
+    print(f"  database size            {db.stat().st_size / 2**20:8.0f} MiB")
+    return 0

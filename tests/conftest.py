@@ -1,0 +1,41 @@
+"""Shared test helpers: tiny event files written in the test, and a small published database."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HEADER = "customer_id,product_id,event,event_date"
+
+# Four users, three products; worked by hand in test_features.py and test_audiences.py.
+FOUR_USERS = [
+    (1, 1, "purchased", "2023-01-01T00:00:00"),
+    (1, 2, "cart", "2023-01-03T12:00:00"),
+    (1, 1, "cart", "2023-01-11T00:00:00"),
+    (2, 3, "wishlist", "2023-01-21T00:00:00"),
+    (3, 1, "rating", "2023-01-30T00:00:00"),
+    (3, 3, "search_keyword", "2023-01-30T23:00:00"),
+    (4, 2, "cart", "2023-01-31T00:00:00"),
+    (4, 2, "cart", "2023-01-31T06:00:00"),
+]
+
+
+def write_events(path: Path, rows, header: str = HEADER) -> Path:
+    lines = [header] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def four_users_csv(tmp_path: Path) -> Path:
+    return write_events(tmp_path / "four_users.csv", FOUR_USERS)
+
+
+@pytest.fixture
+def published_db(tmp_path: Path, four_users_csv: Path) -> Path:
+    """A database whose current run is the four-user example at depth 3."""
+    from pipeline.config import RunParams
+    from pipeline.run import execute
+    db = tmp_path / "audiences.db"
+    execute(four_users_csv, db=db, params=RunParams(depth=3, strategy="engagement"))
+    return db

@@ -1,0 +1,78 @@
+"""Audiences on the four-user example: engagement order is 1 (0.8), 3 (0.625), 4 (0.505), 2 (0.113).
+Who interacted: P1 <- users 1 (purchased, cart), 3; P2 <- 1 (cart), 4; P3 <- 2, 3."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.audiences import engagement_audiences, fallback_audience, skip_excluded
+from pipeline.clean import clean
+from pipeline.config import RunParams
+from pipeline.features import user_features
+from pipeline.ingest import read_events
+from tests.conftest import FOUR_USERS, write_events
+
+
+def audiences(path, **params) -> dict[int, list[int]]:
+    p = RunParams(**params)
+    events = clean(read_events(path), p).events
+    users = user_features(events, p)
+    products = np.sort(events.product_id.unique())
+    out = {}
+    for block in engagement_audiences(events, users, p, products):
+        for i, product in enumerate(block.product_ids.tolist()):
+            out[product] = block.customer_ids[i, :block.sizes[i]].tolist()
+    return out
+
+
+@pytest.fixture
+def path(tmp_path):
+    return write_events(tmp_path / "e.csv", FOUR_USERS)
+
+
+@pytest.mark.parametrize("exclude, expected", [
+    ("all", {1: [4, 2], 2: [3, 2], 3: [1, 4]}),
+    ("purchased", {1: [3, 4, 2], 2: [1, 3, 4, 2], 3: [1, 3, 4, 2]}),   # user 1 carted P2: stays in
+    ("none", {1: [1, 3, 4, 2], 2: [1, 3, 4, 2], 3: [1, 3, 4, 2]}),
+])
+def test_exclusion_rules(path, exclude, expected):
+    assert audiences(path, exclude=exclude, depth=10) == expected
+
+
+@pytest.mark.parametrize("depth, expected", [(1, {1: [4], 2: [3], 3: [1]}), (2, {1: [4, 2], 2: [3, 2], 3: [1, 4]})])
+def test_depth_is_respected(path, depth, expected):
+    assert audiences(path, depth=depth) == expected
+
+
+def test_nobody_excluded_appears_on_random_data():
+    """Against a brute-force reference: the first `depth` allowed positions of a shared order."""
+    rng = np.random.default_rng(7)
+    n_products, n_users, depth = 300, 400, 25
+    block = np.sort(rng.integers(0, n_products, 3000))
+    positions = rng.integers(0, 60, 3000)   # crowd the top of the order so exclusions matter
+    pairs = np.unique(np.stack([block, positions]), axis=1)
+    got, sizes = skip_excluded(pairs[1], pairs[0], n_products, depth, n_users)
+    for p in range(0, n_products, 7):   # checking a sample by brute force
+        banned = set(pairs[1][pairs[0] == p].tolist())
+        want = [x for x in range(n_users) if x not in banned][:depth]
+        assert got[p, :sizes[p]].tolist() == want
+
+
+def test_ties_follow_later_last_event_then_smaller_id(tmp_path):
+    path = write_events(tmp_path / "e.csv", [(12, 102, "cart", "2023-01-01T09:00:00"),
+                                             (10, 100, "cart", "2023-01-01T08:00:00"),
+                                             (11, 101, "cart", "2023-01-01T09:00:00")])
+    assert audiences(path, depth=5) == {100: [11, 12], 101: [12, 10], 102: [11, 10]}
+
+
+def test_fallback_is_the_global_list(path):
+    p = RunParams(depth=3)
+    users = user_features(clean(read_events(path), p).events, p)
+    fallback = fallback_audience(users, 3)
+    assert fallback.customer_id.tolist() == [1, 3, 4]
+    assert fallback["rank"].tolist() == [1, 2, 3]
+    assert fallback.score.tolist() == pytest.approx([0.8, 0.625, users.set_index("customer_id").loc[4].engagement_score])
+
+
+def test_same_input_gives_identical_audiences(path):
+    assert audiences(path, depth=3) == audiences(path, depth=3)
