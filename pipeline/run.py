@@ -67,6 +67,8 @@ class _Stages:
         self._started = now
         if next_stage:
             self._announce(next_stage, STAGES[stage])
+        elif self.progress:
+            self.progress("done", 1.0)
 
     def partial(self, stage: str, share: float) -> None:
         """Progress inside a stage (0..1 of it), e.g. blocks of products ranked."""
