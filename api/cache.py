@@ -1,0 +1,174 @@
+"""The serving cache: one published run held in memory as a few flat numpy arrays.
+
+Requests only index these arrays. The audiences are read straight from the packed ``audience_lists``
+rows and decoded a batch at a time instead of through ``store.queries.audience_matrix``: that one
+decodes a whole run through int64 digit matrices (about 8 s and a 2 GB peak on the 500K demo run),
+while small batches stay in the CPU cache (about 1 s) and the peak stays near the final size.
+Customer ids and scores are kept as int32 when they fit (scores in units of 1e-9, exactly as
+stored), which halves the memory of a 200K x 100 run.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from api import store_read
+from api.store_read import SCORE_SCALE
+from store.errors import NoDatabaseError
+
+FETCH_ROWS = 2048      # products fetched from SQLite at a time
+DECODE_FIELDS = 32768  # fields decoded per pass: small enough to stay in the CPU cache
+INT32_MAX = np.iinfo(np.int32).max
+
+USER_COLUMNS = ("customer_id", "total_interactions", "unique_products", "avg_event_score",
+                "interaction_frequency", "recency_days", "engagement_score", "days_active",
+                "engagement_rank", "audience_count")
+USER_DTYPE = np.dtype([("customer_id", "i8"), ("total_interactions", "i4"), ("unique_products", "i4"),
+                       ("avg_event_score", "f8"), ("interaction_frequency", "f8"), ("recency_days", "i4"),
+                       ("engagement_score", "f8"), ("days_active", "i4"), ("engagement_rank", "i4"),
+                       ("audience_count", "i4")])
+
+
+class UserTable:
+    """The run's user features, sorted by customer_id. Loading them takes ~1.5 s on the demo run, so
+    at startup it happens in the background and /users waits for it (see wait())."""
+
+    def __init__(self, db: str, run_id: int):
+        self.db, self.run_id = db, run_id
+        self.rows: np.ndarray | None = None
+        self.error: str | None = None
+        self._ready = threading.Event()
+
+    def load(self) -> None:
+        try:
+            con = store_read.connect(self.db)
+            try:
+                count = con.execute("SELECT count(*) FROM user_features WHERE run_id = ?", [self.run_id]).fetchone()[0]
+                cursor = con.execute(f"SELECT {', '.join(USER_COLUMNS)} FROM user_features WHERE run_id = ? "
+                                     "ORDER BY customer_id", [self.run_id])
+                self.rows = np.fromiter(cursor, dtype=USER_DTYPE, count=count)
+            finally:
+                con.close()
+        except (sqlite3.Error, OSError, NoDatabaseError) as exc:
+            self.error = f"user features of run {self.run_id} could not be read: {exc}"
+        finally:
+            self._ready.set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._ready.wait(seconds)
+
+    def find(self, customer_id: int) -> dict | None:
+        ids = self.rows["customer_id"]
+        i = int(np.searchsorted(ids, customer_id))
+        if i == len(ids) or ids[i] != customer_id:
+            return None
+        return {name: self.rows[name][i].item() for name in USER_COLUMNS}
+
+    def __len__(self) -> int:
+        return 0 if self.rows is None else len(self.rows)
+
+
+@dataclass(frozen=True, eq=False)
+class AudienceCache:
+    """Row i of customer_ids/scores is the audience of product_ids[i], valid up to sizes[i]."""
+
+    run_id: int
+    depth: int
+    loaded_at: str
+    product_ids: np.ndarray    # (P,) int64, sorted
+    sizes: np.ndarray          # (P,) int32
+    customer_ids: np.ndarray   # (P, W) int32 or int64
+    scores: np.ndarray         # (P, W) int32 or int64, units of 1 / SCORE_SCALE
+    fallback_ids: list[int]
+    fallback_scores: list[float]
+    users: UserTable
+    run: dict = field(repr=False)
+    stats: dict[str, float] = field(repr=False)
+    data_quality: dict[str, int] = field(repr=False)
+    evaluation: list[dict] = field(repr=False)
+
+    def row(self, product_id: int) -> int:
+        """The product's row, or -1 when the run has not seen it."""
+        i = int(self.product_ids.searchsorted(product_id))
+        return i if i < len(self.product_ids) and self.product_ids[i] == product_id else -1
+
+    def audience(self, row: int, n: int) -> tuple[list[int], list[float]]:
+        """The first n (customer_id, score) of a row, or of the fallback audience when row is -1."""
+        if row < 0:
+            return self.fallback_ids[:n], self.fallback_scores[:n]
+        k = min(n, int(self.sizes[row]))
+        return self.customer_ids[row, :k].tolist(), (self.scores[row, :k] / SCORE_SCALE).tolist()
+
+
+def build_cache(con: sqlite3.Connection, db: str, run_id: int, load_users: bool = True) -> AudienceCache:
+    """Everything the API serves for one run. With load_users=False the user table is left for the
+    caller to load (UserTable.load), e.g. in the background after startup."""
+    run = store_read.run(con, run_id)
+    product_ids, sizes, customer_ids, scores = read_audiences(con, run_id)
+    fallback_ids, fallback_scores = store_read.fallback(con, run_id)
+    users = UserTable(db, run_id)
+    if load_users:
+        users.load()
+    return AudienceCache(
+        run_id=run_id,
+        depth=int(run["params"].get("depth") or customer_ids.shape[1]),
+        loaded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        product_ids=product_ids, sizes=sizes, customer_ids=customer_ids, scores=scores,
+        fallback_ids=fallback_ids, fallback_scores=fallback_scores, users=users, run=run,
+        stats=store_read.stats(con, run_id), data_quality=store_read.data_quality(con, run_id),
+        evaluation=store_read.evaluation(con, run_id))
+
+
+def read_audiences(con: sqlite3.Connection, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(product_ids, sizes, customer_ids, scores) of a run, decoded batch by batch into final arrays."""
+    count = con.execute("SELECT count(*) FROM audience_lists WHERE run_id = ?", [run_id]).fetchone()[0]
+    first = con.execute("SELECT id_width, score_width, length(customer_ids) FROM audience_lists "
+                        "WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
+    id_width, score_width, id_bytes = first if first else (1, 1, 0)
+    width = id_bytes // id_width
+    product_ids = np.empty(count, dtype=np.int64)
+    sizes = np.empty(count, dtype=np.int32)
+    customer_ids = np.empty((count, width), dtype=np.int32 if id_width <= 9 else np.int64)
+    scores = np.empty((count, width), dtype=np.int32)
+    cursor = con.execute("SELECT product_id, size, customer_ids, scores FROM audience_lists WHERE run_id = ? "
+                         "ORDER BY product_id", [run_id])
+    start = 0
+    for rows in iter(lambda: cursor.fetchmany(FETCH_ROWS), []):
+        stop = start + len(rows)
+        product_ids[start:stop], sizes[start:stop] = zip(*((r[0], r[1]) for r in rows))
+        id_fields = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(-1, id_width)
+        score_fields = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.uint8).reshape(-1, score_width)
+        if len(id_fields) != (stop - start) * width or len(score_fields) != len(id_fields):
+            raise ValueError(f"run {run_id} has audience lists of different lengths; rerun the pipeline")
+        decode_digits(id_fields, customer_ids[start:stop].reshape(-1))
+        flat = decode_signed(score_fields)
+        if flat.size and np.abs(flat).max() > INT32_MAX and scores.dtype == np.int32:
+            scores = scores.astype(np.int64)  # a strategy with large scores: keep them exact
+        scores[start:stop] = flat.reshape(-1, width)
+        start = stop
+    return product_ids, sizes, customer_ids, scores
+
+
+def decode_digits(fields: np.ndarray, out: np.ndarray) -> None:
+    """(N, w) ASCII digit fields -> N integers written into out, one pass per digit position."""
+    offset = 48 * (10 ** fields.shape[1] - 1) // 9  # the value of an all-'0' field, removed at the end
+    for lo in range(0, len(fields), DECODE_FIELDS):
+        chunk = fields[lo:lo + DECODE_FIELDS]
+        acc = np.zeros(len(chunk), dtype=np.int64)
+        for i in range(fields.shape[1]):
+            acc *= 10
+            acc += chunk[:, i]
+        acc -= offset
+        out[lo:lo + DECODE_FIELDS] = acc
+
+
+def decode_signed(fields: np.ndarray) -> np.ndarray:
+    """(N, w) fields of a sign ('+' or '-') and w-1 digits -> N int64."""
+    values = np.empty(len(fields), dtype=np.int64)
+    decode_digits(fields[:, 1:], values)
+    np.negative(values, out=values, where=fields[:, 0] == ord("-"))
+    return values

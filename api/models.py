@@ -1,0 +1,101 @@
+"""Response shapes, for the OpenAPI schema and /docs (the hot routes build their bytes directly)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _example(example: dict) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [example]})
+
+
+class Recommendation(BaseModel):
+    customer_id: int
+    score: float = Field(description="the strategy's score; higher is better")
+    rank: int = Field(description="1 is the best")
+
+
+class RecommendResponse(BaseModel):
+    model_config = _example({
+        "product_id": 4021, "run_id": 3, "cold_start": False, "note": None,
+        "recommendations": [{"customer_id": 117, "score": 0.912345678, "rank": 1},
+                            {"customer_id": 52, "score": 0.87654321, "rank": 2}],
+        "count": 2})
+    product_id: int
+    run_id: int
+    cold_start: bool = Field(description="true when the run has not seen the product: the fallback audience")
+    note: str | None = Field(description="why the fallback was served, else null")
+    recommendations: list[Recommendation]
+    count: int = Field(description="len(recommendations): n, or fewer when fewer users are eligible")
+
+
+class UserResponse(BaseModel):
+    model_config = _example({
+        "customer_id": 117, "run_id": 3, "total_interactions": 12, "unique_products": 9,
+        "avg_event_score": 3.8, "interaction_frequency": 2.4, "recency_days": 3, "engagement_score": 0.91,
+        "days_active": 5, "engagement_rank": 1, "audience_count": 18234, "users_in_run": 433787})
+    customer_id: int
+    run_id: int
+    total_interactions: int
+    unique_products: int
+    avg_event_score: float
+    interaction_frequency: float
+    recency_days: int
+    engagement_score: float
+    days_active: int
+    engagement_rank: int = Field(description="1 is the most engaged user of the run")
+    audience_count: int = Field(description="how many products' audiences hold this user")
+    users_in_run: int
+
+
+class SampleResponse(BaseModel):
+    model_config = _example({"sample_products": [4021, 88, 190233], "total_available": 200325})
+    sample_products: list[int]
+    total_available: int = Field(description="products with an audience in the current run")
+
+
+class HealthResponse(BaseModel):
+    model_config = _example({"status": "healthy", "run_id": 3, "products": 200325,
+                             "loaded_at": "2024-05-01T10:00:00+00:00", "detail": None})
+    status: str = Field(description="healthy, or unavailable (with HTTP 503) while no run is loaded")
+    run_id: int | None
+    products: int
+    loaded_at: str | None
+    detail: str | None = Field(default=None, description="what is missing and how to fix it")
+
+
+class EvaluationRow(BaseModel):
+    strategy: str
+    k: int
+    metric: str
+    value: float | None
+
+
+class MetricsResponse(BaseModel):
+    model_config = _example({
+        "run_id": 3, "loaded_at": "2024-05-01T10:00:00+00:00", "strategy": "engagement",
+        "params": {"depth": 100, "strategy": "engagement", "exclude": "all"},
+        "counts": {"products": 200325, "users": 433787, "audience_entries": 20032500, "depth": 100,
+                   "fallback_size": 100},
+        "stats": {"total_interactions": 498879.0, "sparsity": 0.999994},
+        "data_quality": {"rows_read": 500400, "rows_clean": 498879},
+        "evaluation": [{"strategy": "engagement", "k": 10, "metric": "recall", "value": 0.012}]})
+    run_id: int
+    loaded_at: str
+    strategy: str
+    params: dict
+    counts: dict[str, int]
+    stats: dict[str, float | None]
+    data_quality: dict[str, int]
+    evaluation: list[EvaluationRow]
+
+
+class RootResponse(BaseModel):
+    model_config = _example({"message": "Audience Workbench API", "version": "1.0.0",
+                             "endpoints": {"/health": "is a run loaded"}})
+    message: str
+    version: str
+    endpoints: dict[str, str]
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,52 @@
+"""Service endpoints: /, /health and /metrics."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api import __version__
+from api.deps import Cache, Holder
+from api.models import ErrorResponse, HealthResponse, MetricsResponse, RootResponse
+
+router = APIRouter(tags=["service"])
+
+ENDPOINTS = {
+    "/recommend/{product_id}?n=10": "a product's audience as JSON (new products get the fallback audience)",
+    "/audiences/{product_id}.csv?n=100": "the same audience as CSV",
+    "/users/{customer_id}": "a user's features, engagement rank and how many audiences hold them",
+    "/products/sample?n=10": "random product ids of the current run",
+    "/health": "whether a run is loaded, and which",
+    "/metrics": "the current run's counts, statistics and evaluation",
+    "/docs": "this API's OpenAPI documentation",
+}
+
+
+@router.get("/", response_model=RootResponse, summary="What this API offers")
+async def root() -> dict:
+    return {"message": "Audience Workbench API: the users most likely to engage with each product",
+            "version": __version__, "endpoints": ENDPOINTS}
+
+
+@router.get("/health", response_model=HealthResponse, summary="Is a run loaded",
+            responses={503: {"model": HealthResponse, "description": "no run loaded yet, with the fix"}})
+async def health(holder: Holder) -> dict | JSONResponse:
+    cache = holder.cache
+    if cache is None:
+        return JSONResponse(status_code=503, content={
+            "status": "unavailable", "run_id": None, "products": 0, "loaded_at": None, "detail": holder.problem})
+    return {"status": "healthy", "run_id": cache.run_id, "products": len(cache.product_ids),
+            "loaded_at": cache.loaded_at}
+
+
+@router.get("/metrics", response_model=MetricsResponse, summary="The current run's figures",
+            responses={503: {"model": ErrorResponse, "description": "no published run loaded yet"}})
+async def metrics(cache: Cache) -> dict:
+    """Counts, the run's statistics and data-quality checks, and whatever offline evaluation it has."""
+    params = cache.run["params"]
+    return {
+        "run_id": cache.run_id, "loaded_at": cache.loaded_at, "strategy": params.get("strategy", "engagement"),
+        "params": params,
+        "counts": {"products": len(cache.product_ids), "users": int(cache.run["summary"].get("users", 0)),
+                   "audience_entries": int(cache.sizes.sum()), "depth": cache.depth,
+                   "fallback_size": len(cache.fallback_ids)},
+        "stats": cache.stats, "data_quality": cache.data_quality, "evaluation": cache.evaluation}
