@@ -1,0 +1,150 @@
+"""Audiences: one product's audience and why, bulk export, and user lookup."""
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app import audiences as helpers
+from app import context, data
+from app.export import audience_csv, parse_ids, write_export
+from reports import figures
+
+PICKERS = ["Most active", "By id", "Random"]
+SOURCES = ["Paste ids", "Upload a list", "All products"]
+
+
+def pick_product(run: data.RunRef) -> int | None:
+    how = st.segmented_control("Choose a product", PICKERS, default=PICKERS[0], key="pick_how") or PICKERS[0]
+    if how == "Most active":
+        top = data.chart_table(run, "top_products")
+        labels = {row.product_id: helpers.top_product_label(row) for row in top.itertuples()}
+        return st.selectbox("Product", list(labels), format_func=labels.get, key="pick_top")
+    if how == "By id":
+        return st.number_input("Product id", min_value=1, step=1, value=None, placeholder="type a product id",
+                               key="pick_id")
+    drawn = st.session_state.get("pick_random")
+    if st.button("Draw a random product", icon=":material/casino:") or drawn is None or drawn[0] != run:
+        st.session_state["pick_random"] = drawn = (run, helpers.random_product(data.product_ids(run)))
+    st.markdown(f"Drawn: **product {drawn[1]}**")
+    return drawn[1]
+
+
+def show_audience(run: data.RunRef, product_id: int, n: int, weights: dict) -> None:
+    audience, is_fallback = data.audience(run, product_id, n)
+    if is_fallback:
+        st.warning(f"Product {product_id} is not in run {run.run_id} (a new or unknown product), so this is the "
+                   f"**fallback audience**: the {n} most engaged users, with nobody left out.",
+                   icon=":material/new_releases:")
+    else:
+        info = data.product(run, product_id) or {}
+        st.caption(f"Product {product_id} · category {info.get('category', '?')} · "
+                   f"{info.get('interactions', 0):,} interactions by {info.get('users', 0):,} users · "
+                   f"seen {str(info.get('first_seen', ''))[:10]} → {str(info.get('last_seen', ''))[:10]}")
+    st.dataframe(helpers.table(audience, is_fallback), hide_index=True, width="stretch",
+                 column_config=helpers.TABLE_COLUMNS, height=min(38 + 35 * len(audience), 420))
+    st.download_button("Download this audience (CSV)", audience_csv(product_id, audience),
+                       file_name=f"audience-{product_id}-run{run.run_id}.csv", mime="text/csv",
+                       icon=":material/download:", key="download_audience")
+    st.plotly_chart(figures.score_components(audience, weights), config=figures.PLOT_CONFIG)
+
+
+def audience_tab(run: data.RunRef, depth: int, weights: dict) -> None:
+    left, right = st.columns([3, 1])
+    with left:
+        product_id = pick_product(run)
+    with right:
+        n = st.number_input("Audience size N", min_value=1, max_value=depth, value=min(20, depth), step=1,
+                            key="audience_n", help=f"At most the run's depth ({depth})")
+    if product_id is not None:
+        show_audience(run, int(product_id), int(n), weights)
+
+
+def wanted_products(source: str) -> tuple[list[int] | None, list[str]]:
+    """(product ids, tokens that are not ids); None means every product of the run."""
+    if source == "All products":
+        return None, []
+    if source == "Paste ids":
+        return parse_ids(st.text_area("Product ids", placeholder="12, 345, 6789 — commas, spaces or new lines",
+                                      key="export_text"))
+    upload = st.file_uploader("A list of product ids: one per line, or a CSV whose first column is product_id",
+                              type=["txt", "csv"], key="export_file")
+    if upload is None:
+        return [], []
+    first_fields = "\n".join(line.split(",")[0] for line in upload.getvalue().decode(errors="replace").splitlines())
+    return parse_ids(first_fields)
+
+
+def export_tab(run: data.RunRef, depth: int) -> None:
+    st.markdown("One CSV `product_id,rank,customer_id,score`, written chunk by chunk on the server. "
+                "Products the run has not seen get the fallback audience. Command line: "
+                "`python -m pipeline export --all --out FILE.csv`.")
+    source = st.radio("Products", SOURCES, horizontal=True, key="export_source")
+    ids, bad = wanted_products(source)
+    left, right = st.columns(2)
+    n = left.number_input("Top N of each audience", min_value=1, max_value=depth, value=depth, key="export_n")
+    compress = right.checkbox("gzip the file", value=source == "All products", key="export_gzip",
+                              help="All products of a 500K-row run is ~550 MB as plain CSV, ~80 MB gzipped")
+    if st.button("Build export", type="primary", icon=":material/file_export:"):
+        if bad:
+            st.error(f"These are not product ids (positive integers): {', '.join(bad[:5])}"
+                     + (" …" if len(bad) > 5 else ""))
+        elif ids == []:
+            st.error("Give at least one product id (paste them or upload a list), or choose All products.")
+        else:
+            with st.spinner("Writing the export…"):
+                result = write_export(run.db, run.run_id, ids, int(n), helpers.export_path(run, compress), compress)
+            st.session_state["export"] = (run, result)
+    made = st.session_state.get("export")
+    if made and made[0] == run and made[1].path.is_file():
+        result = made[1]
+        st.success(f"{result.rows:,} rows for {result.products:,} products · {result.path.stat().st_size / 1e6:,.1f} MB"
+                   f" · saved on the server as `{result.path}`")
+        if result.unknown:
+            st.warning(f"{len(result.unknown):,} product(s) not in run {run.run_id} got the fallback audience: "
+                       + ", ".join(map(str, result.unknown[:10])) + (" …" if len(result.unknown) > 10 else ""))
+        st.download_button("Download the export", partial(Path.read_bytes, result.path), file_name=result.path.name,
+                           mime="application/gzip" if result.path.suffix == ".gz" else "text/csv",
+                           icon=":material/download:", key="download_export")
+
+
+def lookup_tab(run: data.RunRef, weights: dict, n_users: int) -> None:
+    customer_id = st.number_input("Customer id", min_value=1, step=1, value=None, placeholder="type a customer id",
+                                  key="lookup_id")
+    if customer_id is None:
+        return
+    user = data.user(run, int(customer_id))
+    if user is None:
+        st.warning(f"Customer {customer_id} has no interaction in run {run.run_id}.", icon=":material/person_off:")
+        return
+    cards = [("Engagement rank", f"{user['engagement_rank']:,} of {n_users:,}"),
+             ("Engagement score", f"{user['engagement_score']:.4f}"),
+             ("Interactions", f"{user['total_interactions']:,}"), ("Distinct products", f"{user['unique_products']:,}"),
+             ("Avg event score", f"{user['avg_event_score']:.2f}"), ("Days since last", f"{user['recency_days']:,}"),
+             ("Audiences", f"{user['audience_count']:,}")]
+    for column, (label, value) in zip(st.columns(len(cards)), cards):
+        column.metric(label, value, border=True)
+    one = pd.DataFrame([{**user, "rank": user["engagement_rank"]}])
+    st.plotly_chart(figures.score_components(one, weights), config=figures.PLOT_CONFIG)
+    held = data.user_audiences(run, int(customer_id))
+    st.markdown(f"**In {len(held):,} audiences** (product, the user's rank in it)")
+    if len(held):
+        st.dataframe(held, hide_index=True, width="content", height=min(38 + 35 * len(held), 320))
+
+
+ctx = context.get()
+st.title("Audiences")
+if context.need_run(ctx):
+    run = ctx.ref
+    params = ctx.run["params"]
+    depth, weights = int(params.get("depth", 100)), params.get("component_weights", {})
+    if not data.has_audiences(run):
+        st.warning(f"Run {run.run_id}'s audiences were pruned (only the latest runs keep them): pick a newer run.")
+    else:
+        tab_audience, tab_export, tab_lookup = st.tabs(["Audience", "Bulk export", "User lookup"])
+        with tab_audience:
+            audience_tab(run, depth, weights)
+        with tab_export:
+            export_tab(run, depth)
+        with tab_lookup:
+            lookup_tab(run, weights, int(ctx.run["summary"].get("users", 0)))

@@ -1,0 +1,98 @@
+"""Audience CSVs (`product_id,rank,customer_id,score`), the format of `python -m pipeline export`.
+
+Bulk exports stream chunk by chunk from store.queries.iter_audience_frames into a file, so "all products"
+never holds every audience in memory; products the run has not seen get the fallback audience.
+"""
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from store import queries
+
+HEADER = "product_id,rank,customer_id,score\n"
+FLOAT_FORMAT = "%.9f"  # scores are stored to 1e-9
+SCALE = 10 ** 9
+GZIP_LEVEL = 1  # audiences repeat a lot: level 1 already shrinks them ~10x, at several times level 6's speed
+_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+@dataclass
+class Export:
+    path: Path
+    rows: int
+    products: int
+    unknown: list[int] = field(default_factory=list)
+
+
+def parse_ids(text: str) -> tuple[list[int], list[str]]:
+    """Product ids from pasted text or a one-column file: (ids in order, unique; tokens that are not ids)."""
+    tokens = [t for t in _SEPARATORS.split(text) if t and t.lower() != "product_id"]
+    bad = [t for t in tokens if not (t.isdigit() and int(t) > 0)]
+    ids = list(dict.fromkeys(int(t) for t in tokens if t.isdigit() and int(t) > 0))
+    return ids, bad
+
+
+def audience_csv(product_id: int, audience: pd.DataFrame) -> str:
+    """One product's audience (rank, customer_id, score) as the export CSV."""
+    frame = audience[["rank", "customer_id", "score"]].copy()
+    frame.insert(0, "product_id", product_id)
+    return frame.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+
+
+def _score_text(scores: np.ndarray) -> pa.Array:
+    """Scores as '%.9f' text, built by pyarrow compute: the same bytes as the CLI export, ~8x faster."""
+    scaled = np.rint(scores * SCALE).astype(np.int64)
+    magnitude = np.abs(scaled)
+    text = pc.binary_join_element_wise(pc.cast(pa.array(magnitude // SCALE), pa.string()),
+                                       pc.utf8_lpad(pc.cast(pa.array(magnitude % SCALE), pa.string()), 9, "0"), ".")
+    return pc.if_else(pa.array(scaled < 0), pc.binary_join_element_wise("-", text, ""), text)
+
+
+def _write_rows(fh, frame: pd.DataFrame) -> None:
+    """Rows without a header, through pyarrow's CSV writer (pandas' to_csv is ~10x slower at this size)."""
+    table = pa.table({"product_id": frame["product_id"].to_numpy(), "rank": frame["rank"].to_numpy(),
+                      "customer_id": frame["customer_id"].to_numpy(), "score": _score_text(frame["score"].to_numpy())})
+    pacsv.write_csv(table, fh, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+
+
+def _fallback_rows(unknown: list[int], fallback: pd.DataFrame) -> pd.DataFrame:
+    """The fallback audience under each unknown product id, built with repeat/tile (no loop)."""
+    size = len(fallback)
+    return pd.DataFrame({"product_id": np.repeat(np.asarray(unknown, dtype=np.int64), size),
+                         "rank": np.tile(fallback["rank"].to_numpy(), len(unknown)),
+                         "customer_id": np.tile(fallback["customer_id"].to_numpy(), len(unknown)),
+                         "score": np.tile(fallback["score"].to_numpy(), len(unknown))})
+
+
+def write_export(db: str, run_id: int, product_ids: list[int] | None, n: int, out: Path,
+                 compress: bool = False) -> Export:
+    """Stream the audiences of these products (None: every product of the run) to `out`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows, seen = 0, []
+    con = queries.connect(db)
+    try:
+        with (gzip.open(out, "wb", compresslevel=GZIP_LEVEL) if compress else open(out, "wb")) as fh:
+            fh.write(HEADER.encode())
+            for frame in queries.iter_audience_frames(con, run_id, product_ids, n):
+                _write_rows(fh, frame)
+                seen.append(frame["product_id"].unique())
+                rows += len(frame)
+            found = np.concatenate(seen) if seen else np.zeros(0, dtype=np.int64)
+            wanted = np.asarray(product_ids if product_ids is not None else [], dtype=np.int64)
+            unknown = wanted[~np.isin(wanted, found)].tolist()
+            if unknown:
+                extra = _fallback_rows(unknown, queries.fallback(con, run_id, n))
+                _write_rows(fh, extra)
+                rows += len(extra)
+    finally:
+        con.close()
+    return Export(out, rows, len(found) + len(unknown), unknown)

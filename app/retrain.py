@@ -1,0 +1,156 @@
+"""Retrain: start `python -m pipeline run|demo …` in the background and follow its `runs` row.
+
+The pipeline is the only writer. The app only builds its command line, starts it, reads the runs table
+and shows the pipeline's own messages; the pipeline's lock refuses a second concurrent run (exit 2).
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+UPLOAD_LIMIT_MB = 200  # keep equal to server.maxUploadSize in .streamlit/config.toml
+REQUIRED = ("customer_id", "product_id", "event", "event_date")
+WEIGHT_ORDER = {"event": ("purchased", "cart", "rating", "wishlist", "search_keyword"),
+                "component": ("total", "unique", "avg_event", "frequency", "recency")}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the events come from: the demo generator (rows, seed) or an events file."""
+    kind: str  # "demo" or "file"
+    rows: int = 0
+    seed: int = 0
+    path: str = ""
+    products_path: str = ""
+
+
+@dataclass
+class Job:
+    """A pipeline process this session started."""
+    process: subprocess.Popen
+    log: Path
+    started_at: str  # UTC ISO, compared with runs.created_at to find its row
+    command: list[str]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+
+def _pairs(weights: dict[str, float]) -> str:
+    return ",".join(f"{k}={float(v):g}" for k, v in weights.items())
+
+
+def command(db: str, source: Source, params: dict, publish: bool) -> list[str]:
+    """The pipeline command line for this source and these parameters."""
+    db_abs = str(Path(db).resolve())
+    if source.kind == "demo":
+        out = Path(db_abs).parent / "demo"
+        cmd = [sys.executable, "-m", "pipeline", "demo", "--rows", str(source.rows), "--seed", str(source.seed),
+               "--out", str(out)]
+    else:
+        cmd = [sys.executable, "-m", "pipeline", "run", "--input", str(Path(source.path).resolve())]
+        if source.products_path:
+            cmd += ["--products", str(Path(source.products_path).resolve())]
+    cmd += ["--db", db_abs, "--depth", str(params["depth"]), "--exclude", params["exclude"],
+            "--holdout", f"{params['holdout']:g}", "--bot-limit", str(params["bot_daily_limit"]),
+            "--decay-days", f"{params['decay_days']:g}", "--strategy", params["strategy"],
+            "--event-weights", _pairs(params["event_weights"]),
+            "--component-weights", _pairs(params["component_weights"])]
+    return cmd + ([] if publish else ["--no-publish"])
+
+
+def utc_now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def start(cmd: list[str], log_dir: Path) -> Job:
+    """Start the pipeline detached from this script run; its output goes to a log file."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"retrain-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6}.log"
+    started = utc_now()
+    with open(log, "wb") as fh:
+        process = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    return Job(process, log, started, cmd)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def active_run(runs: list[dict]) -> dict | None:
+    """A run the pipeline is working on right now: status 'running' and its process alive."""
+    return next((r for r in runs if r["status"] == "running" and pid_alive(r.get("pid"))), None)
+
+
+def job_run(runs: list[dict], job: Job) -> dict | None:
+    """The runs row of this job's process (pids are reused, so also created after the job started)."""
+    return next((r for r in runs if r.get("pid") == job.pid and r["created_at"] >= job.started_at), None)
+
+
+def error_line(log: Path) -> str:
+    """The pipeline's own one-line message (it prints 'error: …' and exits non-zero)."""
+    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
+    errors = [ln for ln in lines if ln.lower().startswith(("error:", "interrupted"))]
+    return (errors or lines or ["the pipeline stopped without a message"])[-1].removeprefix("error: ")
+
+
+def publish(db: str, run_id: int) -> tuple[bool, str]:
+    """`python -m pipeline publish`: (succeeded, its one-line answer)."""
+    done = subprocess.run([sys.executable, "-m", "pipeline", "publish", "--run", str(run_id),
+                           "--db", str(Path(db).resolve())], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    text = (done.stdout if done.returncode == 0 else done.stderr).strip().splitlines()
+    return done.returncode == 0, (text[-1] if text else f"exit status {done.returncode}").removeprefix("error: ")
+
+
+def check_events_file(path: Path) -> str | None:
+    """A quick look before starting a run: None if the file looks usable, else what is wrong."""
+    if not path.is_file():
+        return f"{path} is not a file on the server; check the path"
+    if path.stat().st_size == 0:
+        return f"{path.name} is empty"
+    if path.suffix.lower() == ".parquet":
+        try:
+            names = pq.read_schema(path).names
+        except Exception:  # pyarrow raises several kinds for a file that is not Parquet
+            return f"{path.name} is not a readable Parquet file"
+    else:
+        with open(path, "rb") as fh:
+            first = fh.readline(1 << 16)
+        try:
+            names = first.decode("utf-8-sig").strip().split(",")
+        except UnicodeDecodeError:
+            return f"{path.name} is not a UTF-8 CSV file"
+    found = {n.strip().strip('"').lower() for n in names}
+    missing = [c for c in REQUIRED if c not in found]
+    if missing:
+        return (f"{path.name} is missing column(s) {', '.join(missing)}; it needs a header with "
+                f"{', '.join(REQUIRED)}")
+    return None
+
+
+def save_upload(name: str, content: bytes, upload_dir: Path) -> Path:
+    """Keep an uploaded file under data/uploads/ with a time stamp and a file-system-safe name."""
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name) or "upload.csv"
+    path = upload_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
+    path.write_bytes(content)
+    return path

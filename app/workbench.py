@@ -1,0 +1,28 @@
+"""Audience Workbench: `streamlit run app/workbench.py` from the repository root."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run` puts app/ on sys.path, not the repository root that holds store/ and reports/.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import context  # noqa: E402
+
+# The page registry: adding a page is one line here.
+PAGES = [
+    st.Page("app_pages/overview.py", title="Overview", icon=":material/insights:", default=True),
+    st.Page("app_pages/audiences.py", title="Audiences", icon=":material/groups:"),
+    st.Page("app_pages/retrain.py", title="Retrain", icon=":material/model_training:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("app_pages/service.py", title="Service", icon=":material/monitor_heart:"),
+]
+
+st.set_page_config(page_title="Audience Workbench", page_icon=":material/target:", layout="wide")
+page = st.navigation(PAGES)
+context.sidebar()
+page.run()

@@ -1,0 +1,176 @@
+"""Every chart of the workbench, one function each: the app pages and the HTML report draw these.
+
+Each function takes the small precomputed tables of a run (store.queries) and returns a plotly figure;
+none reads the database or aggregates raw events.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+EVENT_COLORS = {"cart": "#4C78A8", "purchased": "#F58518", "wishlist": "#54A24B", "rating": "#B279A2",
+                "search_keyword": "#9D755D"}
+OTHER_COLOR = "#BAB0AC"
+# Component weight name (runs.params["component_weights"]) -> (label, user_features column, colour).
+COMPONENTS = {
+    "total": ("Interactions", "norm_total", "#4C78A8"),
+    "unique": ("Distinct products", "norm_unique", "#72B7B2"),
+    "avg_event": ("Event strength", "norm_avg_event", "#F58518"),
+    "frequency": ("Frequency", "norm_frequency", "#54A24B"),
+    "recency": ("Recency", "norm_recency", "#B279A2"),
+}
+PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+def _layout(fig: go.Figure, title: str, height: int = 340, **kwargs) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), height=height,
+                      margin=dict(l=10, r=10, t=50, b=10), template="plotly_white",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+                      **kwargs)
+    return fig
+
+
+def event_color(event: str) -> str:
+    return EVENT_COLORS.get(event, OTHER_COLOR)
+
+
+def users_by_interactions(histogram: pd.DataFrame) -> go.Figure:
+    """activity_histogram (interactions, users): how many users had 1, 2, 3 … interactions."""
+    fig = go.Figure(go.Bar(x=histogram["interactions"], y=histogram["users"], marker_color="#4C78A8",
+                           hovertemplate="%{x} interactions: %{y:,} users<extra></extra>"))
+    fig.update_yaxes(type="log", title="users (log scale)")
+    fig.update_xaxes(title="interactions per user")
+    return _layout(fig, "Users by number of interactions", bargap=0.15)
+
+
+def cohort_retention(cohorts: pd.DataFrame) -> go.Figure:
+    """cohort_retention: share of each monthly cohort active N months after its first month."""
+    grid = cohorts.pivot(index="cohort_month", columns="months_since", values="share").sort_index()
+    sizes = cohorts[cohorts["months_since"] == 0].set_index("cohort_month")["cohort_users"]
+    labels = [f"{month} ({int(sizes.get(month, 0)):,})" for month in grid.index]
+    pct = grid.to_numpy() * 100
+    later = pct[:, 1:]
+    top = float(np.nanmax(later)) if later.size and not np.isnan(later).all() else 10.0
+    fig = go.Figure(go.Heatmap(
+        z=pct, x=[f"+{m}" for m in grid.columns], y=labels, colorscale="Blues", zmin=0, zmax=max(top, 1.0),
+        # month 0 is 100% by definition: the colour scale follows the later months, where the story is
+        text=np.where(np.isnan(pct), "", np.char.add(np.round(np.nan_to_num(pct), 1).astype(str), "%")),
+        texttemplate="%{text}", hovertemplate="cohort %{y}, month %{x}: %{z:.2f}% active<extra></extra>",
+        colorbar=dict(title="% active", ticksuffix="%")))
+    fig.update_yaxes(autorange="reversed", title="first month (users)")
+    fig.update_xaxes(title="months since first activity", side="bottom")
+    return _layout(fig, "Monthly cohort retention")
+
+
+def daily_interactions(daily: pd.DataFrame) -> go.Figure:
+    """daily_events (day, event, interactions), stacked by event."""
+    wide = daily.pivot_table(index="day", columns="event", values="interactions", aggfunc="sum", fill_value=0)
+    order = wide.sum().sort_values(ascending=False).index
+    fig = go.Figure([go.Scatter(x=pd.to_datetime(wide.index), y=wide[event], name=event, stackgroup="events",
+                                mode="lines", line=dict(width=0.5, color=event_color(event)),
+                                hovertemplate="%{x|%Y-%m-%d} " + event + ": %{y:,}<extra></extra>")
+                     for event in order])
+    fig.update_yaxes(title="interactions")
+    return _layout(fig, "Daily interactions by event", hovermode="x unified")
+
+
+def product_months(months: pd.DataFrame) -> go.Figure:
+    """product_months: products active each month, first seen that month or seen before."""
+    fig = go.Figure([
+        go.Bar(x=months["month"], y=months["continuing_products"], name="continuing", marker_color="#4C78A8"),
+        go.Bar(x=months["month"], y=months["new_products"], name="new", marker_color="#F58518"),
+    ])
+    fig.update_yaxes(title="active products")
+    fig.update_xaxes(type="category")
+    return _layout(fig, "New vs continuing products by month", barmode="stack")
+
+
+def event_mix(stats: Mapping[str, float]) -> go.Figure:
+    """The event_pct_<event> stats as one sorted horizontal bar."""
+    shares = pd.Series({k.removeprefix("event_pct_"): v for k, v in stats.items()
+                        if k.startswith("event_pct_")}).sort_values()
+    fig = go.Figure(go.Bar(x=shares.to_numpy(), y=shares.index, orientation="h",
+                           marker_color=[event_color(e) for e in shares.index],
+                           text=[f"{v:.2f}%" for v in shares], textposition="auto",
+                           hovertemplate="%{y}: %{x:.2f}%<extra></extra>"))
+    fig.update_xaxes(title="share of interactions", ticksuffix="%")
+    return _layout(fig, "Event mix")
+
+
+def data_quality(checks: pd.DataFrame) -> go.Figure:
+    """data_quality (check, rows): rows read, dropped per rule, kept."""
+    fig = go.Figure(go.Bar(x=checks["rows"], y=checks["check"], orientation="h", marker_color="#4C78A8",
+                           text=[f"{r:,}" for r in checks["rows"]], textposition="auto",
+                           hovertemplate="%{y}: %{x:,} rows<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(type="log", title="rows (log scale)")
+    return _layout(fig, "Data quality: rows per cleaning rule", height=300)
+
+
+def top_products(top: pd.DataFrame, n: int = 20) -> go.Figure:
+    """top_products: the most active products of the run."""
+    head = top.nsmallest(n, "rank")
+    fig = go.Figure(go.Bar(x=head["interactions"], y=head["product_id"].astype(str), orientation="h",
+                           marker_color="#72B7B2", customdata=head[["users", "category"]],
+                           hovertemplate="product %{y} (%{customdata[1]}): %{x:,} interactions, "
+                                         "%{customdata[0]:,} users<extra></extra>"))
+    fig.update_yaxes(type="category", autorange="reversed", title="product")
+    fig.update_xaxes(title="interactions")
+    return _layout(fig, f"Most active products (top {len(head)})", height=max(300, 22 * len(head) + 80))
+
+
+def score_components(users: pd.DataFrame, weights: Mapping[str, float]) -> go.Figure:
+    """Why each user ranks where they do: engagement score split into weight x normalized component.
+
+    users: rank, customer_id and the norm_* columns of user_features, in the order to draw them.
+    """
+    labels = [f"#{r} · {c}" for r, c in zip(users["rank"], users["customer_id"])]
+    fig = go.Figure([go.Bar(y=labels, x=weights.get(name, 0.0) * users[column], name=label, orientation="h",
+                            marker_color=color,
+                            hovertemplate="%{y}: " + label + " %{x:.4f}<extra></extra>")
+                     for name, (label, column, color) in COMPONENTS.items()])
+    fig.update_yaxes(type="category", autorange="reversed", title=None)
+    fig.update_xaxes(title="engagement score = Σ weight × normalized component")
+    return _layout(fig, "Why these users: score by component", height=max(320, 20 * len(users) + 110),
+                   barmode="stack", legend_traceorder="normal")
+
+
+def stage_seconds(seconds: Mapping[str, float]) -> go.Figure:
+    """runs.summary["seconds"]: wall time of each pipeline stage."""
+    fig = go.Figure(go.Bar(x=list(seconds.values()), y=list(seconds), orientation="h", marker_color="#54A24B",
+                           text=[f"{s:.2f} s" for s in seconds.values()], textposition="auto",
+                           hovertemplate="%{y}: %{x:.2f} s<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title="seconds")
+    return _layout(fig, f"Seconds per stage (total {sum(seconds.values()):.1f} s)", height=280)
+
+
+def evaluation(table: pd.DataFrame) -> go.Figure:
+    """evaluation (strategy, k, metric, value): each metric against k, one line per strategy."""
+    metrics = sorted(table["metric"].unique())
+    fig = go.Figure()
+    for i, metric in enumerate(metrics):
+        part = table[table["metric"] == metric]
+        for strategy, rows in part.groupby("strategy"):
+            rows = rows.sort_values("k")
+            fig.add_trace(go.Scatter(x=rows["k"], y=rows["value"], mode="lines+markers",
+                                     name=f"{strategy} · {metric}", visible=True if i == 0 else "legendonly"))
+    fig.update_xaxes(type="log", title="k")
+    fig.update_yaxes(title="value")
+    return _layout(fig, "Offline evaluation on the temporal holdout")
+
+
+def score_agreement(scores: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:
+    """Engagement scores of users present in two runs (a sample of them), one point per user."""
+    fig = go.Figure(go.Scattergl(x=scores["score_a"], y=scores["score_b"], mode="markers",
+                                 marker=dict(size=4, opacity=0.4, color="#4C78A8"),
+                                 hovertemplate="%{x:.4f} → %{y:.4f}<extra></extra>"))
+    top = float(max(scores["score_a"].max(), scores["score_b"].max(), 0.0)) if len(scores) else 1.0
+    fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(dash="dot", color="#888"),
+                             showlegend=False, hoverinfo="skip"))
+    fig.update_xaxes(title=f"engagement score, {label_a}")
+    fig.update_yaxes(title=f"engagement score, {label_b}")
+    return _layout(fig, "Engagement scores of common users", showlegend=False)

@@ -1,0 +1,142 @@
+"""A run's report as one self-contained HTML file: plotly.js is inlined, so it opens offline."""
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timezone
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from reports import figures
+from reports.kpis import kpis
+from reports.reading import reading
+from reports.tables import stat_table, stress_cards, stress_endpoints
+from store import queries
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2933; background: #f7f8fa; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 64px; }
+h1 { margin-bottom: 4px; } h2 { margin-top: 40px; border-bottom: 1px solid #d9dee4; padding-bottom: 6px; }
+.meta { color: #52606d; margin-top: 0; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
+.card { background: #fff; border: 1px solid #d9dee4; border-radius: 8px; padding: 12px 14px; }
+.card .label { color: #52606d; font-size: 13px; } .card .value { font-size: 22px; font-weight: 600; }
+.card .delta { font-size: 13px; color: #52606d; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+.chart { background: #fff; border: 1px solid #d9dee4; border-radius: 8px; padding: 8px; }
+table { border-collapse: collapse; background: #fff; font-size: 14px; }
+th, td { border: 1px solid #d9dee4; padding: 4px 10px; text-align: right; }
+th { background: #eef1f4; } td:first-child, th:first-child { text-align: left; }
+pre { background: #fff; border: 1px solid #d9dee4; padding: 12px; overflow-x: auto; }
+.note { color: #52606d; font-style: italic; }
+"""
+
+
+def _chart(fig: go.Figure) -> str:
+    return f'<div class="chart">{fig.to_html(full_html=False, include_plotlyjs=False, config=figures.PLOT_CONFIG)}</div>'
+
+
+def _table(frame: pd.DataFrame, float_format: str = "{:,.4f}") -> str:
+    return frame.to_html(index=False, border=0, float_format=float_format.format, na_rep="")
+
+
+def _cards(pairs: list[tuple[str, str, str | None]]) -> str:
+    return '<div class="cards">' + "".join(
+        f'<div class="card"><div class="label">{html.escape(label)}</div><div class="value">{html.escape(value)}</div>'
+        + (f'<div class="delta">{html.escape(delta)}</div>' if delta else "") + "</div>"
+        for label, value, delta in pairs) + "</div>"
+
+
+def _section(anchor: str, title: str, body: str) -> str:
+    return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{body}</section>'
+
+
+def _previous_stats(con, all_runs: list[dict], run_id: int) -> tuple[int | None, dict | None]:
+    earlier = [r["run_id"] for r in all_runs if r["status"] == "succeeded" and r["run_id"] < run_id]
+    return (max(earlier), queries.stats(con, max(earlier))) if earlier else (None, None)
+
+
+def _overview(con, run: dict, stats: dict, all_runs: list[dict]) -> str:
+    previous_id, before = _previous_stats(con, all_runs, run["run_id"])
+    cards = _cards([(k.label, k.value, f"{k.delta} since run {previous_id}" if k.delta else None)
+                    for k in kpis(stats, before)])
+    summary = run["summary"]
+    facts = (f'<p class="meta">Source: {html.escape(str(run["source"]))} · created {run["created_at"][:19].replace("T", " ")} UTC · '
+             f'{summary.get("rows_read", 0):,} rows read, {summary.get("rows_clean", 0):,} clean · '
+             f'{"published " + run["published_at"][:19].replace("T", " ") + " UTC" if run["published_at"] else "not published"}</p>')
+    return _section("summary", "Summary", facts + cards)
+
+
+def _charts(con, run_id: int, stats: dict) -> str:
+    table = lambda name: queries.chart_table(con, name, run_id)  # noqa: E731
+    pairs = [(figures.users_by_interactions(table("activity_histogram")), figures.event_mix(stats)),
+             (figures.cohort_retention(table("cohort_retention")), figures.product_months(table("product_months")))]
+    body = "".join(f'<div class="grid">{_chart(a)}{_chart(b)}</div>' for a, b in pairs)
+    body += _chart(figures.daily_interactions(table("daily_events")))
+    body += _chart(figures.top_products(table("top_products")))
+    return _section("charts", "Churn and sparsity", body)
+
+
+def _quality(con, run: dict) -> str:
+    checks = queries.data_quality(con, run["run_id"])
+    body = f'<div class="grid"><div>{_table(checks)}</div>{_chart(figures.data_quality(checks))}</div>'
+    seconds = run["summary"].get("seconds") or {}
+    if seconds:
+        body += _chart(figures.stage_seconds(seconds))
+    return _section("data-quality", "Data quality", body)
+
+
+def _evaluation(con, run_id: int) -> str:
+    table = queries.evaluation(con, run_id)
+    if table.empty:
+        return _section("evaluation", "Evaluation", '<p class="note">No offline evaluation stored for this run.</p>')
+    return _section("evaluation", "Evaluation", _chart(figures.evaluation(table)) + _table(table))
+
+
+def _stress(con) -> str:
+    row = queries.latest_stress_run(con)
+    if row is None:
+        return _section("stress", "Latest stress run",
+                        '<p class="note">No stress run recorded yet (`python -m stress`).</p>')
+    meta = (f'<p class="meta">Stress run {row["stress_id"]} against run {row["run_id"]} · '
+            f'{html.escape(str(row["started_at"]))} → {html.escape(str(row["finished_at"]))}</p>')
+    endpoints = stress_endpoints(row)
+    return _section("stress", "Latest stress run", meta + _cards([(a, b, None) for a, b in stress_cards(row)])
+                    + ("" if endpoints.empty else _table(endpoints, "{:,.1f}")))
+
+
+def build_report(db: str | None = None, run_id: int | None = None) -> str:
+    """The HTML text of a run's report (default: the published run)."""
+    con = queries.connect(db)
+    try:
+        run_id = run_id if run_id is not None else queries.require_current_run(con)
+        run = queries.run(con, run_id)
+        stats = queries.stats(con, run_id)
+        all_runs = queries.runs(con)
+        sections = [
+            _overview(con, run, stats, all_runs),
+            _section("reading", "What this means for targeting",
+                     "".join(f"<p>{_markdown_bold(p)}</p>" for p in reading(stats))),
+            _charts(con, run_id, stats),
+            _quality(con, run),
+            _evaluation(con, run_id),
+            _stress(con),
+            _section("statistics", "Every statistic", _table(stat_table(stats), "{:,.6f}")),
+            _section("parameters", "Run parameters",
+                     f"<pre>{html.escape(json.dumps(run['params'], indent=2, sort_keys=True))}</pre>"),
+        ]
+    finally:
+        con.close()
+    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Audience Workbench — run {run_id}'
+            f'</title><style>{STYLE}</style><script type="text/javascript">{get_plotlyjs()}</script></head><body><main>'
+            f'<h1>Audience Workbench — run {run_id}</h1><p class="meta">Report generated {made}.</p>'
+            + "".join(sections) + "</main></body></html>")
+
+
+def _markdown_bold(text: str) -> str:
+    """The reading's **bold** lead-ins as <strong>; everything else escaped."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
