@@ -56,7 +56,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.rows < 1:
         raise InputError(f"--rows must be at least 1, got {args.rows}")
     info = generate(rows=args.rows, seed=args.seed, out_dir=args.out)
-    print(f"wrote {info.get('rows', args.rows):,} rows to {Path(args.out) / 'interactions.csv'} "
+    print(f"wrote {info['rows_written']:,} rows to {Path(args.out) / 'interactions.csv'} "
           f"and {Path(args.out) / 'products.csv'}")
     return 0
 
