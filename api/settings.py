@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from store.schema import db_path
+from api.store_read import db_path
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,106 @@
+"""`python -m stress bench`: /recommend throughput and latency against the server's own ceiling.
+
+One run with wrk (64 connections, random known products, n in 5, 10, 20): the API on the current
+database, then a bare ASGI app returning constant bytes (stress.bare) on the same uvicorn stack and
+worker count; plus the API's startup time to the first 200 on /health and RSS per worker.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from stress.server import Server, get
+
+LUA = """
+local products = {%(products)s}
+local sizes = {5, 10, 20}
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("tid", counter) end
+function init(args) math.randomseed(tid * 7919) end
+function request()
+  local p = products[math.random(#products)]
+  return wrk.format("GET", "/recommend/" .. p .. "?n=" .. sizes[math.random(#sizes)])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests":%%d,"duration_us":%%d,"non2xx":%%d,"errors":%%d,"p50_us":%%d,"p99_us":%%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non2xx: int
+    errors: int
+
+
+def require_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise SystemExit("wrk is not installed; install it with `apt-get update && apt-get install -y wrk`")
+    return path
+
+
+def known_products(port: int, want: int = 5000) -> list[int]:
+    found: set[int] = set()
+    for _ in range(want // 1000 + 1):
+        status, body = get(port, "/products/sample?n=1000")
+        if status != 200:
+            raise SystemExit(f"the API answered {status} on /products/sample: {body[:200]!r}")
+        found.update(json.loads(body)["sample_products"])
+    return sorted(found)
+
+
+def run_wrk(wrk: str, url: str, script: Path, seconds: float, connections: int, threads: int) -> WrkResult:
+    out = subprocess.run([wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script), url],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH ")), None)
+    if line is None:
+        raise SystemExit(f"wrk printed no result (status {out.returncode}): {out.stderr.strip() or out.stdout[-300:]}")
+    data = json.loads(line[6:])
+    return WrkResult(rps=data["requests"] / (data["duration_us"] / 1e6), p50_ms=data["p50_us"] / 1000,
+                     p99_ms=data["p99_us"] / 1000, non2xx=data["non2xx"], errors=data["errors"])
+
+
+def bench(db: Path, seconds: float = 15, warmup: float = 3, connections: int = 64, workers: int = 2,
+          threads: int = 2) -> int:
+    wrk = require_wrk()
+    with tempfile.TemporaryDirectory() as tmp:
+        script, log = Path(tmp) / "recommend.lua", Path(tmp) / "server.log"
+        results = {}
+        with Server("api.main:app", workers=workers, db=db, log=log) as api:
+            startup, rss_start = api.startup_seconds, api.worker_rss_mib()
+            script.write_text(LUA % {"products": ",".join(map(str, known_products(api.port)))})
+            run_wrk(wrk, api.url, script, warmup, connections, threads)
+            results["/recommend"] = run_wrk(wrk, api.url, script, seconds, connections, threads)
+            rss_end = api.worker_rss_mib()
+        with Server("stress.bare:app", workers=workers, log=log) as bare:
+            run_wrk(wrk, bare.url, script, warmup, connections, threads)
+            results["bare ASGI"] = run_wrk(wrk, bare.url, script, seconds, connections, threads)
+    print_report(results, startup, rss_start, rss_end, connections, workers, seconds)
+    bad = sum(r.non2xx + r.errors for r in results.values())
+    return 1 if bad else 0
+
+
+def print_report(results: dict[str, WrkResult], startup: float, rss_start: list[float], rss_end: list[float],
+                 connections: int, workers: int, seconds: float) -> None:
+    print(f"wrk, {connections} connections, {seconds:g} s each, uvicorn with {workers} workers, "
+          f"random known products, n in 5/10/20")
+    print(f"{'target':<12}{'RPS':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'errors':>8}")
+    for name, r in results.items():
+        print(f"{name:<12}{r.rps:>10,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non2xx:>9}{r.errors:>8}")
+    api, bare = results["/recommend"], results["bare ASGI"]
+    print(f"/recommend at {api.rps / bare.rps:.0%} of the bare-ASGI ceiling (target >= 70%), "
+          f"p99 {api.p99_ms:.2f} ms (target <= 15 ms)")
+    print(f"API startup to the first 200 on /health: {startup:.2f} s (target <= 3 s); RSS per worker: "
+          f"{', '.join(map(str, rss_start))} MiB after startup, {', '.join(map(str, rss_end))} MiB after the "
+          "run (target <= 300 MiB)")

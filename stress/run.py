@@ -1,0 +1,148 @@
+"""`python -m stress run`: the API on the current database under locust, headless, with a report.
+
+Prints RPS, p50/p95/p99 and failures per endpoint, how busy locust itself was (a locust process near
+100% of a core means locust, not the API, set the pace), stores a summary row in `stress_runs`, and
+fails (exit 1) on any failed request.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+from stress.server import Server
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+def parse_duration(text: str) -> float:
+    """'300', '90s', '5m', '1h30m' -> seconds."""
+    units, total, number = {"h": 3600, "m": 60, "s": 1}, 0.0, ""
+    for ch in text.strip().lower():
+        if ch.isdigit() or ch == ".":
+            number += ch
+        elif ch in units and number:
+            total, number = total + float(number) * units[ch], ""
+        else:
+            raise ValueError(f"--duration takes e.g. 300, 90s, 5m or 1h30m, got {text!r}")
+    total += float(number) if number else 0.0
+    if total <= 0:
+        raise ValueError(f"--duration must be positive, got {text!r}")
+    return total
+
+
+def read_stats(path: Path) -> list[dict]:
+    """Locust's <prefix>_stats.csv as rows of numbers (the last row is 'Aggregated')."""
+    def num(value: str) -> float:
+        return float(value) if value not in ("", "N/A") else float("nan")
+    with open(path, newline="") as f:
+        return [{"name": r["Name"], "requests": int(r["Request Count"]), "failures": int(r["Failure Count"]),
+                 "rps": num(r["Requests/s"]), "p50_ms": num(r["50%"]), "p95_ms": num(r["95%"]),
+                 "p99_ms": num(r["99%"])} for r in csv.DictReader(f)]
+
+
+class CpuSampler(threading.Thread):
+    """Mean CPU % (of one core) of the locust processes and of the API processes, sampled each second."""
+
+    def __init__(self, locust: psutil.Process, api: list[psutil.Process]):
+        super().__init__(daemon=True)
+        self.locust_root, self.api = locust, api
+        self.samples: dict[str, list[float]] = {"locust_max_process": [], "api_total": [], "machine": []}
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        procs: dict[int, psutil.Process] = {}
+        psutil.cpu_percent()
+        while not self.stop_event.wait(1.0):
+            try:
+                for p in [self.locust_root, *self.locust_root.children(recursive=True), *self.api]:
+                    procs.setdefault(p.pid, p)
+                usage = {pid: p.cpu_percent() for pid, p in procs.items() if p.is_running()}
+            except psutil.Error:
+                continue
+            api_pids = {p.pid for p in self.api}
+            self.samples["locust_max_process"].append(max((v for k, v in usage.items() if k not in api_pids), default=0))
+            self.samples["api_total"].append(sum(v for k, v in usage.items() if k in api_pids))
+            self.samples["machine"].append(psutil.cpu_percent() * psutil.cpu_count())
+
+    def means(self) -> dict[str, float]:
+        # The first samples only prime psutil's counters.
+        return {k: round(sum(v[2:]) / max(len(v) - 2, 1), 1) for k, v in self.samples.items()}
+
+
+def run(db: Path, users: int, spawn_rate: float, duration: str, workers: int, locust_processes: int,
+        out_dir: Path) -> int:
+    seconds = parse_duration(duration)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    prefix, html = out_dir / f"stress_{stamp}", out_dir / f"stress_{stamp}.html"
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with Server("api.main:app", workers=workers, db=db, log=out_dir / f"stress_{stamp}_api.log") as api:
+        run_id = json.loads(__import__("stress.server", fromlist=["get"]).get(api.port, "/health")[1])["run_id"]
+        print(f"API on {api.url} (run {run_id}, {workers} workers) started in {api.startup_seconds:.2f} s; "
+              f"locust: {users} users, spawn rate {spawn_rate:g}/s, {seconds:g} s", flush=True)
+        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
+               "-r", str(spawn_rate), "-t", f"{seconds:g}s", "--host", api.url, "--csv", str(prefix),
+               "--html", str(html), "--only-summary", "--stop-timeout", "10", "--loglevel", "WARNING"]
+        if locust_processes > 1:
+            cmd += ["--processes", str(locust_processes)]
+        locust = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        sampler = CpuSampler(psutil.Process(locust.pid), api.processes())
+        sampler.start()
+        output, _ = locust.communicate(timeout=seconds + 300)
+        sampler.stop_event.set()
+        rss = api.worker_rss_mib()
+    (out_dir / f"stress_{stamp}_locust.log").write_text(output)
+    stats = read_stats(Path(f"{prefix}_stats.csv"))
+    cpu = sampler.means()
+    total = stats[-1]
+    print_report(stats, cpu, rss, locust_processes, prefix, html)
+    store_row(db, {
+        "run_id": run_id, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "users": users, "duration_s": seconds, "requests": total["requests"], "failures": total["failures"],
+        "rps": total["rps"], "p50_ms": total["p50_ms"], "p95_ms": total["p95_ms"], "p99_ms": total["p99_ms"],
+        "report_html": str(html), "per_endpoint": json.dumps({"endpoints": stats[:-1], "cpu_percent": cpu,
+                                                             "api_workers": workers, "rss_mib": rss})})
+    if locust.returncode != 0 and total["failures"] == 0:
+        print(f"locust exited with status {locust.returncode}; see {out_dir / f'stress_{stamp}_locust.log'}")
+    return 1 if total["failures"] or locust.returncode else 0
+
+
+def print_report(stats: list[dict], cpu: dict[str, float], rss: list[float], locust_processes: int,
+                 prefix: Path, html: Path) -> None:
+    print(f"{'endpoint':<22}{'requests':>10}{'failures':>9}{'RPS':>9}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}")
+    for r in stats:
+        print(f"{r['name']:<22}{r['requests']:>10,}{r['failures']:>9,}{r['rps']:>9,.1f}"
+              f"{r['p50_ms']:>8.0f}{r['p95_ms']:>8.0f}{r['p99_ms']:>8.0f}")
+    busiest = cpu["locust_max_process"]
+    verdict = ("locust was the bottleneck (its busiest process near a full core)" if busiest >= 90
+               else "locust was not the bottleneck")
+    print(f"CPU (% of one core): busiest locust process {busiest}, API processes {cpu['api_total']}, "
+          f"machine {cpu['machine']} of {psutil.cpu_count() * 100}; {verdict} "
+          f"({locust_processes} locust process{'es' if locust_processes > 1 else ''})")
+    print(f"API RSS per worker at the end: {', '.join(map(str, rss))} MiB")
+    print(f"reports: {prefix}_stats.csv, {html}")
+
+
+def store_row(db: Path, row: dict) -> None:
+    """Through the single writer, waiting for a pipeline run that holds the lock to finish."""
+    from store import writer
+    from store.errors import RunInProgressError
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            with writer.RunLock(db):
+                stress_id = writer.add_stress_run(writer.connect(db), row)
+            print(f"stored as stress_runs.stress_id = {stress_id}")
+            return
+        except RunInProgressError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
