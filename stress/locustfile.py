@@ -20,6 +20,7 @@ WAIT = tuple(float(x) for x in os.environ.get("STRESS_WAIT", "0.1,0.5").split(",
 
 known_products: list[int] = []
 known_users: deque[int] = deque(maxlen=2000)
+sizes: list[int] = []  # the n values the run's depth allows
 
 
 class AudienceClient(FastHttpUser):
@@ -27,6 +28,12 @@ class AudienceClient(FastHttpUser):
 
     def on_start(self) -> None:
         if not known_products:  # the first users of each process load a broad sample
+            with self.client.get("/metrics", name="/metrics", catch_response=True) as resp:
+                depth = resp.json().get("counts", {}).get("depth") if resp.status_code == 200 else None
+                if not depth:
+                    resp.failure("no run depth in /metrics")
+                    return
+                sizes[:] = [n for n in SIZES if n <= depth] or [depth]
             with self.client.get("/products/sample?n=1000", name="/products/sample",
                                  catch_response=True) as resp:
                 products = resp.json().get("sample_products") if resp.status_code == 200 else None
@@ -36,7 +43,7 @@ class AudienceClient(FastHttpUser):
                 known_products.extend(products)
 
     def _recommend(self, product_id: int, name: str, cold_start: bool) -> None:
-        n = random.choice(SIZES)
+        n = random.choice(sizes)
         with self.client.get(f"/recommend/{product_id}?n={n}", name=name, catch_response=True) as resp:
             if resp.status_code != 200:
                 resp.failure(f"status {resp.status_code}")
@@ -55,7 +62,8 @@ class AudienceClient(FastHttpUser):
 
     @task(5)
     def recommend_new(self) -> None:
-        self._recommend(random.randint(*NEW_PRODUCTS), "/recommend/[new]", cold_start=True)
+        if sizes:
+            self._recommend(random.randint(*NEW_PRODUCTS), "/recommend/[new]", cold_start=True)
 
     @task(2)
     def user(self) -> None:
@@ -66,7 +74,7 @@ class AudienceClient(FastHttpUser):
     @task(1)
     def audience_csv(self) -> None:
         if known_products:
-            product_id, n = random.choice(known_products), random.choice((10, 100))
+            product_id, n = random.choice(known_products), random.choice(sizes)
             self._check(f"/audiences/{product_id}.csv?n={n}", "/audiences/[id].csv",
                         lambda r: check_csv(r.text, product_id, n))
 

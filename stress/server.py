@@ -78,7 +78,9 @@ class Server:
         return [parent, *parent.children(recursive=True)]
 
     def worker_rss_mib(self) -> list[float]:
-        workers = [p for p in self.processes()[1:] if "spawn_main" in " ".join(p.cmdline())]
+        """RSS of each worker (with --workers 1, uvicorn serves from the parent process itself)."""
+        processes = self.processes()
+        workers = [p for p in processes[1:] if "spawn_main" in " ".join(p.cmdline())] or processes[:1]
         return [round(p.memory_info().rss / 2**20, 1) for p in workers]
 
     def stop(self) -> None:

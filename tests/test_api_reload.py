@@ -1,0 +1,105 @@
+"""Hot reload: a newly published run (or a rollback) is served within the reload interval, and
+requests made while the cache is swapped all succeed with one run's answer or the other's."""
+from __future__ import annotations
+
+import threading
+import time
+
+from test_api import AUDIENCES, EVENTS, build_db, client_for, write_events
+
+from pipeline.config import RunParams
+from pipeline.run import execute
+from store import writer
+
+# Run 2 adds user 6, the most engaged of all (four purchases), who never touched product 11: product
+# 11's audience becomes [6, 4, 5]. Product 10's loses nobody new: [3, 4, 5] stays.
+EVENTS_2 = EVENTS + [(6, p, "purchased", f"14:0{i}") for i, p in enumerate((10, 12, 13, 14))]
+AUDIENCE_11 = {1: AUDIENCES[11], 2: [6, 4, 5]}
+INTERVAL = 0.05
+DEADLINE = 30.0  # only a bound for a broken watcher; a working one takes a few intervals
+
+
+def wait_for_run(client, run_id: int) -> dict:
+    stop = time.monotonic() + DEADLINE
+    while time.monotonic() < stop:
+        body = client.get("/health").json()
+        if body.get("run_id") == run_id:
+            return body
+        time.sleep(INTERVAL)
+    raise AssertionError(f"run {run_id} was not served within {DEADLINE} s")
+
+
+def publish_second_run(tmp_path, db) -> int:
+    return execute(_write(tmp_path), db=db, params=RunParams(depth=5, holdout=0.2), products_path=None,
+                   publish=True).run_id
+
+
+def _write(tmp_path):
+    return write_events(tmp_path / "run2.csv", EVENTS_2)
+
+
+def ids(body: dict) -> list[int]:
+    return [r["customer_id"] for r in body["recommendations"]]
+
+
+def test_new_run_and_rollback_are_served_within_the_interval(tmp_path):
+    db, run_1 = build_db(tmp_path)
+    with client_for(db, reload_seconds=INTERVAL) as client:
+        assert ids(client.get("/recommend/11?n=5").json()) == AUDIENCE_11[1]
+        run_2 = publish_second_run(tmp_path, db)
+        assert wait_for_run(client, run_2)["products"] == 5
+        assert ids(client.get("/recommend/11?n=5").json()) == AUDIENCE_11[2]
+        assert client.get("/users/6").json()["engagement_rank"] == 1
+
+        writer.publish(writer.connect(db), run_1)  # `python -m pipeline publish --run 1`
+        assert wait_for_run(client, run_1)["products"] == 3
+        assert ids(client.get("/recommend/11?n=5").json()) == AUDIENCE_11[1]
+        assert client.get("/users/6").status_code == 404
+
+
+def test_requests_during_the_swap_all_succeed(tmp_path):
+    db, run_1 = build_db(tmp_path)
+    answers: list[tuple[int, dict | None]] = []
+    stop = threading.Event()
+
+    def hammer(client, path):
+        while not stop.is_set():
+            resp = client.get(path)
+            answers.append((resp.status_code, resp.json() if resp.status_code == 200 else None))
+
+    with client_for(db, reload_seconds=INTERVAL) as client:
+        threads = [threading.Thread(target=hammer, args=(client, path))
+                   for path in ("/recommend/11?n=5", "/recommend/11?n=5&via=fastapi", "/recommend/99?n=2")]
+        for t in threads:
+            t.start()
+        run_2 = publish_second_run(tmp_path, db)
+        wait_for_run(client, run_2)
+        time.sleep(10 * INTERVAL)  # keep hammering the new run a little
+        stop.set()
+        for t in threads:
+            t.join()
+
+    assert answers and all(status == 200 for status, _ in answers)
+    seen = {body["run_id"] for _, body in answers}
+    assert seen == {run_1, run_2}
+    runs = {run_1: 1, run_2: 2}
+    for _, body in answers:  # every answer is wholly one run's
+        if body["product_id"] == 11:
+            assert ids(body) == AUDIENCE_11[runs[body["run_id"]]]
+
+
+def test_database_built_after_startup_is_picked_up(tmp_path):
+    db = tmp_path / "audiences.db"
+    with client_for(db, reload_seconds=INTERVAL) as client:
+        assert client.get("/health").status_code == 503
+        _, run_id = build_db(tmp_path)
+        assert wait_for_run(client, run_id)["status"] == "healthy"
+        assert ids(client.get("/recommend/10?n=3").json()) == AUDIENCES[10]
+
+
+def test_unpublished_run_is_not_served(tmp_path):
+    db, run_1 = build_db(tmp_path)
+    with client_for(db, reload_seconds=INTERVAL) as client:
+        execute(_write(tmp_path), db=db, params=RunParams(depth=5), products_path=None, publish=False)
+        time.sleep(10 * INTERVAL)
+        assert client.get("/health").json()["run_id"] == run_1
