@@ -16,22 +16,24 @@ def _seconds(run: dict) -> float | None:
 
 
 def history(runs: list[dict], current_id: int | None) -> pd.DataFrame:
-    """One row per run, newest first: status, whether published, duration, source and key counts."""
-    return pd.DataFrame([{
+    """One row per run, newest first: status, whether published, duration, key counts and source."""
+    table = pd.DataFrame([{
         "run": r["run_id"],
         "status": r["status"],
         "published": "● current" if r["run_id"] == current_id else ("was published" if r["published_at"] else ""),
         "created (UTC)": r["created_at"][:19].replace("T", " "),
         "seconds": _seconds(r),
-        "source": r["source"],
         "rows read": r["summary"].get("rows_read"),
         "rows clean": r["summary"].get("rows_clean"),
         "users": r["summary"].get("users"),
         "products": r["summary"].get("products"),
         "strategy": r["params"].get("strategy"),
+        "source": r["source"],
         "stage": r["stage"] if r["status"] == "running" else "",
         "error": r["error"] or "",
     } for r in runs])
+    # A running stage or an error column only when some run has one.
+    return table.drop(columns=[c for c in ("stage", "error") if not table[c].astype(bool).any()])
 
 
 def rollback_target(runs: list[dict], current_id: int | None) -> dict | None:

@@ -10,8 +10,7 @@ from pipeline.strategies import DESCRIPTIONS, STRATEGIES
 from reports import figures
 
 SOURCES = ["Demo generator", "Upload a file", "Path on the server"]
-EXCLUDE_HELP = {"all": "anyone who already interacted with the product", "purchased": "only its buyers",
-                "none": "nobody"}
+EXCLUDE_HELP = {"all": "anyone who touched it", "purchased": "its buyers", "none": "nobody"}
 
 
 def choose_source(db: str) -> retrain.Source | str | None:
@@ -60,7 +59,8 @@ def choose_params() -> tuple[dict, bool]:
     bot = c.number_input("Bot limit (interactions a day)", 1, 1_000_000, defaults.bot_daily_limit, key="rt_bot")
     a, b, c = st.columns(3)
     exclude = a.selectbox("Leave out of a product's audience", EXCLUDE_RULES, key="rt_exclude",
-                          format_func=lambda r: f"{r}: {EXCLUDE_HELP.get(r, r)}")
+                          format_func=lambda r: f"{r}: {EXCLUDE_HELP.get(r, r)}",
+                          help="Users who already interacted with the product (all), only its buyers, or nobody")
     holdout = b.slider("Holdout share (late events)", 0.0, 0.5, float(defaults.holdout), 0.05, key="rt_holdout")
     strategy = c.selectbox("Strategy", list(STRATEGIES), key="rt_strategy",
                            help=DESCRIPTIONS.get(defaults.strategy))
@@ -94,7 +94,9 @@ def follow(db: str, job: retrain.Job | None, other: dict | None) -> None:
     if (job and not job.running()) or (not job and (row is None or row["status"] != "running")):
         st.rerun()
     who = f"Run {row['run_id']}" if row else "The pipeline"
-    stage, progress = (row["stage"], float(row["progress"] or 0)) if row else ("starting", 0.0)
+    # A demo job generates its data before the run (and its row) begins.
+    preparing = "generating the demo data" if job and "demo" in job.command else "starting"
+    stage, progress = (row["stage"], float(row["progress"] or 0)) if row else (preparing, 0.0)
     st.progress(min(max(progress, 0.0), 1.0), text=f"{who}: {stage} — {100 * progress:.0f}%")
     if not job:
         st.caption("Started elsewhere (another session or the command line).")
@@ -118,11 +120,12 @@ def show_result(ctx: context.Context, job: retrain.Job) -> None:
                icon=":material/check_circle:")
     cards = [("Rows read", summary.get("rows_read", 0)), ("Rows clean", summary.get("rows_clean", 0)),
              ("Users", summary.get("users", 0)), ("Products", summary.get("products", 0))]
-    for column, (label, value) in zip(st.columns(len(cards) + 1), cards):
+    for column, (label, value) in zip(st.columns(len(cards)), cards):
         column.metric(label, f"{value:,}", border=True)
     left, right = st.columns(2)
     with left:
-        st.dataframe(data.data_quality(data.ref(ctx.db, row)), hide_index=True, width="stretch")
+        st.dataframe(data.data_quality(data.ref(ctx.db, row)), hide_index=True, width="stretch",
+                     column_config={"check": "rule", "rows": st.column_config.NumberColumn("rows", format="localized")})
     with right:
         st.plotly_chart(figures.stage_seconds(summary.get("seconds", {})), config=figures.PLOT_CONFIG)
     if not published and st.button(f"Publish run {row['run_id']}", type="primary", key="rt_publish_now"):
@@ -150,5 +153,8 @@ if (job and job.running()) or elsewhere:
     st.fragment(run_every=1.0)(follow)(ctx.db, job if job and job.running() else None, elsewhere)
 elif job:
     with st.container(border=True):
-        st.markdown(f"**Last run from this page** · `{' '.join(job.command[2:])}`")
+        st.markdown("**Last run from this page**")
         show_result(ctx, job)
+        with st.expander("Command line and log"):
+            st.code(" ".join(job.command[2:]), language="bash", wrap_lines=True)
+            st.caption(f"Log: `{job.log}`")

@@ -1,0 +1,114 @@
+"""End to end in a real browser: `streamlit run` on a test database, driven by Debian's chromium (Playwright).
+
+Screenshots of every page go to $WORKBENCH_SCREENSHOTS when it is set (to look at them), else to tmp_path.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from pipeline.config import RunParams
+from pipeline.run import execute
+from store import queries
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+# 12 clean interactions by 7 users on 6 products; product 10 is the most active (4 interactions).
+EVENTS = """customer_id,product_id,event,event_date
+1,10,purchased,2023-01-05T10:00:00
+1,11,cart,2023-01-20T10:00:00
+1,12,cart,2023-02-03T10:00:00
+1,10,cart,2023-03-01T10:00:00
+2,10,cart,2023-01-06T10:00:00
+2,13,wishlist,2023-02-10T10:00:00
+3,11,purchased,2023-01-10T10:00:00
+4,12,search_keyword,2023-02-15T10:00:00
+5,14,rating,2023-03-10T10:00:00
+6,10,cart,2023-03-12T10:00:00
+6,14,purchased,2023-03-15T10:00:00
+7,15,cart,2023-03-20T10:00:00
+"""
+# url path -> (title, plotly charts at least, dataframes at least)
+PAGES = {"": ("Overview", 5, 1), "audiences": ("Audiences", 1, 1), "retrain": ("Retrain", 0, 0),
+         "runs": ("Runs", 0, 1), "service": ("Service", 0, 0)}
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason="needs Debian's chromium: apt-get install -y chromium")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    (tmp / "events.csv").write_text(EVENTS)
+    db = tmp / "wb.db"
+    execute(tmp / "events.csv", db=db, params=RunParams(depth=5), publish=True)
+    port = free_port()
+    env = {**os.environ, "AUDIENCE_DB": str(db), "WORKBENCH_API_URL": "http://127.0.0.1:9"}
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/workbench.py", "--server.port",
+                               str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.3)
+        yield url, db
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_every_page_renders_in_chromium_and_the_download_equals_the_database(app_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    url, db = app_url
+    shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+        for path, (title, charts, tables) in PAGES.items():
+            page.goto(f"{url}/{path}")
+            expect(page.locator("h1").first).to_contain_text(title, timeout=30_000)
+            if charts:
+                expect(page.locator(".js-plotly-plot .main-svg").nth(charts - 1)).to_be_attached(timeout=30_000)
+            if tables:
+                expect(page.locator('[data-testid="stDataFrame"]').nth(tables - 1)).to_be_visible(timeout=30_000)
+            # Streamlit shows its status widget while the script runs: wait for the page to be complete.
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
+            page.wait_for_timeout(500)
+            assert page.locator('[data-testid="stException"]').count() == 0, f"exception on /{path}"
+            page.screenshot(path=str(shots / f"page-{path or 'overview'}.png"), full_page=True)
+
+        page.goto(f"{url}/audiences")
+        button = page.get_by_role("button", name="Download this audience (CSV)")
+        expect(button).to_be_visible(timeout=30_000)
+        with page.expect_download(timeout=30_000) as download:
+            button.click()
+        got = pd.read_csv(download.value.path())
+        browser.close()
+    expected = pd.read_sql_query("SELECT product_id, rank, customer_id, score FROM audiences WHERE run_id = 1 "
+                                 "AND product_id = 10 ORDER BY rank", queries.connect(db))
+    assert len(expected) == 4  # users 3, 4, 5 and 7: everyone but those who touched product 10
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, atol=1e-9)
