@@ -85,7 +85,8 @@ def _read_csv_strings(path: Path, required: tuple[str, ...], what: str,
         raise InputError(f"{what} {path} is not a well-formed CSV ({first}); check the delimiters and quoting") \
             from None
     frame = table.rename_columns([next(k for k, v in columns.items() if v == n) for n in table.column_names])
-    return frame.to_pandas()
+    # Arrow-backed strings: a tenth of the memory of Python strings, and cleaning uses Arrow's kernels.
+    return frame.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 PARQUET_TYPES = {
