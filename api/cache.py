@@ -19,7 +19,6 @@ import numpy as np
 
 from api import store_read
 from api.store_read import SCORE_SCALE
-from store.errors import NoDatabaseError
 
 FETCH_ROWS = 2048      # products fetched from SQLite at a time
 DECODE_FIELDS = 32768  # fields decoded per pass: small enough to stay in the CPU cache
@@ -45,7 +44,7 @@ class UserTable:
 
     def load(self) -> None:
         try:
-            con = store_read.connect(self.db)
+            con = store_read.connect(self.db, mmap=True)
             try:
                 count = con.execute("SELECT count(*) FROM user_features WHERE run_id = ?", [self.run_id]).fetchone()[0]
                 cursor = con.execute(f"SELECT {', '.join(USER_COLUMNS)} FROM user_features WHERE run_id = ? "
@@ -53,7 +52,7 @@ class UserTable:
                 self.rows = np.fromiter(cursor, dtype=USER_DTYPE, count=count)
             finally:
                 con.close()
-        except (sqlite3.Error, OSError, NoDatabaseError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a background thread: report it on /users, never die silently
             self.error = f"user features of run {self.run_id} could not be read: {exc}"
         finally:
             self._ready.set()
@@ -130,22 +129,27 @@ class AudienceCache:
         return flat[::2], [s / SCORE_SCALE for s in flat[1::2]]
 
 
-def build_cache(con: sqlite3.Connection, db: str, run_id: int, load_users: bool = True) -> AudienceCache:
+def build_cache(db: str, run_id: int, load_users: bool = True) -> AudienceCache:
     """Everything the API serves for one run. With load_users=False the user table is left for the
     caller to load (UserTable.load), e.g. in the background after startup."""
-    run = store_read.run(con, run_id)
-    product_ids, sizes, entries = read_audiences(con, run_id)
-    fallback_ids, fallback_scores = store_read.fallback(con, run_id)
+    con = store_read.connect(db, mmap=True)
+    try:
+        run = store_read.run(con, run_id)
+        product_ids, sizes, entries = read_audiences(con, run_id)
+        fallback_ids, fallback_scores = store_read.fallback(con, run_id)
+        stats, quality = store_read.stats(con, run_id), store_read.data_quality(con, run_id)
+        evaluation = store_read.evaluation(con, run_id)
+    finally:
+        con.close()
     users = UserTable(db, run_id)
     if load_users:
         users.load()
     return AudienceCache(
         run_id=run_id, depth=int(run["params"].get("depth") or entries.shape[1]),
         loaded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        product_ids=product_ids, sizes=sizes, entries=entries,
-        fallback_ids=fallback_ids, fallback_scores=fallback_scores, users=users, run=run,
-        stats=store_read.stats(con, run_id), data_quality=store_read.data_quality(con, run_id),
-        evaluation=store_read.evaluation(con, run_id))
+        product_ids=product_ids, sizes=sizes, entries=entries, fallback_ids=fallback_ids,
+        fallback_scores=fallback_scores, users=users, run=run, stats=stats, data_quality=quality,
+        evaluation=evaluation)
 
 
 def read_audiences(con: sqlite3.Connection, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

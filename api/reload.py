@@ -46,7 +46,7 @@ class CacheHolder:
         if run_id is None or served:
             self._version = version
             return False
-        fresh = build_cache(con, str(self.settings.db), run_id, load_users=not users_in_background)
+        fresh = build_cache(str(self.settings.db), run_id, load_users=not users_in_background)
         self.cache = fresh  # the swap
         self._version, self._cache_file = version, self._file
         if users_in_background:
