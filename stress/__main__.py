@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="wrk: /recommend against a bare ASGI app on the same server",
                            description="/recommend RPS, p50 and p99 with wrk against the API and against a "
                                        "bare ASGI app, the API's startup time and RSS per worker.")
-    bench.add_argument("--seconds", type=float, default=15, help="length of each measured wrk run (default 15)")
+    bench.add_argument("--seconds", type=float, default=10, help="length of each measured wrk run (default 10)")
+    bench.add_argument("--rounds", type=int, default=2, help="alternating API / bare rounds (default 2)")
     bench.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     bench.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (default 2)")
     for p in (run, bench):
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     db = db_path(args.db)
     try:
-        for name in ("users", "workers", "locust_processes", "connections"):
+        for name in ("users", "workers", "locust_processes", "connections", "rounds"):
             if getattr(args, name, 1) < 1:
                 raise WorkbenchError(f"--{name.replace('_', '-')} must be at least 1")
         check_database(db)
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(db, args.users, args.spawn_rate, args.duration, args.workers, args.locust_processes,
                        Path(args.out))
         from stress.bench import bench
-        return bench(db, seconds=args.seconds, connections=args.connections, workers=args.workers)
+        return bench(db, seconds=args.seconds, connections=args.connections, workers=args.workers,
+                     rounds=args.rounds)
     except (WorkbenchError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
