@@ -10,6 +10,8 @@ import streamlit as st
 
 from app.data import RunRef
 
+BROWSER_DOWNLOAD_LIMIT = 250_000_000  # bytes: st.download_button holds the whole file in server memory
+
 TABLE_COLUMNS = {
     "rank": st.column_config.NumberColumn("rank", width="small"),
     "customer_id": st.column_config.NumberColumn("customer", format="%d"),

@@ -22,6 +22,9 @@ WEIGHT_ORDER = {"event": ("purchased", "cart", "rating", "wishlist", "search_key
                 "component": ("total", "unique", "avg_event", "frequency", "recency")}
 
 
+PIPELINE_DEFAULT = "the pipeline's choice"  # no --strategy: the pipeline picks
+
+
 @dataclass(frozen=True)
 class Source:
     """Where the events come from: the demo generator (rows, seed) or an events file."""
@@ -65,9 +68,11 @@ def command(db: str, source: Source, params: dict, publish: bool) -> list[str]:
             cmd += ["--products", str(Path(source.products_path).resolve())]
     cmd += ["--db", db_abs, "--depth", str(params["depth"]), "--exclude", params["exclude"],
             "--holdout", f"{params['holdout']:g}", "--bot-limit", str(params["bot_daily_limit"]),
-            "--decay-days", f"{params['decay_days']:g}", "--strategy", params["strategy"],
+            "--decay-days", f"{params['decay_days']:g}",
             "--event-weights", _pairs(params["event_weights"]),
             "--component-weights", _pairs(params["component_weights"])]
+    if params["strategy"] != PIPELINE_DEFAULT:
+        cmd += ["--strategy", params["strategy"]]
     return cmd + ([] if publish else ["--no-publish"])
 
 

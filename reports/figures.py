@@ -134,7 +134,7 @@ def score_components(users: pd.DataFrame, weights: Mapping[str, float]) -> go.Fi
                      for name, (label, column, color) in COMPONENTS.items()])
     fig.update_yaxes(type="category", autorange="reversed", title=None)
     fig.update_xaxes(title="engagement score = Σ weight × normalized component")
-    return _layout(fig, "Why these users: score by component", height=max(320, 20 * len(users) + 110),
+    return _layout(fig, "Why these users: score by component", height=max(220, 20 * len(users) + 140),
                    barmode="stack", legend_traceorder="normal")
 
 
@@ -145,22 +145,49 @@ def stage_seconds(seconds: Mapping[str, float]) -> go.Figure:
                            hovertemplate="%{y}: %{x:.2f} s<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="seconds")
-    return _layout(fig, f"Seconds per stage (total {sum(seconds.values()):.1f} s)", height=280)
+    return _layout(fig, f"Seconds per stage (total {sum(seconds.values()):.1f} s)",
+                   height=max(240, 22 * len(seconds) + 90))
 
 
-def evaluation(table: pd.DataFrame) -> go.Figure:
-    """evaluation (strategy, k, metric, value): each metric against k, one line per strategy."""
-    metrics = sorted(table["metric"].unique())
+PREFERRED_METRICS = ("recall_micro", "hit_rate", "ndcg", "recall_macro", "precision_micro")
+
+
+def default_metric(metrics: list[str]) -> str:
+    return next((m for m in PREFERRED_METRICS if m in metrics), sorted(metrics)[0])
+
+
+def evaluation(table: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    """evaluation (strategy, k, metric, value): strategies side by side, one bar per k.
+
+    Without `metric`, every metric is drawn and a dropdown picks the one shown (so the static report can
+    switch metrics too); the default is the pipeline's headline, recall_micro.
+    """
+    metrics = [metric] if metric else sorted(table["metric"].unique())
+    shown = metric or default_metric(metrics)
+    ks = sorted(table["k"].unique())
+    palette = ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#72B7B2"]
     fig = go.Figure()
-    for i, metric in enumerate(metrics):
-        part = table[table["metric"] == metric]
-        for strategy, rows in part.groupby("strategy"):
-            rows = rows.sort_values("k")
-            fig.add_trace(go.Scatter(x=rows["k"], y=rows["value"], mode="lines+markers",
-                                     name=f"{strategy} · {metric}", visible=True if i == 0 else "legendonly"))
-    fig.update_xaxes(type="log", title="k")
-    fig.update_yaxes(title="value")
-    return _layout(fig, "Offline evaluation on the temporal holdout")
+    for m in metrics:
+        part = table[table["metric"] == m]
+        for i, k in enumerate(ks):
+            rows = part[part["k"] == k].sort_values("strategy")
+            fig.add_trace(go.Bar(x=rows["strategy"], y=rows["value"], name=f"k = {k}", visible=m == shown,
+                                 marker_color=palette[i % len(palette)], legendgroup=f"k{k}",
+                                 text=[f"{v:.3f}" for v in rows["value"]], textposition="outside",
+                                 hovertemplate="%{x}, k=" + str(k) + ": %{y:.4f}<extra>" + m + "</extra>"))
+    if len(metrics) > 1:
+        buttons = [dict(label=m, method="update",
+                        args=[{"visible": [t == m for t in metrics for _ in ks]}, {"yaxis.title.text": m}])
+                   for m in metrics]
+        fig.update_layout(updatemenus=[dict(buttons=buttons, active=metrics.index(shown), x=1, xanchor="right",
+                                            y=1.12, yanchor="bottom", direction="down", showactive=True)])
+    fig.update_yaxes(title=shown, rangemode="tozero")
+    fig.update_xaxes(title="strategy")
+    _layout(fig, "Offline evaluation on the temporal holdout" if metric is None else f"{metric} by strategy",
+            height=400, barmode="group")
+    # The metric menu takes the top right: the legend goes under the chart.
+    fig.update_layout(margin=dict(t=80), legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
+    return fig
 
 
 def score_agreement(scores: pd.DataFrame, label_a: str, label_b: str) -> go.Figure:

@@ -29,17 +29,20 @@ h1 { margin-bottom: 4px; } h2 { margin-top: 40px; border-bottom: 1px solid #d9de
 table { border-collapse: collapse; background: #fff; font-size: 14px; }
 th, td { border: 1px solid #d9dee4; padding: 4px 10px; text-align: right; }
 th { background: #eef1f4; } td:first-child, th:first-child { text-align: left; }
+.wide { overflow-x: auto; }
 pre { background: #fff; border: 1px solid #d9dee4; padding: 12px; overflow-x: auto; }
 .note { color: #52606d; font-style: italic; }
 """
 
 
 def _chart(fig: go.Figure) -> str:
-    return f'<div class="chart">{fig.to_html(full_html=False, include_plotlyjs=False, config=figures.PLOT_CONFIG)}</div>'
+    inner = fig.to_html(full_html=False, include_plotlyjs=False, config=figures.PLOT_CONFIG)
+    return f'<div class="chart">{inner}</div>'
 
 
 def _table(frame: pd.DataFrame, float_format: str = "{:,.4f}") -> str:
-    return frame.to_html(index=False, border=0, float_format=float_format.format, na_rep="")
+    return '<div class="wide">' + frame.to_html(index=False, border=0, float_format=float_format.format,
+                                                na_rep="") + "</div>"
 
 
 def _cards(pairs: list[tuple[str, str, str | None]]) -> str:
@@ -53,6 +56,10 @@ def _section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{body}</section>'
 
 
+def _stamp(iso: str) -> str:
+    return iso[:19].replace("T", " ") + " UTC"
+
+
 def _previous_stats(con, all_runs: list[dict], run_id: int) -> tuple[int | None, dict | None]:
     earlier = [r["run_id"] for r in all_runs if r["status"] == "succeeded" and r["run_id"] < run_id]
     return (max(earlier), queries.stats(con, max(earlier))) if earlier else (None, None)
@@ -63,9 +70,9 @@ def _overview(con, run: dict, stats: dict, all_runs: list[dict]) -> str:
     cards = _cards([(k.label, k.value, f"{k.delta} since run {previous_id}" if k.delta else None)
                     for k in kpis(stats, before)])
     summary = run["summary"]
-    facts = (f'<p class="meta">Source: {html.escape(str(run["source"]))} · created {run["created_at"][:19].replace("T", " ")} UTC · '
-             f'{summary.get("rows_read", 0):,} rows read, {summary.get("rows_clean", 0):,} clean · '
-             f'{"published " + run["published_at"][:19].replace("T", " ") + " UTC" if run["published_at"] else "not published"}</p>')
+    published = f"published {_stamp(run['published_at'])}" if run["published_at"] else "not published"
+    facts = (f'<p class="meta">Source: {html.escape(str(run["source"]))} · created {_stamp(run["created_at"])} · '
+             f'{summary.get("rows_read", 0):,} rows read, {summary.get("rows_clean", 0):,} clean · {published}</p>')
     return _section("summary", "Summary", facts + cards)
 
 
@@ -92,7 +99,9 @@ def _evaluation(con, run_id: int) -> str:
     table = queries.evaluation(con, run_id)
     if table.empty:
         return _section("evaluation", "Evaluation", '<p class="note">No offline evaluation stored for this run.</p>')
-    return _section("evaluation", "Evaluation", _chart(figures.evaluation(table)) + _table(table))
+    wide = table.pivot_table(index=["strategy", "k"], columns="metric", values="value").reset_index()
+    wide.columns.name = None
+    return _section("evaluation", "Evaluation", _chart(figures.evaluation(table)) + _table(wide))
 
 
 def _stress(con) -> str:
@@ -123,7 +132,7 @@ def build_report(db: str | None = None, run_id: int | None = None) -> str:
             _quality(con, run),
             _evaluation(con, run_id),
             _stress(con),
-            _section("statistics", "Every statistic", _table(stat_table(stats), "{:,.6f}")),
+            _section("statistics", "Every statistic", _table(stat_table(stats))),
             _section("parameters", "Run parameters",
                      f"<pre>{html.escape(json.dumps(run['params'], indent=2, sort_keys=True))}</pre>"),
         ]

@@ -27,9 +27,9 @@ def stress_endpoints(row: dict) -> pd.DataFrame:
 
 
 def stat_table(stats: dict[str, float]) -> pd.DataFrame:
-    """Every statistic of a run, by name."""
-    return pd.DataFrame({"statistic": list(stats), "value": list(stats.values())}).sort_values(
-        "statistic", ignore_index=True)
+    """Every statistic of a run, by name, formatted as people read it."""
+    names = sorted(stats)
+    return pd.DataFrame({"statistic": names, "value": [format_stat(n, stats[n]) for n in names]})
 
 
 def format_stat(name: str, value: float | None, signed: bool = False) -> str:
@@ -39,7 +39,7 @@ def format_stat(name: str, value: float | None, signed: bool = False) -> str:
     sign = "+" if signed else ""
     if name == "sparsity":
         return f"{value:{sign}.6f}"
-    if name.endswith("_pct"):
+    if name.endswith("_pct") or name.startswith("event_pct_"):
         return f"{value:{sign}.2f}" + (" pp" if signed else "%")
     if name.endswith(("_per_user",)):
         return f"{value:{sign}.3f}"

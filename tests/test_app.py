@@ -182,7 +182,8 @@ def test_random_product_is_one_of_the_run(small_db):
     at = open_app(small_db, "audiences", pick_how="Random")
     drawn = at.session_state["pick_random"][1]
     assert drawn in queries.product_ids(con_of(small_db), 1)
-    assert at.dataframe[0].value["customer_id"].tolist() == audience_rows(small_db, 1, drawn)["customer_id"].tolist()[:5]
+    expected = audience_rows(small_db, 1, drawn)["customer_id"].tolist()[:5]
+    assert at.dataframe[0].value["customer_id"].tolist() == expected
 
 
 def test_bulk_export_streams_the_audiences_and_the_fallback(small_db):
@@ -201,9 +202,11 @@ def test_bulk_export_streams_the_audiences_and_the_fallback(small_db):
 
 
 def test_bulk_export_of_every_product_and_bad_ids(small_db):
-    at = open_app(small_db, "audiences", export_source="All products", export_gzip=False)
+    at = open_app(small_db, "audiences", export_source="All products")
     next(b for b in at.button if b.label == "Build export").click().run()
-    got = pd.read_csv(at.session_state["export"][1].path)
+    path = at.session_state["export"][1].path
+    assert path.suffix == ".gz"  # every product: gzipped by default
+    got = pd.read_csv(path)
     every = pd.read_sql_query("SELECT product_id, rank, customer_id, score FROM audiences WHERE run_id = 1 "
                               "ORDER BY product_id, rank", con_of(small_db))
     pd.testing.assert_frame_equal(got, every, check_dtype=False, atol=1e-9)
@@ -219,7 +222,7 @@ def test_user_lookup_shows_features_and_the_audiences_that_hold_the_user(small_d
     con = con_of(small_db)
     user = queries.user(con, 1, 3)
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Engagement rank"] == f"{user['engagement_rank']:,} of 7"
+    assert shown["Engagement rank (of 7)"] == f"{user['engagement_rank']:,}"
     assert shown["Audiences"] == str(user["audience_count"])
     held = pd.read_sql_query("SELECT product_id, rank FROM audiences WHERE run_id = 1 AND customer_id = 3 "
                              "ORDER BY rank, product_id", con)

@@ -80,6 +80,14 @@ def app_url(tmp_path_factory):
         server.wait(timeout=20)
 
 
+def settle(page) -> None:
+    """Wait until the script run is over and no spinner is left, so what the page shows is final."""
+    from playwright.sync_api import expect
+    page.wait_for_timeout(300)
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(1, timeout=60_000)
+    expect(page.get_by_test_id("stSpinner")).to_have_count(0, timeout=60_000)
+
+
 def test_every_page_renders_in_chromium_and_the_download_equals_the_database(app_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
     url, db = app_url
@@ -95,9 +103,7 @@ def test_every_page_renders_in_chromium_and_the_download_equals_the_database(app
                 expect(page.locator(".js-plotly-plot .main-svg").nth(charts - 1)).to_be_attached(timeout=30_000)
             if tables:
                 expect(page.locator('[data-testid="stDataFrame"]').nth(tables - 1)).to_be_visible(timeout=30_000)
-            # Streamlit shows its status widget while the script runs: wait for the page to be complete.
-            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=30_000)
-            page.wait_for_timeout(500)
+            settle(page)
             assert page.locator('[data-testid="stException"]').count() == 0, f"exception on /{path}"
             page.screenshot(path=str(shots / f"page-{path or 'overview'}.png"), full_page=True)
 

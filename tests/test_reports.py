@@ -13,6 +13,7 @@ import pytest
 from pipeline.config import RunParams
 from pipeline.run import execute
 from reports.html import build_report
+from reports.tables import format_stat
 from store import queries, writer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,11 +89,14 @@ def test_report_shows_the_run_figures(db):
     stats = queries.stats(queries.connect(db), 1)
     assert stats["total_interactions"] == 8 and stats["unique_users"] == 4  # worked out by hand above
     for name, value in stats.items():
-        assert f"<td>{name}</td>" in text and f"{value:,.6f}" in text
+        assert f"<td>{name}</td>\n      <td>{format_stat(name, value)}</td>" in text
     for check, rows in queries.data_quality(queries.connect(db), 1).itertuples(index=False):
         assert f"<td>{check}</td>" in text and f"<td>{rows}</td>" in text
-    assert "No offline evaluation stored" in text and "No stress run recorded" in text
-    assert text.count('class="plotly-graph-div"') == 8
+    assert "No stress run recorded" in text
+    evaluation = queries.evaluation(queries.connect(db), 1)
+    for strategy in evaluation["strategy"].unique():
+        assert f"<td>{strategy}</td>" in text
+    assert text.count('class="plotly-graph-div"') == 8 + (not evaluation.empty)
 
 
 def test_report_includes_evaluation_and_the_latest_stress_run(db, tmp_path):
@@ -136,4 +140,4 @@ def test_report_renders_its_charts_with_the_network_blocked(db, tmp_path):
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
         drawn = page.locator(".js-plotly-plot").count()
         browser.close()
-    assert drawn == 8 and blocked == []
+    assert drawn == 8 + (not queries.evaluation(queries.connect(db), 1).empty) and blocked == []

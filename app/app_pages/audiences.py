@@ -30,7 +30,7 @@ def pick_product(run: data.RunRef) -> int | None:
     return drawn[1]
 
 
-def show_audience(run: data.RunRef, product_id: int, n: int, weights: dict) -> None:
+def show_audience(run: data.RunRef, product_id: int, n: int, weights: dict, strategy: str) -> None:
     audience, is_fallback = data.audience(run, product_id, n)
     if is_fallback:
         st.warning(f"Product {product_id} is not in run {run.run_id} (a new or unknown product), so this is the "
@@ -46,10 +46,13 @@ def show_audience(run: data.RunRef, product_id: int, n: int, weights: dict) -> N
     st.download_button("Download this audience (CSV)", audience_csv(product_id, audience),
                        file_name=f"audience-{product_id}-run{run.run_id}.csv", mime="text/csv",
                        icon=":material/download:", key="download_audience")
+    if strategy != "engagement" and not is_fallback:
+        st.caption(f"This run ranks with the **{strategy}** strategy: the table's score is its score. The chart "
+                   "splits each user's engagement score, the signals every strategy falls back on.")
     st.plotly_chart(figures.score_components(audience, weights), config=figures.PLOT_CONFIG)
 
 
-def audience_tab(run: data.RunRef, depth: int, weights: dict) -> None:
+def audience_tab(run: data.RunRef, depth: int, weights: dict, strategy: str) -> None:
     left, right = st.columns([3, 1])
     with left:
         product_id = pick_product(run)
@@ -57,7 +60,7 @@ def audience_tab(run: data.RunRef, depth: int, weights: dict) -> None:
         n = st.number_input("Audience size N", min_value=1, max_value=depth, value=min(20, depth), step=1,
                             key="audience_n", help=f"At most the run's depth ({depth})")
     if product_id is not None:
-        show_audience(run, int(product_id), int(n), weights)
+        show_audience(run, int(product_id), int(n), weights, strategy)
 
 
 def wanted_products(source: str) -> tuple[list[int] | None, list[str]]:
@@ -83,7 +86,8 @@ def export_tab(run: data.RunRef, depth: int) -> None:
     ids, bad = wanted_products(source)
     left, right = st.columns(2)
     n = left.number_input("Top N of each audience", min_value=1, max_value=depth, value=depth, key="export_n")
-    compress = right.checkbox("gzip the file", value=source == "All products", key="export_gzip",
+    # No key: the default follows the choice of products (gzip for all of them).
+    compress = right.checkbox("gzip the file", value=source == "All products",
                               help="All products of a 500K-row run is ~550 MB as plain CSV, ~80 MB gzipped")
     if st.button("Build export", type="primary", icon=":material/file_export:"):
         if bad:
@@ -92,6 +96,9 @@ def export_tab(run: data.RunRef, depth: int) -> None:
         elif ids == []:
             st.error("Give at least one product id (paste them or upload a list), or choose All products.")
         else:
+            previous = st.session_state.pop("export", None)
+            if previous:  # one export file per session: the new one replaces it
+                previous[1].path.unlink(missing_ok=True)
             with st.spinner("Writing the export…"):
                 result = write_export(run.db, run.run_id, ids, int(n), helpers.export_path(run, compress), compress)
             st.session_state["export"] = (run, result)
@@ -103,9 +110,13 @@ def export_tab(run: data.RunRef, depth: int) -> None:
         if result.unknown:
             st.warning(f"{len(result.unknown):,} product(s) not in run {run.run_id} got the fallback audience: "
                        + ", ".join(map(str, result.unknown[:10])) + (" …" if len(result.unknown) > 10 else ""))
-        st.download_button("Download the export", partial(Path.read_bytes, result.path), file_name=result.path.name,
-                           mime="application/gzip" if result.path.suffix == ".gz" else "text/csv",
-                           icon=":material/download:", key="download_export")
+        if result.path.stat().st_size > helpers.BROWSER_DOWNLOAD_LIMIT:
+            st.info("Too large to hand to the browser (Streamlit holds a download in memory): use the file saved on "
+                    "the server, or tick gzip and build again.")
+        else:
+            st.download_button("Download the export", partial(Path.read_bytes, result.path),
+                               file_name=result.path.name, icon=":material/download:", key="download_export",
+                               mime="application/gzip" if result.path.suffix == ".gz" else "text/csv")
 
 
 def lookup_tab(run: data.RunRef, weights: dict, n_users: int) -> None:
@@ -117,13 +128,14 @@ def lookup_tab(run: data.RunRef, weights: dict, n_users: int) -> None:
     if user is None:
         st.warning(f"Customer {customer_id} has no interaction in run {run.run_id}.", icon=":material/person_off:")
         return
-    cards = [("Engagement rank", f"{user['engagement_rank']:,} of {n_users:,}"),
-             ("Engagement score", f"{user['engagement_score']:.4f}"),
-             ("Interactions", f"{user['total_interactions']:,}"), ("Distinct products", f"{user['unique_products']:,}"),
-             ("Avg event score", f"{user['avg_event_score']:.2f}"), ("Days since last", f"{user['recency_days']:,}"),
-             ("Audiences", f"{user['audience_count']:,}")]
-    for column, (label, value) in zip(st.columns(len(cards)), cards):
-        column.metric(label, value, border=True)
+    cards = [(f"Engagement rank (of {n_users:,})", f"{user['engagement_rank']:,}"),
+             ("Engagement score", f"{user['engagement_score']:.4f}"), ("Audiences", f"{user['audience_count']:,}"),
+             ("Days since last", f"{user['recency_days']:,}"), ("Interactions", f"{user['total_interactions']:,}"),
+             ("Distinct products", f"{user['unique_products']:,}"), ("Avg event score", f"{user['avg_event_score']:.2f}"),
+             ("Per active day", f"{user['interaction_frequency']:.2f}")]
+    for row in (cards[:4], cards[4:]):
+        for column, (label, value) in zip(st.columns(4), row):
+            column.metric(label, value, border=True)
     one = pd.DataFrame([{**user, "rank": user["engagement_rank"]}])
     st.plotly_chart(figures.score_components(one, weights), config=figures.PLOT_CONFIG)
     held = data.user_audiences(run, int(customer_id))
@@ -143,7 +155,7 @@ if context.need_run(ctx):
     else:
         tab_audience, tab_export, tab_lookup = st.tabs(["Audience", "Bulk export", "User lookup"])
         with tab_audience:
-            audience_tab(run, depth, weights)
+            audience_tab(run, depth, weights, str(params.get("strategy", "engagement")))
         with tab_export:
             export_tab(run, depth)
         with tab_lookup:

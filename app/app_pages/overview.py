@@ -14,8 +14,8 @@ if context.need_run(ctx):
     previous = data.previous_succeeded(ctx.runs, run.run_id)
     before = data.stats(data.ref(ctx.db, previous)) if previous else None
     summary = ctx.run["summary"]
-    st.caption(f"Run {run.run_id} · {ctx.run['source']} · {summary.get('rows_read', 0):,} rows read"
-               + (f" · changes since run {previous['run_id']}" if previous else " · first run, no earlier one to compare"))
+    since = f"changes since run {previous['run_id']}" if previous else "first run, no earlier one to compare"
+    st.caption(f"Run {run.run_id} · {ctx.run['source']} · {summary.get('rows_read', 0):,} rows read · {since}")
 
     cards = kpis(stats, before)
     for row in (cards[:4], cards[4:]):

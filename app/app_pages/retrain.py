@@ -62,8 +62,11 @@ def choose_params() -> tuple[dict, bool]:
                           format_func=lambda r: f"{r}: {EXCLUDE_HELP.get(r, r)}",
                           help="Users who already interacted with the product (all), only its buyers, or nobody")
     holdout = b.slider("Holdout share (late events)", 0.0, 0.5, float(defaults.holdout), 0.05, key="rt_holdout")
-    strategy = c.selectbox("Strategy", list(STRATEGIES), key="rt_strategy",
-                           help=DESCRIPTIONS.get(defaults.strategy))
+    strategy = c.selectbox("Strategy", [retrain.PIPELINE_DEFAULT, *STRATEGIES], key="rt_strategy",
+                           help="Leave it to the pipeline (it evaluates every strategy on the holdout and, when it "
+                                "can, publishes the best), or force one.")
+    if strategy in DESCRIPTIONS:
+        st.caption(DESCRIPTIONS[strategy])
     publish = st.checkbox("Publish automatically when it succeeds", value=True, key="rt_publish")
     params = dict(depth=int(depth), decay_days=float(decay), bot_daily_limit=int(bot), exclude=exclude,
                   holdout=float(holdout), strategy=strategy, event_weights=events, component_weights=components)

@@ -77,7 +77,7 @@ def compare(ctx: context.Context) -> None:
     cards.append(("Spearman ρ of engagement scores", _number(agreement.spearman),
                   f"over {agreement.users:,} common users"))
     for column, (title, value, note) in zip(st.columns(len(cards)), cards):
-        column.metric(title, value, help=note, border=True)
+        column.metric(title, value, border=True)
         column.caption(note)
     st.plotly_chart(figures.score_agreement(agreement.sample, f"run {a}", f"run {b}"), config=figures.PLOT_CONFIG)
 

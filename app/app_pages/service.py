@@ -3,12 +3,13 @@ import pandas as pd
 import streamlit as st
 
 from app import context, data, service
-from reports.tables import stress_cards, stress_endpoints
+from reports.tables import format_stat, stress_cards, stress_endpoints
 
 
-def cards(pairs: list[tuple[str, str]]) -> None:
-    for column, (label, value) in zip(st.columns(len(pairs)), pairs):
-        column.metric(label, value, border=True)
+def cards(pairs: list[tuple[str, str]], per_row: int = 4) -> None:
+    for start in range(0, len(pairs), per_row):
+        for column, (label, value) in zip(st.columns(per_row), pairs[start:start + per_row]):
+            column.metric(label, value, border=True)
 
 
 def api_section(ctx: context.Context) -> None:
@@ -22,8 +23,9 @@ def api_section(ctx: context.Context) -> None:
         st.warning(f"The API is up but not ready: {health.problem}", icon=":material/warning:")
         return
     h = health.body
+    loaded = str(h.get("loaded_at") or "")
     cards([("Status", str(h.get("status"))), ("Serving run", str(h.get("run_id"))),
-           ("Products", f"{h.get('products', 0):,}"), ("Loaded at", str(h.get("loaded_at", ""))[:19])])
+           ("Products", f"{h.get('products', 0):,}"), (f"Loaded {loaded[:10]}", loaded[11:19] or "?")])
     if ctx.current_id is not None and h.get("run_id") != ctx.current_id:
         st.warning(f"The API serves run {h.get('run_id')} but run {ctx.current_id} is published; "
                    "it picks the new run up on its next reload.")
@@ -32,14 +34,15 @@ def api_section(ctx: context.Context) -> None:
         st.warning(f"/metrics: {metrics.problem}")
         return
     m = metrics.body
-    counts = m.get("counts") or {}
+    counts = {k: v for k, v in (m.get("counts") or {}).items() if k != "products"}  # products: shown above
     if counts:
         cards([(k.replace("_", " ").capitalize(), f"{v:,}" if isinstance(v, (int, float)) else str(v))
                for k, v in counts.items()])
     left, right = st.columns(2)
     with left:
         st.markdown("**Statistics served**")
-        st.dataframe(pd.DataFrame({"statistic": list(m.get("stats", {})), "value": list(m.get("stats", {}).values())}),
+        served = m.get("stats") or {}
+        st.dataframe(pd.DataFrame({"statistic": list(served), "value": [format_stat(k, v) for k, v in served.items()]}),
                      hide_index=True, width="stretch", height=300)
     with right:
         evaluation = m.get("evaluation")
@@ -58,7 +61,8 @@ def stress_section(db: str, problem: str | None) -> None:
     if row is None:
         st.caption("No stress run recorded yet: `python -m stress` stores one in `stress_runs`.")
         return
-    st.caption(f"Stress run {row['stress_id']} against run {row['run_id']} · {row['started_at']} → {row['finished_at']}")
+    st.caption(f"Stress run {row['stress_id']} against run {row['run_id']} · "
+               f"{row['started_at']} → {row['finished_at']}")
     cards(stress_cards(row))
     endpoints = stress_endpoints(row)
     if not endpoints.empty:
