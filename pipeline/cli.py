@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights, default_event_weights
+from pipeline.strategies import AUTO, STRATEGIES
 from store.errors import InputError, WorkbenchError
 
 DEMO_ROWS = 500_400
@@ -36,8 +37,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--products", help="optional product catalogue CSV (product_id, category)")
     _add_db(parser)
     parser.add_argument("--depth", type=int, default=defaults.depth, help="audience size per product (default 100)")
-    parser.add_argument("--strategy", default=None,
-                        help="ranking strategy (default: engagement)")
+    parser.add_argument("--strategy", default=None, metavar="NAME",
+                        help="ranking strategy to publish: " + ", ".join(STRATEGIES) + ". Default: score them "
+                             "all on the temporal holdout and publish the best by recall@100 (fitted again on "
+                             "all the data); every strategy is evaluated in either case while --holdout > 0")
     parser.add_argument("--exclude", choices=EXCLUDE_RULES, default=defaults.exclude,
                         help="who is left out of a product's audience: anyone who interacted with it (all), "
                              "only its buyers (purchased), or nobody (none)")
@@ -62,8 +65,7 @@ def _params(args: argparse.Namespace) -> RunParams:
                        event_weights=_weights(args.event_weights, default_event_weights(), "--event-weights"),
                        component_weights=_weights(args.component_weights, default_component_weights(),
                                                   "--component-weights"))
-    if args.strategy:
-        params.strategy = args.strategy
+    params.strategy = args.strategy or AUTO
     return params
 
 

@@ -1,25 +1,27 @@
-"""One full run: read → clean → diagnose → features → audiences → (evaluate) → write → publish.
+"""One full run: read → clean → diagnose → features → evaluate → audiences → write → publish.
 
 The run row records each stage as it finishes, so the app can follow it; a failure marks the run failed
 with its error and leaves the published run untouched (nothing is published until the very end).
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline import diagnostics
+from pipeline import diagnostics, evaluate
 from pipeline.audiences import fallback_audience
+from pipeline.cap import capped_blocks
 from pipeline.clean import CHECKS, clean
 from pipeline.config import RunParams
 from pipeline.features import engagement_order, user_features
 from pipeline.ingest import read_events, read_products
-from pipeline.strategies import get_strategy
+from pipeline.strategies import AUTO, get_strategy
 from store import writer
 from store.errors import WorkbenchError
 from store.packing import SCORE_WIDTH, digit_width, pack_ids, pack_scores
@@ -27,8 +29,9 @@ from store.packing import SCORE_WIDTH, digit_width, pack_ids, pack_scores
 Progress = Callable[[str, float], None]
 
 # Share of the progress bar at which each stage ends (audiences get the widest slice: they take longest).
-STAGES = {"read": 0.10, "clean": 0.20, "diagnostics": 0.30, "features": 0.40, "audiences": 0.80,
-          "evaluate": 0.92, "publish": 1.0}
+# Evaluation comes before the audiences: without --strategy it decides which strategy ranks them.
+STAGES = {"read": 0.10, "clean": 0.20, "diagnostics": 0.30, "features": 0.40, "evaluate": 0.60,
+          "audiences": 0.92, "publish": 1.0}
 
 
 @dataclass
@@ -39,11 +42,12 @@ class RunResult:
     users: int
     products: int
     seconds: dict[str, float] = field(default_factory=dict)
+    strategy: str = ""
 
     def summary(self) -> dict:
         return {"run_id": self.run_id, "published": self.published, "rows_read": self.counts["rows_read"],
                 "rows_clean": self.counts["rows_clean"], "users": self.users, "products": self.products,
-                "seconds": self.seconds}
+                "strategy": self.strategy, "seconds": self.seconds}
 
 
 class _Stages:
@@ -81,7 +85,8 @@ def execute(input_path: str | Path, db: str | Path | None = None, params: RunPar
             progress: Progress | None = None) -> RunResult:
     """Run the whole pipeline on one events file and (by default) publish the result."""
     params = (params or RunParams()).validate()
-    get_strategy(params.strategy)
+    if params.strategy != AUTO:
+        get_strategy(params.strategy)
     with writer.RunLock(db) as lock:
         wdb = writer.connect(db)
         writer.fail_stale_runs(wdb)
@@ -126,14 +131,18 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     users["engagement_rank"] = np.empty(len(order), dtype=np.int64)
     users.loc[order, "engagement_rank"] = np.arange(1, len(order) + 1)
     writer.write_frame(wdb, "fallback_audience", run_id, fallback_audience(users, params.depth))
-    stages.done("features", "audiences")
+    stages.done("features", "evaluate")
 
-    users["audience_count"] = _write_audiences(wdb, run_id, events, users, products, params, stages)
+    params, strategy_seconds = _evaluate(wdb, run_id, events, users, catalogue, params, stages)
+    stages.done("evaluate", "audiences")
+    stages.seconds.update(strategy_seconds)
+
+    users["audience_count"] = _write_audiences(wdb, run_id, events, users, products, params, stages, catalogue)
     _write_user_features(wdb, run_id, users)
-    stages.done("audiences", "evaluate")
+    stages.done("audiences", "publish")
 
-    stages.done("evaluate", "publish")
-    result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds)
+    result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds,
+                       params.strategy)
     writer.finish_run(wdb, run_id, result.summary())
     if publish:
         writer.publish(wdb, run_id)
@@ -156,16 +165,50 @@ def _write_diagnostics(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFra
     writer.write_frame(wdb, "products", run_id, products)
 
 
-def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
-                     params: RunParams, stages: _Stages) -> np.ndarray:
-    """Rank, pack and write every product's audience block by block; returns audiences per user."""
+def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None,
+              params: RunParams, stages: _Stages) -> tuple[RunParams, dict[str, float]]:
+    """Score every strategy on the temporal holdout, store the rows, and settle the run's strategy:
+    the forced one, else the best on the holdout (engagement, the reference, when nothing was scored)."""
+    holdout, scored = evaluate.evaluate_all(events, params, catalogue,
+                                            progress=lambda share: stages.partial("evaluate", share))
+    if scored:
+        writer.write_frame(wdb, "evaluation", run_id, evaluate.evaluation_rows(scored))
+        writer.write_frame(wdb, "stats", run_id, evaluate.holdout_stats(holdout))
+    chosen = params.strategy
+    if chosen == AUTO:
+        chosen = evaluate.best_strategy(scored, params.max_audiences_per_user is not None) if scored \
+            else "engagement"
+    params = replace(params, strategy=chosen)
+    _record_params(wdb, run_id, params)
+    return params, {f"evaluate:{s.name}": round(s.seconds, 3) for s in scored}
+
+
+def _record_params(wdb, run_id: int, params: RunParams) -> None:
+    """runs.params names the strategy that really ranked the audiences, not "auto"."""
+    with wdb.conn:
+        wdb.execute("UPDATE runs SET params = ? WHERE run_id = ?",
+                    [json.dumps(params.to_dict(), sort_keys=True), run_id])
+
+
+def _ranked_blocks(events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame, params: RunParams,
+                   catalogue: pd.DataFrame | None):
+    """The strategy's audience blocks, passed through the exposure cap when one is set."""
     strategy = get_strategy(params.strategy)
+    product_ids = products["product_id"].to_numpy()
+    if params.max_audiences_per_user is None:
+        return strategy(events, users, params, product_ids, catalogue=catalogue)
+    return capped_blocks(strategy, events, users, params, product_ids, products["users"].to_numpy(), catalogue)
+
+
+def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
+                     params: RunParams, stages: _Stages, catalogue: pd.DataFrame | None = None) -> np.ndarray:
+    """Rank, pack and write every product's audience block by block; returns audiences per user."""
     product_ids = products["product_id"].to_numpy()
     customer_ids = users["customer_id"].to_numpy()
     id_width = digit_width(customer_ids.max())
     exposure = np.zeros(len(users), dtype=np.int64)
     done = 0
-    for block in strategy(events, users, params, product_ids):
+    for block in _ranked_blocks(events, users, products, params, catalogue):
         valid = np.arange(block.customer_ids.shape[1])[None, :] < block.sizes[:, None]
         exposure += np.bincount(np.searchsorted(customer_ids, block.customer_ids[valid]), minlength=len(users))
         writer.write_audience_lists(wdb, run_id, block.product_ids, block.sizes,

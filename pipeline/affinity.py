@@ -1,0 +1,347 @@
+"""The `affinity` strategy: users likely to come back, ranked by how strongly they are tied to the product.
+
+score(u, p) = comeback(u) * (FLOOR + W_CATEGORY * category_share(u, category of p)
+                             + W_NEIGHBOURS * neighbours(u, p) + W_OWN * own_interest(u, p))
+
+* comeback(u): the share of users with u's profile (interactions, one day or several, how recent) who
+  came back, learned on the fitting data's own past (split once more at the same quantile).
+* category_share: the user's decayed, weighted activity in the category / (all of it + a prior).
+* neighbours: item-to-item co-occurrence. Products are neighbours when the same users touched both;
+  similarity is cosine on the user sets, and a user's tie to p is the share of their (weighted,
+  decayed) activity on p's neighbours, times the similarity.
+* own_interest: 1 when the user carted or wishlisted p and never bought it (only present when the
+  exclusion rule lets such users into p's audience).
+
+Every user has the FLOOR term, so users with no tie follow in comeback then engagement order and every
+audience is full. The exact top `depth` is found without scoring all (product, user) pairs: a user with
+no sparse tie to p scores comeback * (FLOOR + W_CATEGORY * share in p's category), which is one shared
+order per category, so the winners are among (the best of p's category's users) + (the best users
+overall) + (the users with a sparse tie to p), all taken with the exclusion rule applied.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from pipeline.arrays import group_rank, member, sorted_unique
+from pipeline.audiences import PRODUCT_BLOCK, AudienceBlock, skip_excluded
+from pipeline.baselines import product_pairs
+from pipeline.clean import event_weight
+from pipeline.config import RunParams
+from pipeline.features import engagement_order
+
+FLOOR = 0.05          # weight of "no tie at all": keeps the comeback order among strangers
+W_CATEGORY = 1.0
+W_NEIGHBOURS = 1.0
+W_OWN = 1.0
+CATEGORY_PRIOR = 3.0  # event-weight units of "no preference": one cart is a weak hint, five are a taste
+NEIGHBOURS = 100      # most similar products kept per product (bounds the work on very popular ones)
+INTEREST_EVENTS = ("cart", "wishlist")
+RECENCY_BUCKETS_DAYS = (7, 30)
+SMOOTHING = 20.0      # pseudo-users at the overall comeback rate in each profile cell
+
+
+# --- signals ---------------------------------------------------------------------------------------------
+
+def interaction_matrix(events: pd.DataFrame, users: pd.DataFrame, params: RunParams
+                       ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Users x products, each event counted with its weight and faded by age: (matrix, product ids)."""
+    dates = events["event_date"].to_numpy()
+    age_days = (dates.max() - dates) / np.timedelta64(1, "D")
+    weight = event_weight(events, params) * np.exp(-age_days / params.decay_days)
+    rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy())
+    items, cols = np.unique(events["product_id"].to_numpy(), return_inverse=True)
+    matrix = sp.csr_matrix((weight, (rows, cols)), shape=(len(users), len(items)))
+    matrix.sum_duplicates()
+    return matrix, items
+
+
+def _profile(total: np.ndarray, days_active: np.ndarray, recency_days: np.ndarray) -> np.ndarray:
+    recency = np.searchsorted(np.asarray(RECENCY_BUCKETS_DAYS), recency_days, side="left")
+    return (np.minimum(total, 5) * 2 + (days_active > 1)) * (len(RECENCY_BUCKETS_DAYS) + 1) + recency
+
+
+def comeback_rates(events: pd.DataFrame, users: pd.DataFrame, holdout: float) -> np.ndarray:
+    """Per user, the smoothed share of users with the same profile who came back after an earlier split
+    of these same events. Learned only from the events given, so an evaluation stays honest."""
+    dates = events["event_date"].to_numpy()
+    split = np.quantile(dates.astype("int64"), 1 - holdout).astype("datetime64[ns]")
+    past = dates < split
+    if not past.any() or past.all():
+        return np.ones(len(users))
+    frame = pd.DataFrame({"c": events["customer_id"].to_numpy()[past], "t": dates[past]})
+    grouped = frame.groupby("c")["t"]
+    first, last, total = grouped.min(), grouped.max(), grouped.size()
+    day = np.timedelta64(1, "D")
+    cells = _profile(total.to_numpy(), (last - first).to_numpy() // day + 1,
+                     (dates[past].max() - last.to_numpy()) // day)
+    came_back = np.isin(total.index.to_numpy(), events["customer_id"].to_numpy()[~past])
+    overall = came_back.mean()
+    n_cells = int(cells.max()) + 1
+    rate = ((np.bincount(cells, weights=came_back, minlength=n_cells) + SMOOTHING * overall)
+            / (np.bincount(cells, minlength=n_cells) + SMOOTHING))
+    now = _profile(users["total_interactions"].to_numpy(), users["days_active"].to_numpy(),
+                   users["recency_days"].to_numpy())
+    return np.where(now < n_cells, rate[np.minimum(now, n_cells - 1)], overall)
+
+
+def neighbour_ties(matrix: sp.csr_matrix, items: np.ndarray, products: np.ndarray) -> sp.csc_matrix:
+    """Users x products: a user's share of activity on each product's neighbours, times similarity."""
+    touched = matrix.copy()
+    touched.data[:] = 1.0
+    users_per_item = np.asarray(touched.sum(axis=0)).ravel()
+    cols = np.searchsorted(items, products)
+    co = (touched.T @ touched[:, cols]).tocoo()  # items x products: users who touched both
+    keep = items[co.row] != products[co.col]
+    row, col = co.row[keep], co.col[keep]
+    sim = co.data[keep] / np.sqrt(users_per_item[row] * users_per_item[cols[col]])
+    order = np.lexsort((row, -sim, col))  # per product, most similar first
+    row, col, sim = row[order], col[order], sim[order]
+    first = np.searchsorted(col, col, side="left")
+    top = np.arange(col.size) - first < NEIGHBOURS
+    similarity = sp.csc_matrix((sim[top], (row[top], col[top])), shape=(len(items), len(products)))
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    share = sp.diags(1.0 / np.maximum(totals, 1e-12)) @ matrix
+    return (share @ similarity).tocsc()
+
+
+def own_interest(events: pd.DataFrame, users: pd.DataFrame, products: np.ndarray, rule: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(product index, user position) of carts/wishlists never followed by a purchase, when allowed."""
+    if rule == "all":  # such users are excluded from the product anyway
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    ids = users["customer_id"].to_numpy()
+    event = events["event"].astype(str).to_numpy()
+    pair = events["customer_id"].to_numpy(), events["product_id"].to_numpy()
+    keys = pd.MultiIndex.from_arrays(pair)
+    bought = keys[event == "purchased"].unique()
+    interest = keys[np.isin(event, INTEREST_EVENTS)].unique()
+    interest = interest[~interest.isin(bought)]
+    customer = interest.get_level_values(0).to_numpy()
+    product = interest.get_level_values(1).to_numpy()
+    index = np.searchsorted(products, product)
+    ok = (index < len(products)) & (products[np.minimum(index, len(products) - 1)] == product)
+    return index[ok], np.searchsorted(ids, customer[ok])
+
+
+def category_shares(matrix: sp.csr_matrix, items: np.ndarray, products: np.ndarray,
+                    catalogue: pd.DataFrame | None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(users x categories share of weighted activity, category code per product; -1 = none)."""
+    if catalogue is None or catalogue.empty:
+        return sp.csr_matrix((matrix.shape[0], 0)), np.full(len(products), -1)
+    lookup = catalogue.drop_duplicates("product_id").set_index("product_id")["category"]
+    names = lookup.reindex(np.concatenate([items, products])).fillna("unknown").astype(str).to_numpy()
+    codes, uniques = pd.factorize(names)
+    codes = np.where(uniques[codes] == "unknown", -1, codes)
+    item_codes, product_codes = codes[:len(items)], codes[len(items):]
+    known = item_codes >= 0
+    to_category = sp.csr_matrix((np.ones(known.sum()), (np.flatnonzero(known), item_codes[known])),
+                                shape=(len(items), len(uniques)))
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    shares = sp.diags(1.0 / (totals + CATEGORY_PRIOR)) @ (matrix @ to_category)
+    return shares.tocsr(), product_codes
+
+
+# --- ranking ---------------------------------------------------------------------------------------------
+
+@dataclass
+class UserLists:
+    """Several ordered user lists in one flat array: list i is users[starts[i]:starts[i + 1]]."""
+    users: np.ndarray
+    starts: np.ndarray
+
+    def key_positions(self, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted keys list * n_users + user, and each key's position inside its list."""
+        lists = np.repeat(np.arange(len(self.starts) - 1), np.diff(self.starts))
+        keys = lists * n_users + self.users
+        order = np.argsort(keys, kind="stable")
+        return keys[order], order - self.starts[lists[order]]
+
+
+def category_lists(shares: sp.csr_matrix, comeback: np.ndarray, eng_rank: np.ndarray
+                   ) -> tuple[UserLists, np.ndarray]:
+    """Per category, its users (share > 0) best first: base = comeback * (FLOOR + W_CATEGORY * share),
+    ties in engagement order. Returns the lists and each entry's base score."""
+    coo = shares.tocoo()
+    base = comeback[coo.row] * (FLOOR + W_CATEGORY * coo.data)
+    order = np.lexsort((eng_rank[coo.row], -base, coo.col))
+    starts = np.searchsorted(coo.col[order], np.arange(shares.shape[1] + 1))
+    return UserLists(coo.row[order].astype(np.int64), starts), base[order]
+
+
+def stranger_lists(order: np.ndarray, category_keys: np.ndarray, n_categories: int, need: int) -> UserLists:
+    """List c (< n_categories): the first `need` users of `order` with no activity in category c; the
+    last list: the first `need` of `order` (for products without a category). Strangers of a category
+    are kept apart from its own users so each (product, user) is listed once."""
+    n_users = len(order)
+    length = min(n_users, need)
+    while True:  # rounds of doubling, only while some category's users crowd the head of the order
+        head = order[:length]
+        inside = member(np.arange(n_categories)[:, None] * n_users + head[None, :], category_keys)
+        if length == n_users or (~inside).sum(axis=1).min(initial=need) >= need:
+            break
+        length = min(n_users, 2 * length)
+    keep = ~inside & (np.cumsum(~inside, axis=1) <= need)
+    users = np.concatenate([np.broadcast_to(head, inside.shape)[keep], head[:need]])
+    sizes = np.concatenate([keep.sum(axis=1), [min(need, length)]])
+    return UserLists(users, np.concatenate([[0], np.cumsum(sizes)]))
+
+
+def list_candidates(lists: UserLists, list_keys: tuple[np.ndarray, np.ndarray], product_list: np.ndarray,
+                    pair_index: np.ndarray, pair_rows: np.ndarray, depth: int, n_users: int,
+                    with_index: bool = False):
+    """The first `depth` allowed users of each product's list (-1: none): (positions (P, depth), valid),
+    and with_index, where each sits in the flat list array (to look up per-entry scores)."""
+    keys, key_pos = list_keys
+    n_products = len(product_list)
+    pair_list = product_list[pair_index]
+    pair_keys = np.where(pair_list >= 0, pair_list * n_users + pair_rows, -1)
+    at = np.minimum(np.searchsorted(keys, pair_keys), max(keys.size - 1, 0))
+    found = (pair_keys >= 0) & (keys[at] == pair_keys) if keys.size else np.zeros(pair_keys.size, bool)
+    block, within = pair_index[found], key_pos[at[found]]
+    sort = np.lexsort((within, block))
+    lengths = np.where(product_list >= 0, np.diff(lists.starts)[np.maximum(product_list, 0)], 0)
+    positions, _ = skip_excluded(within[sort], block[sort], n_products, depth, n_users)
+    sizes = np.clip(lengths - np.bincount(block, minlength=n_products), 0, depth)
+    valid = np.arange(depth)[None, :] < sizes[:, None]
+    flat = np.minimum(lists.starts[np.maximum(product_list, 0)][:, None] + np.where(valid, positions, 0),
+                      max(lists.users.size - 1, 0))
+    users = np.where(valid, lists.users[flat], 0) if lists.users.size else np.zeros_like(flat)
+    return (users, valid, flat) if with_index else (users, valid)
+
+
+def sparse_candidates(ties: sp.csc_matrix, excluded_keys: np.ndarray, n_users: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(product index, user position, tie) of every allowed sparse tie."""
+    coo = ties.tocoo()
+    product, user = coo.col.astype(np.int64), coo.row.astype(np.int64)
+    allowed = ~member(product * n_users + user, excluded_keys)
+    return product[allowed], user[allowed], coo.data[allowed]
+
+
+def top_per_row(product: np.ndarray, user: np.ndarray, score: np.ndarray, eng_rank: np.ndarray,
+                n_products: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scattered (product, user, score) -> the best `depth` per product: (positions, scores -inf empty)."""
+    order = np.lexsort((eng_rank[user], -score, product))
+    product, user, score = product[order], user[order], score[order]
+    rank = np.arange(product.size) - np.searchsorted(product, product, side="left")
+    top = rank < depth
+    positions = np.zeros((n_products, depth), dtype=np.int64)
+    scores = np.full((n_products, depth), -np.inf)
+    positions[product[top], rank[top]] = user[top]
+    scores[product[top], rank[top]] = score[top]
+    return positions, scores
+
+
+def rank_keys(scores: np.ndarray, eng_rank: np.ndarray, n_users: int) -> np.ndarray:
+    """One int64 per cell ordering by score descending, then engagement rank; -inf cells last.
+
+    Scores are scaled to the block's range with 2**-40 resolution or finer (for up to 4M users), far
+    below any difference the signals carry, so one integer sort replaces a two-key sort per row."""
+    rank_bits = max(1, int(n_users - 1).bit_length())
+    last = float(2 ** (62 - rank_bits) - 1)
+    finite = scores[np.isfinite(scores)]
+    high, low = finite.max(initial=0.0), finite.min(initial=0.0)
+    steps = high - scores  # -inf (empty) becomes +inf, clipped to the last step below
+    steps *= (last - 1) / (high - low) if high > low else 0.0
+    np.nan_to_num(steps, copy=False, nan=last, posinf=last)
+    np.minimum(steps, last, out=steps)
+    keys = steps.astype(np.int64)
+    keys <<= rank_bits
+    keys |= eng_rank
+    return keys
+
+
+def merge_disjoint(positions: list[np.ndarray], scores: list[np.ndarray], eng_rank: np.ndarray,
+                   n_users: int, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, the best `depth` of several candidate lists that share no user (-inf: empty cell)."""
+    positions, scores = np.concatenate(positions, axis=1), np.concatenate(scores, axis=1)
+    keys = rank_keys(scores, eng_rank[positions], n_users)
+    if keys.shape[1] > depth:  # partition first: only the best `depth` of each row need sorting
+        cut = np.argpartition(keys, depth - 1, axis=1)[:, :depth]
+        order = np.take_along_axis(cut, np.argsort(np.take_along_axis(keys, cut, axis=1), axis=1), axis=1)
+    else:
+        order = np.argsort(keys, axis=1)
+    top_scores = np.take_along_axis(scores, order, axis=1)
+    valid = np.isfinite(top_scores)
+    return (np.take_along_axis(positions, order, axis=1), np.where(valid, top_scores, 0.0),
+            valid.sum(axis=1).astype(np.int32))
+
+
+class _Scorer:
+    """Final scores of any (product, user) pair from the dense-free pieces."""
+
+    def __init__(self, shares: sp.csr_matrix, product_codes: np.ndarray, comeback: np.ndarray):
+        coo = shares.tocoo()
+        self.n_users = shares.shape[0]
+        keys = coo.col.astype(np.int64) * self.n_users + coo.row
+        order = np.argsort(keys)
+        self.keys, self.values = keys[order], coo.data[order]
+        self.product_codes, self.comeback = product_codes, comeback
+
+    def base(self, product: np.ndarray, user: np.ndarray) -> np.ndarray:
+        code = self.product_codes[product]
+        keys = np.where(code >= 0, code * self.n_users + user, -1)
+        share = np.zeros(keys.shape)
+        if self.keys.size:
+            at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+            share = np.where((keys >= 0) & (self.keys[at] == keys), self.values[at], 0.0)
+        return self.comeback[user] * (FLOOR + W_CATEGORY * share)
+
+
+def affinity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, products: np.ndarray,
+                       catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
+    n_users, depth = len(users), params.depth
+    ids = users["customer_id"].to_numpy()
+    eng_rank = np.empty(n_users, dtype=np.int64)
+    eng_rank[engagement_order(users)] = np.arange(n_users)
+    comeback = comeback_rates(events, users, params.holdout or 0.2)
+    matrix, items = interaction_matrix(events, users, params)
+    ties = W_NEIGHBOURS * neighbour_ties(matrix, items, products)
+    own_index, own_rows = own_interest(events, users, products, params.exclude)
+    if own_index.size:
+        ties = (ties + sp.csc_matrix((np.full(own_index.size, W_OWN), (own_rows, own_index)),
+                                     shape=ties.shape)).tocsc()
+    shares, product_codes = category_shares(matrix, items, products, catalogue)
+    scorer = _Scorer(shares, product_codes, comeback)
+    pair_index, pair_rows = product_pairs(events, users, params.exclude, products)
+    tie_product, tie_user, tie_value = sparse_candidates(ties, sorted_unique(pair_index * n_users + pair_rows),
+                                                         n_users)
+    # The lists leave out each product's tied users as well as its excluded ones: a tied user is
+    # ranked with their full score from the ties, so every (product, user) is a candidate once.
+    skip_index = np.concatenate([pair_index, tie_product])
+    skip_rows = np.concatenate([pair_rows, tie_user])
+    n_categories = shares.shape[1]
+    categories, category_scores = category_lists(shares, comeback, eng_rank)
+    category_keys = categories.key_positions(n_users)
+    most_skipped = np.bincount(skip_index, minlength=len(products)).max(initial=0)
+    strangers = stranger_lists(np.lexsort((eng_rank, -comeback)), category_keys[0], n_categories,
+                               depth + int(most_skipped))
+    stranger_keys = strangers.key_positions(n_users)
+    stranger_list = np.where(product_codes >= 0, product_codes, n_categories)
+    for start in range(0, len(products), PRODUCT_BLOCK):
+        stop = min(start + PRODUCT_BLOCK, len(products))
+        index = np.arange(start, stop)
+        skip = (skip_index >= start) & (skip_index < stop)
+        local_skips = skip_index[skip] - start, skip_rows[skip]
+        positions, valid = list_candidates(strangers, stranger_keys, stranger_list[index], *local_skips,
+                                           depth, n_users)
+        columns = [positions]
+        scores = [np.where(valid, comeback[positions] * FLOOR, -np.inf)]
+        if n_categories:
+            positions, valid, at = list_candidates(categories, category_keys, product_codes[index],
+                                                   *local_skips, depth, n_users, with_index=True)
+            columns.append(positions)
+            scores.append(np.where(valid, category_scores[at], -np.inf))
+        ties_in = (tie_product >= start) & (tie_product < stop)
+        product, user = tie_product[ties_in], tie_user[ties_in]
+        final = scorer.base(product, user) + comeback[user] * tie_value[ties_in]
+        positions, tie_scores = top_per_row(product - start, user, final, eng_rank, len(index), depth)
+        columns.append(positions)
+        scores.append(tie_scores)
+        positions, block_scores, sizes = merge_disjoint(columns, scores, eng_rank, n_users, depth)
+        yield AudienceBlock(products[index], sizes, ids[positions], block_scores)

@@ -1,0 +1,118 @@
+"""The two reference points every other strategy is measured against: `random` and `activity`.
+
+Both share the machinery of the engagement ranking: one order of users (or one random stream per
+product), minus each product's excluded users.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from pipeline.arrays import sorted_unique
+from pipeline.audiences import PRODUCT_BLOCK, AudienceBlock, exclusion_mask, rank_by_shared_order
+from pipeline.config import RunParams
+
+ACTIVITY_WINDOW_DAYS = 30
+# Below this many users the random strategy ranks every user by a per-product hash (exact and cheap);
+# above it, it draws hashed positions with replacement and keeps first occurrences (same distribution).
+EXACT_RANDOM_USERS = 4096
+MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def product_pairs(events: pd.DataFrame, users: pd.DataFrame, rule: str, products: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Excluded (product index into `products`, user row) pairs, unique, sorted, only for `products`."""
+    mask = exclusion_mask(events, rule)
+    product = events["product_id"].to_numpy()[mask]
+    index = np.searchsorted(products, product)
+    keep = (index < len(products)) & (products[np.minimum(index, len(products) - 1)] == product)
+    rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy()[mask][keep])
+    keys = sorted_unique(index[keep] * len(users) + rows)
+    return keys // max(len(users), 1), keys % max(len(users), 1)
+
+
+def activity_scores(events: pd.DataFrame, users: pd.DataFrame) -> np.ndarray:
+    """The prototype's served score: interactions in the last 30 days / (days since last seen + 1)."""
+    dates = events["event_date"].to_numpy()
+    recent = dates >= dates.max() - np.timedelta64(ACTIVITY_WINDOW_DAYS, "D")
+    rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy()[recent])
+    counts = np.bincount(rows, minlength=len(users))
+    return counts / (users["recency_days"].to_numpy() + 1.0)
+
+
+def activity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, products: np.ndarray,
+                       catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
+    scores = activity_scores(events, users)
+    order = np.lexsort((users["customer_id"].to_numpy(), -users["last_event"].to_numpy().astype("int64"),
+                        -scores))
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    pair_index, pair_rows = product_pairs(events, users, params.exclude, products)
+    yield from rank_by_shared_order(products, products[pair_index], position[pair_rows],
+                                    users["customer_id"].to_numpy()[order], scores[order], params.depth)
+
+
+def _hash(seed: int, product_ids: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """splitmix64 of (seed, product, draw number): a reproducible random stream per product that does
+    not depend on which other products are ranked with it or on the depth asked for."""
+    with np.errstate(over="ignore"):
+        z = (np.uint64(seed) * MIX) ^ (product_ids.astype(np.uint64)[:, None] * np.uint64(0xBF58476D1CE4E5B9))
+        z = z + draws.astype(np.uint64)[None, :] * MIX
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _first_allowed(candidates: np.ndarray, product_index: np.ndarray, excluded_keys: np.ndarray,
+                   n_users: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first `depth` candidates that are neither repeats nor excluded: (positions, sizes)."""
+    p, c = candidates.shape
+    order = np.argsort(candidates, axis=1, kind="stable")
+    sorted_c = np.take_along_axis(candidates, order, axis=1)
+    repeat_sorted = np.zeros((p, c), dtype=bool)
+    repeat_sorted[:, 1:] = sorted_c[:, 1:] == sorted_c[:, :-1]
+    repeat = np.empty_like(repeat_sorted)
+    np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+    keys = product_index[:, None] * n_users + candidates
+    at = np.minimum(np.searchsorted(excluded_keys, keys), max(excluded_keys.size - 1, 0))
+    excluded = excluded_keys[at] == keys if excluded_keys.size else np.zeros_like(repeat)
+    ok = ~repeat & ~excluded
+    rank = np.cumsum(ok, axis=1) - 1
+    take = ok & (rank < depth)
+    rows, cols = np.nonzero(take)
+    out = np.zeros((p, depth), dtype=np.int64)
+    out[rows, rank[rows, cols]] = candidates[rows, cols]
+    return out, np.bincount(rows, minlength=p).astype(np.int32)
+
+
+def random_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, products: np.ndarray,
+                     catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
+    """Uniformly random allowed users per product, reproducible from the run's seed."""
+    n_users, depth = len(users), params.depth
+    ids = users["customer_id"].to_numpy()
+    pair_index, pair_rows = product_pairs(events, users, params.exclude, products)
+    excluded_keys = sorted_unique(pair_index * n_users + pair_rows)
+    allowed = n_users - np.bincount(pair_index, minlength=len(products))
+    for start in range(0, len(products), PRODUCT_BLOCK // 4):
+        index = np.arange(start, min(start + PRODUCT_BLOCK // 4, len(products)))
+        if n_users <= EXACT_RANDOM_USERS:
+            hashed = _hash(params.seed, products[index], np.arange(n_users))
+            candidates = np.argsort(hashed, axis=1, kind="stable")
+        else:
+            candidates = _draw(params.seed, products[index], n_users, depth)
+        positions, sizes = _first_allowed(candidates, index, excluded_keys, n_users, depth)
+        # Rare rows short of users while more are allowed: draw again, longer, only for those rows.
+        draws = candidates.shape[1]
+        while n_users > EXACT_RANDOM_USERS and np.any(short := sizes < np.minimum(allowed[index], depth)):
+            draws *= 2
+            longer = _draw(params.seed, products[index[short]], n_users, draws)
+            positions[short], sizes[short] = _first_allowed(longer, index[short], excluded_keys, n_users, depth)
+        yield AudienceBlock(products[index], sizes, ids[positions], np.zeros(positions.shape))
+
+
+def _draw(seed: int, product_ids: np.ndarray, n_users: int, depth: int) -> np.ndarray:
+    # A few spare draws cover repeats and excluded users; a short row is drawn again, longer.
+    draws = depth + depth // 4 + 16
+    return (_hash(seed, product_ids, np.arange(draws)) % np.uint64(n_users)).astype(np.int64)

@@ -1,0 +1,185 @@
+"""Exposure cap (--max-audiences-per-user K): no user appears in more than K audiences of a run.
+
+Products are served in order of expected reach (most users first). The cap works in two phases, each a
+loop over rounds with every product handled at once inside a round:
+
+1. Own candidates. Each strategy ranks more candidates than the audience needs (see CAP_CANDIDATES).
+   In every round each unfilled product proposes its next missing number of candidates; a user accepts
+   proposals from the highest-reach products up to their remaining capacity; a rejected product moves
+   on to its next candidates in the following round. Within an audience the strategy's order is kept.
+2. Filler. Products whose own candidates ran out because of the cap take, in order of reach, the most
+   engaged users who still have capacity and are allowed, dealt out one exposure per user per pass
+   (so the most engaged spare users go to the highest-reach products first, and nobody is skipped twice
+   while someone less engaged is used).
+
+Without any user reaching K the result is exactly the uncapped audiences.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from pipeline.arrays import first_occurrence, group_rank, member
+from pipeline.audiences import PRODUCT_BLOCK, AudienceBlock
+from pipeline.baselines import product_pairs
+from pipeline.config import RunParams
+from pipeline.features import engagement_order
+
+FILL_ROUNDS = 8  # each round repairs the pairs a deal could not use (excluded users, repeats)
+# Candidates a strategy ranks per audience slot when a cap is set: capped users' places go to these first.
+CAP_CANDIDATES = 3
+
+
+@dataclass
+class Capped:
+    positions: np.ndarray  # (P, depth) user positions, valid up to sizes
+    scores: np.ndarray     # (P, depth)
+    sizes: np.ndarray      # (P,) int32
+
+
+def reach_priority(reach: np.ndarray) -> np.ndarray:
+    """Product indexes in fill order: most users first, then the lower index (stable, reproducible)."""
+    return np.lexsort((np.arange(len(reach)), -np.asarray(reach, dtype=float)))
+
+
+class _Filling:
+    """Audiences being filled, rows in priority order."""
+
+    def __init__(self, n_products: int, depth: int, capacity: np.ndarray):
+        self.positions = np.zeros((n_products, depth), dtype=np.int64)
+        self.scores = np.zeros((n_products, depth))
+        self.filled = np.zeros(n_products, dtype=np.int64)
+        self.capacity = capacity
+
+    def take(self, rows: np.ndarray, users: np.ndarray, scores: np.ndarray) -> None:
+        """Append accepted (row, user) pairs; rows sorted, each row's pairs in rank order."""
+        slot = self.filled[rows] + group_rank(rows)
+        self.positions[rows, slot] = users
+        self.scores[rows, slot] = scores
+        self.filled += np.bincount(rows, minlength=len(self.filled))
+        self.capacity -= np.bincount(users, minlength=len(self.capacity))
+
+
+def _own_candidates(state: _Filling, candidates: np.ndarray, scores: np.ndarray, sizes: np.ndarray,
+                    target: np.ndarray) -> None:
+    pointer = np.zeros(len(sizes), dtype=np.int64)
+    while True:  # rounds; every active product advances at least one candidate per round
+        want = np.where(pointer < sizes, np.minimum(target - state.filled, sizes - pointer), 0)
+        active = np.flatnonzero(want > 0)
+        if active.size == 0:
+            return
+        counts = want[active]
+        rows = np.repeat(active, counts)
+        cols = pointer[rows] + group_rank(rows)
+        users = candidates[rows, cols]
+        # Rows are priority ranks, so sorting by (user, row) lines each user's suitors up by reach.
+        order = np.lexsort((rows, users))
+        accept_sorted = group_rank(users[order]) < state.capacity[users[order]]
+        accept = np.empty_like(accept_sorted)
+        accept[order] = accept_sorted
+        state.take(rows[accept], users[accept], scores[rows[accept], cols[accept]])
+        pointer += want
+
+
+def _deal(pool: np.ndarray, capacity: np.ndarray, total: int) -> np.ndarray:
+    """The first `total` exposures of the pool, one pass per capacity level (pool order kept)."""
+    layers, got, level = [], 0, 1
+    while got < total:  # at most K levels
+        layer = pool[capacity[pool] >= level]
+        if layer.size == 0:
+            break
+        layers.append(layer)
+        got += layer.size
+        level += 1
+    return np.concatenate(layers)[:total] if layers else np.zeros(0, dtype=np.int64)
+
+
+def _fill(state: _Filling, target: np.ndarray, blocked: np.ndarray, fill_order: np.ndarray,
+          fill_scores: np.ndarray) -> None:
+    n_users = len(state.capacity)
+    for _ in range(FILL_ROUNDS):
+        need = target - state.filled
+        short = np.flatnonzero(need > 0)
+        pool = fill_order[state.capacity[fill_order] > 0]
+        if short.size == 0 or pool.size == 0:
+            return
+        stream = _deal(pool, state.capacity, int(need[short].sum()))
+        owner = np.repeat(short, need[short])[:stream.size]
+        keys = owner * n_users + stream
+        ok = first_occurrence(keys) & ~member(keys, blocked)
+        if not ok.any():
+            return
+        order = np.lexsort((np.arange(keys.size), owner))  # stable by owner: rows sorted for take()
+        order = order[ok[order]]
+        state.take(owner[order], stream[order], fill_scores[stream[order]])
+        blocked = np.sort(np.concatenate([blocked, keys[ok]]))
+
+
+def apply_cap(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, depth: int, cap: int,
+              priority: np.ndarray, fill_order: np.ndarray, fill_scores: np.ndarray,
+              excluded: tuple[np.ndarray, np.ndarray]) -> Capped:
+    """Capped audiences of `depth` from ranked candidates (P, C >= depth) of user positions.
+
+    priority: product indexes in fill order; fill_order: user positions best first (the filler);
+    excluded: (product index, user position) pairs no audience may contain.
+    """
+    n_products = len(sizes)
+    n_users = len(fill_order)
+    rank_of = np.empty(n_products, dtype=np.int64)
+    rank_of[priority] = np.arange(n_products)
+    target = np.minimum(sizes[priority], depth).astype(np.int64)
+    state = _Filling(n_products, depth, np.full(n_users, cap, dtype=np.int64))
+    _own_candidates(state, positions[priority], scores[priority], sizes[priority].astype(np.int64), target)
+    if np.any(state.filled < target):
+        rows = np.repeat(np.arange(n_products), state.filled)
+        taken = rows * n_users + state.positions[np.arange(depth)[None, :] < state.filled[:, None]]
+        blocked = np.sort(np.concatenate([rank_of[excluded[0]] * n_users + excluded[1], taken]))
+        _fill(state, target, blocked, fill_order, fill_scores)
+    valid = np.arange(depth)[None, :] < state.filled[:, None]
+    # Filler users come after the strategy's own; keep scores non-increasing down each audience.
+    ordered_scores = np.where(valid, np.minimum.accumulate(np.where(valid, state.scores, np.inf), axis=1), 0.0)
+    out = Capped(np.empty_like(state.positions), np.empty_like(ordered_scores), np.empty(n_products, np.int32))
+    out.positions[priority] = state.positions
+    out.scores[priority] = ordered_scores
+    out.sizes[priority] = state.filled
+    return out
+
+
+def stack_blocks(blocks, products: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A strategy's blocks as (user positions, scores, sizes) aligned with `products`."""
+    blocks = list(blocks)
+    got = np.concatenate([b.product_ids for b in blocks]) if blocks else np.zeros(0, np.int64)
+    if not np.array_equal(got, products):
+        raise RuntimeError("a strategy must return one audience per product, in the order given")
+    customer_ids = np.concatenate([b.customer_ids for b in blocks])
+    sizes = np.concatenate([b.sizes for b in blocks]).astype(np.int32)
+    valid = np.arange(customer_ids.shape[1])[None, :] < sizes[:, None]
+    positions = np.where(valid, np.minimum(np.searchsorted(ids, customer_ids), len(ids) - 1), 0)
+    return positions, np.concatenate([b.scores for b in blocks]), sizes
+
+
+def cap_ranked(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, events: pd.DataFrame,
+               users: pd.DataFrame, params: RunParams, products: np.ndarray, reach: np.ndarray, depth: int
+               ) -> Capped:
+    """The cap over ranked candidates, with the engagement order as the filler."""
+    pair_index, pair_rows = product_pairs(events, users, params.exclude, products)
+    return apply_cap(positions, scores, sizes, depth, params.max_audiences_per_user, reach_priority(reach),
+                     fill_order=engagement_order(users), fill_scores=users["engagement_score"].to_numpy(),
+                     excluded=(pair_index, pair_rows))
+
+
+def capped_blocks(strategy: Callable[..., Iterator[AudienceBlock]], events: pd.DataFrame, users: pd.DataFrame,
+                  params: RunParams, products: np.ndarray, reach: np.ndarray,
+                  catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
+    """A run's audiences under the cap: every product's candidates are needed before any is final."""
+    wide = replace(params, depth=params.depth * CAP_CANDIDATES)
+    ids = users["customer_id"].to_numpy()
+    positions, scores, sizes = stack_blocks(strategy(events, users, wide, products, catalogue=catalogue),
+                                            products, ids)
+    capped = cap_ranked(positions, scores, sizes, events, users, params, products, reach, params.depth)
+    for start in range(0, len(products), PRODUCT_BLOCK):
+        part = slice(start, start + PRODUCT_BLOCK)
+        yield AudienceBlock(products[part], capped.sizes[part], ids[capped.positions[part]], capped.scores[part])

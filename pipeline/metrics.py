@@ -1,0 +1,107 @@
+"""Offline metrics of a set of audiences against the users who really came for each product later.
+
+Everything works on integer user *positions* (row numbers in the candidate user table), so a
+(product, user) pair is one int64 key ``product_index * n_users + position`` and a hit test over every
+audience cell at once is one ``searchsorted``. No loop over products or users.
+
+Definitions (k is the audience cut-off; "truth" of a product = its users in the late part):
+
+* precision_macro: mean over products of hits / k.  precision_micro: all hits / all audience slots.
+* recall_macro: mean over products of hits / truth size.  recall_micro: all hits / all truth pairs.
+* hit_rate: share of products with at least one hit.
+* ndcg: mean over products of DCG / ideal DCG, binary relevance, ideal = min(truth size, k) hits on top.
+* reachable_ceiling: the micro recall a perfect ranking of the candidate users would reach: per product
+  min(k, truth users who are candidates and allowed by the exclusion rule), over all truth pairs. A
+  strategy that only ranks known users cannot beat it.
+* user_coverage: distinct users in any audience / candidate users.
+* exposure_gini: Gini coefficient of audiences-per-user over all candidate users (0 = everyone equally
+  often, 1 = all exposure on one user).
+* lift_over_random: recall_micro / the recall_micro a uniformly random audience of allowed users has in
+  expectation (computed exactly, so it never divides by a lucky or unlucky draw).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.arrays import member, sorted_unique
+
+METRICS = ("precision_macro", "precision_micro", "recall_macro", "recall_micro", "hit_rate", "ndcg",
+           "reachable_ceiling", "user_coverage", "exposure_gini", "lift_over_random")
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What happened in the late part, for the evaluated products (indexes 0..n_products-1)."""
+    n_products: int
+    n_users: int                # candidate users (positions 0..n_users-1)
+    pair_keys: np.ndarray       # sorted unique keys product * n_users + position of known truth users
+    truth_size: np.ndarray      # (P,) truth users per product, known to the candidates or not
+    reachable: np.ndarray       # (P,) truth users who are candidates and allowed by the exclusion rule
+    allowed: np.ndarray         # (P,) candidate users the exclusion rule allows for the product
+
+
+def make_truth(truth_products: np.ndarray, truth_positions: np.ndarray, n_products: int, n_users: int,
+               excluded_products: np.ndarray, excluded_positions: np.ndarray) -> Truth:
+    """Truth pairs, one per (product, user) (position -1: a user the candidates do not know), and the
+    excluded (product, position) pairs -> Truth."""
+    truth_size = np.bincount(truth_products, minlength=n_products)
+    known = truth_positions >= 0
+    keys = sorted_unique(truth_products[known] * n_users + truth_positions[known])
+    excluded = sorted_unique(excluded_products * n_users + excluded_positions)
+    allowed_keys = keys[~member(keys, excluded)]
+    reachable = np.bincount(allowed_keys // n_users, minlength=n_products)
+    allowed = n_users - np.bincount(excluded // n_users, minlength=n_products)
+    return Truth(n_products, n_users, keys, truth_size, reachable, allowed)
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of non-negative counts (0 when there is nothing to share)."""
+    x = np.sort(np.asarray(counts, dtype=float))
+    n, total = x.size, x.sum()
+    if n == 0 or total == 0:
+        return 0.0
+    return float(2 * np.dot(np.arange(1, n + 1), x) / (n * total) - (n + 1) / n)
+
+
+def expected_random_recall(truth: Truth, k: int) -> float:
+    """Micro recall of audiences of min(k, allowed) users drawn uniformly from the allowed ones."""
+    allowed = np.maximum(truth.allowed, 1)
+    expected_hits = np.minimum(k, truth.allowed) * truth.reachable / allowed
+    return float(expected_hits.sum() / max(truth.truth_size.sum(), 1))
+
+
+def evaluate_audiences(positions: np.ndarray, sizes: np.ndarray, truth: Truth, ks=(10, 100)
+                       ) -> dict[tuple[int, str], float]:
+    """positions: (P, D) user positions, valid up to sizes[p]. Returns {(k, metric): value}."""
+    n_products, depth = positions.shape
+    valid = np.arange(depth)[None, :] < sizes[:, None]
+    keys = np.arange(n_products, dtype=np.int64)[:, None] * truth.n_users + positions
+    hits = valid & member(keys, truth.pair_keys)
+    discount = 1.0 / np.log2(np.arange(depth) + 2.0)
+    ideal_cum = np.cumsum(discount)
+    total_truth = max(int(truth.truth_size.sum()), 1)
+    out: dict[tuple[int, str], float] = {}
+    for k in ks:  # two cut-offs, not a loop over products
+        hits_k, valid_k = hits[:, :k], valid[:, :k]
+        per_product = hits_k.sum(axis=1)
+        dcg = (hits_k * discount[:k]).sum(axis=1)
+        ideal = ideal_cum[np.minimum(truth.truth_size, k) - 1]
+        slots = int(valid_k.sum())
+        exposure = np.bincount(positions[:, :k][valid_k], minlength=truth.n_users)
+        recall_micro = per_product.sum() / total_truth
+        random_recall = expected_random_recall(truth, k)
+        out.update({
+            (k, "precision_macro"): float(np.mean(per_product / k)),
+            (k, "precision_micro"): float(per_product.sum() / slots) if slots else 0.0,
+            (k, "recall_macro"): float(np.mean(per_product / truth.truth_size)),
+            (k, "recall_micro"): float(recall_micro),
+            (k, "hit_rate"): float(np.mean(per_product > 0)),
+            (k, "ndcg"): float(np.mean(dcg / ideal)),
+            (k, "reachable_ceiling"): float(np.minimum(truth.reachable, k).sum() / total_truth),
+            (k, "user_coverage"): float(np.count_nonzero(exposure) / truth.n_users),
+            (k, "exposure_gini"): gini(exposure),
+            (k, "lift_over_random"): float(recall_micro / random_recall) if random_recall > 0 else 0.0,
+        })
+    return out
