@@ -134,6 +134,7 @@ def build_cache(db: str, run_id: int, load_users: bool = True) -> AudienceCache:
     caller to load (UserTable.load), e.g. in the background after startup."""
     con = store_read.connect(db, mmap=True)
     try:
+        con.execute("BEGIN")  # one snapshot: the counts and rows below agree even if a writer commits
         run = store_read.run(con, run_id)
         product_ids, sizes, entries = read_audiences(con, run_id)
         fallback_ids, fallback_scores = store_read.fallback(con, run_id)

@@ -58,9 +58,9 @@ class CacheHolder:
         """refresh() that never raises: a failed look keeps the served run and is retried next time."""
         try:
             self.refresh(users_in_background)
-        except (WorkbenchError, sqlite3.Error, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - the watcher must outlive any one failed look
             if self.cache is None:
-                self.problem = str(exc)
+                self.problem = str(exc) if isinstance(exc, WorkbenchError) else f"loading failed: {exc}"
             log.warning("reload of %s failed, still serving run %s: %s", self.settings.db,
                         self.cache.run_id if self.cache else None, exc)
             self.close()
