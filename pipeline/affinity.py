@@ -246,10 +246,12 @@ def rank_keys(scores: np.ndarray, eng_rank: np.ndarray, n_users: int) -> np.ndar
     last = float(2 ** (62 - rank_bits) - 1)
     finite = scores[np.isfinite(scores)]
     high, low = finite.max(initial=0.0), finite.min(initial=0.0)
-    steps = high - scores  # -inf (empty) becomes +inf, clipped to the last step below
-    steps *= (last - 1) / (high - low) if high > low else 0.0
-    np.nan_to_num(steps, copy=False, nan=last, posinf=last)
-    np.minimum(steps, last, out=steps)
+    if high > low:
+        steps = high - scores  # -inf (empty) becomes +inf, clipped to the last step below
+        steps *= (last - 1) / (high - low)
+        np.minimum(steps, last, out=steps)
+    else:
+        steps = np.where(np.isfinite(scores), 0.0, last)
     keys = steps.astype(np.int64)
     keys <<= rank_bits
     keys |= eng_rank

@@ -28,7 +28,7 @@ from pipeline.baselines import product_pairs
 from pipeline.config import RunParams
 from pipeline.features import engagement_order
 
-FILL_ROUNDS = 8  # each round repairs the pairs a deal could not use (excluded users, repeats)
+FILL_ROUNDS = 64  # each round repairs the pairs the last deal could not use (excluded users, repeats)
 # Candidates a strategy ranks per audience slot when a cap is set: capped users' places go to these first.
 CAP_CANDIDATES = 3
 

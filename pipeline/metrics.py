@@ -87,7 +87,7 @@ def evaluate_audiences(positions: np.ndarray, sizes: np.ndarray, truth: Truth, k
         hits_k, valid_k = hits[:, :k], valid[:, :k]
         per_product = hits_k.sum(axis=1)
         dcg = (hits_k * discount[:k]).sum(axis=1)
-        ideal = ideal_cum[np.minimum(truth.truth_size, k) - 1]
+        ideal = ideal_cum[np.maximum(np.minimum(truth.truth_size, k), 1) - 1]  # every product has truth
         slots = int(valid_k.sum())
         exposure = np.bincount(positions[:, :k][valid_k], minlength=truth.n_users)
         recall_micro = per_product.sum() / total_truth
@@ -95,7 +95,7 @@ def evaluate_audiences(positions: np.ndarray, sizes: np.ndarray, truth: Truth, k
         out.update({
             (k, "precision_macro"): float(np.mean(per_product / k)),
             (k, "precision_micro"): float(per_product.sum() / slots) if slots else 0.0,
-            (k, "recall_macro"): float(np.mean(per_product / truth.truth_size)),
+            (k, "recall_macro"): float(np.mean(per_product / np.maximum(truth.truth_size, 1))),
             (k, "recall_micro"): float(recall_micro),
             (k, "hit_rate"): float(np.mean(per_product > 0)),
             (k, "ndcg"): float(np.mean(dcg / ideal)),

@@ -1,0 +1,166 @@
+"""The temporal holdout: what strategies are given, what they are scored against, and which is published."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+from pipeline.clean import clean
+from pipeline.config import RunParams
+from pipeline.evaluate import Scored, best_strategy, evaluate_all, make_holdout
+from pipeline.features import user_features
+from pipeline.ingest import read_events
+from pipeline.metrics import METRICS
+from pipeline.run import execute
+from pipeline.strategies import AUTO, STRATEGIES
+from store import queries
+from tests.conftest import write_events
+from tests.test_strategies import COMMUNITIES, day
+
+# Late part: community 1 comes back for product 12, community 2 for 22 (both seen early).
+LATE = [(1, 12, "cart", "2023-01-25T10:00:00"), (2, 12, "cart", "2023-01-26T10:00:00"),
+        (3, 12, "purchased", "2023-01-27T10:00:00"), (5, 22, "cart", "2023-01-28T10:00:00"),
+        (6, 22, "cart", "2023-01-29T10:00:00"), (7, 22, "cart", "2023-01-30T10:00:00"),
+        (999, 12, "cart", "2023-01-31T10:00:00")]  # a newcomer nobody could have ranked
+# 120 busy users early (three products each, the latest days): engagement's top 100 is all of them.
+BUSY = [(1000 + u, 300 + u * 3 + i, "cart", day(21, 10 + i)) for u in range(120) for i in range(3)]
+ROWS = COMMUNITIES + BUSY + LATE
+
+
+def holdout_for(n_rows: int, n_late: int) -> float:
+    """The holdout share whose quantile falls between the last early and the first late event."""
+    return 1 - (n_rows - n_late - 0.5) / (n_rows - 1)
+
+
+@pytest.fixture
+def csv(tmp_path):
+    return write_events(tmp_path / "e.csv", ROWS)
+
+
+@pytest.fixture
+def params():
+    return RunParams(holdout=holdout_for(len(ROWS), len(LATE)))
+
+
+def test_the_split_the_truth_and_the_ceiling(csv, params):
+    events = clean(read_events(csv), params).events
+    h = make_holdout(events, params)
+    assert h.early["event_date"].max() < h.split <= pd.Timestamp(LATE[0][3])
+    assert h.products.tolist() == [12, 22]
+    assert len(h.users) == 8 + 120 and 999 not in h.users["customer_id"].tolist()
+    assert h.truth.truth_size.tolist() == [4, 3]          # 999 counts against product 12 ...
+    assert h.truth.reachable.tolist() == [3, 3]           # ... but no ranking can reach them
+    assert h.reach.tolist() == [1, 1]                     # early users of 12 and 22
+
+
+def test_no_leakage_every_strategy_sees_only_the_early_part(csv, params, monkeypatch):
+    events = clean(read_events(csv), params).events
+    seen = {}
+    for name, fn in list(STRATEGIES.items()):
+        def spy(ev, users, p, products, catalogue=None, _fn=fn, _name=name):
+            seen[_name] = (ev.copy(), users.copy(), products.copy())
+            return _fn(ev, users, p, products, catalogue=catalogue)
+        monkeypatch.setitem(STRATEGIES, name, spy)
+    holdout, scored = evaluate_all(events, params, None)
+    assert set(seen) == set(STRATEGIES) and len(scored) == len(STRATEGIES)
+    late_customers = set(c for c, *_ in LATE)
+    for name, (ev, users, products) in seen.items():
+        assert ev["event_date"].max() < holdout.split, name
+        assert len(ev) == len(ROWS) - len(LATE), name
+        assert set(users["customer_id"]) == set(ev["customer_id"]), name
+        assert 999 not in set(users["customer_id"]) and late_customers & set(users["customer_id"]) == \
+            {1, 2, 3, 5, 6, 7}, name  # they are there for their early events only
+        assert users["total_interactions"].sum() == len(ev), name
+        assert products.tolist() == [12, 22], name
+
+
+def test_every_strategy_is_scored_and_affinity_finds_the_communities(csv, params):
+    events = clean(read_events(csv), params).events
+    _, scored = evaluate_all(events, params, None)
+    by_name = {s.name: s.metrics for s in scored}
+    assert set(by_name) == set(STRATEGIES)
+    assert all(set(m) == {(k, metric) for k in (10, 100) for metric in METRICS} for m in by_name.values())
+    # 6 of the 7 truth pairs are reachable; affinity gets all six in its first three places.
+    assert by_name["affinity"][(10, "recall_micro")] == pytest.approx(6 / 7)
+    assert by_name["affinity"][(100, "reachable_ceiling")] == pytest.approx(6 / 7)
+    assert by_name["engagement"][(100, "recall_micro")] == 0.0  # its top 100 are the busy users
+    assert best_strategy(scored, capped=False) == "affinity"
+
+
+def test_a_cap_is_scored_next_to_the_uncapped_audiences(csv):
+    params = RunParams(holdout=holdout_for(len(ROWS), len(LATE)), max_audiences_per_user=1)
+    events = clean(read_events(csv), params).events
+    _, scored = evaluate_all(events, params, None, names=["affinity"])
+    names = [s.name for s in scored]
+    assert names == ["affinity", "affinity+cap1"]
+    capped = scored[1].metrics
+    # Two products, one audience each per user: the two audiences share nobody.
+    assert capped[(10, "user_coverage")] == pytest.approx(20 / 128)
+    assert capped[(10, "exposure_gini")] < scored[0].metrics[(10, "exposure_gini")]
+
+
+def scored(name: str, recall: float, macro: float = 0.0) -> Scored:
+    metrics = {(100, "recall_micro"): recall, (100, "recall_macro"): macro, (100, "ndcg"): 0.0}
+    return Scored(name, metrics, 0.0)
+
+
+def test_best_is_the_highest_recall_at_100_never_random_and_the_reference_on_ties():
+    assert best_strategy([scored("engagement", 0.1), scored("affinity", 0.3), scored("als", 0.2)], False) \
+        == "affinity"
+    assert best_strategy([scored("engagement", 0.1), scored("random", 0.9)], False) == "engagement"
+    assert best_strategy([scored("activity", 0.0), scored("affinity", 0.0), scored("engagement", 0.0)], False) \
+        == "engagement"
+    assert best_strategy([scored("als", 0.2, 0.5), scored("affinity", 0.2, 0.4)], False) == "als"
+    # With a cap, the capped scores decide.
+    assert best_strategy([scored("affinity", 0.3), scored("affinity+cap5", 0.1),
+                          scored("als", 0.2), scored("als+cap5", 0.15)], True) == "als"
+
+
+def test_a_run_without_a_strategy_publishes_the_best_and_says_so(csv, params, tmp_path):
+    db = tmp_path / "a.db"
+    result = execute(csv, db=db, params=RunParams(holdout=params.holdout, strategy=AUTO, depth=5))
+    con = queries.connect(db)
+    run = queries.run(con, result.run_id)
+    assert result.strategy == run["params"]["strategy"] == run["summary"]["strategy"] == "affinity"
+    rows = queries.evaluation(con, result.run_id)
+    assert len(rows) == len(STRATEGIES) * 2 * len(METRICS)
+    assert set(rows["strategy"]) == set(STRATEGIES) and set(rows["k"]) == {10, 100}
+    assert set(result.seconds) >= {f"evaluate:{name}" for name in STRATEGIES}
+    # Refitted on all the data: the published audiences are affinity's on every event, late ones included.
+    events = clean(read_events(csv), params).events
+    users = user_features(events, params)
+    refit = next(STRATEGIES["affinity"](events, users, RunParams(depth=5, holdout=params.holdout),
+                                        np.array([12, 22])))
+    for i, product in enumerate((12, 22)):
+        published = queries.audience(con, result.run_id, product)["customer_id"].tolist()
+        assert published == refit.customer_ids[i, :refit.sizes[i]].tolist()
+    assert queries.stats(con, result.run_id)["holdout_products"] == 2
+
+
+def test_a_forced_strategy_is_published_while_all_are_still_evaluated(csv, params, tmp_path):
+    db = tmp_path / "a.db"
+    result = execute(csv, db=db, params=RunParams(holdout=params.holdout, strategy="engagement", depth=5))
+    con = queries.connect(db)
+    assert queries.run(con, result.run_id)["params"]["strategy"] == "engagement"
+    assert set(queries.evaluation(con, result.run_id)["strategy"]) == set(STRATEGIES)
+
+
+def test_holdout_zero_evaluates_nothing_and_auto_falls_back_to_engagement(csv, tmp_path):
+    db = tmp_path / "a.db"
+    result = execute(csv, db=db, params=RunParams(holdout=0.0, strategy=AUTO, depth=5))
+    con = queries.connect(db)
+    assert queries.evaluation(con, result.run_id).empty
+    assert result.strategy == "engagement" and not any(":" in k for k in result.seconds)
+
+
+def test_cli_default_evaluates_and_an_unknown_strategy_is_one_line(csv, params, tmp_path, capsys):
+    db = tmp_path / "a.db"
+    assert main(["run", "--input", str(csv), "--db", str(db), "--depth", "5", "--holdout", str(params.holdout)]) == 0
+    con = queries.connect(db)
+    assert queries.run(con, queries.current_run_id(con))["params"]["strategy"] == "affinity"
+    capsys.readouterr()
+    assert main(["run", "--input", str(csv), "--db", str(db), "--strategy", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown strategy 'nope'" in err[0]
+    assert queries.current_run_id(con) == 1  # nothing new was published

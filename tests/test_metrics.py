@@ -1,0 +1,84 @@
+"""Offline metrics on a case small enough to work out by hand.
+
+Two products, five candidate users (positions 0-4), audiences of three:
+  P0: [0, 1, 2]   truth: users 1 and 3 (known) and one user the candidates never saw -> 3 truth users
+  P1: [0, 3, 4]   truth: user 4                                                     -> 1 truth user
+Excluded: user 4 from P0, user 1 from P1 (neither is in that product's truth or audience).
+
+k = 3: P0 hits user 1 at rank 2, P1 hits user 4 at rank 3.
+  precision: 1/3 and 1/3 -> macro 1/3, micro 2/6.      recall: 1/3 and 1/1 -> macro 2/3, micro 2/4.
+  hit rate 1.  NDCG: P0 (1/log2 3) / (1 + 1/log2 3 + 1/log2 4) = 0.29608, P1 (1/log2 4) / 1 = 0.5.
+  ceiling: reachable P0 = 2 (users 1, 3), P1 = 1 -> (2 + 1) / 4 = 0.75.
+  coverage: all five users / 5 = 1.  exposure (2, 1, 1, 1, 1): Gini 2*(1+2+3+4+10)/(5*6) - 6/5 = 2/15.
+  random: P0 min(3, 4 allowed) * 2/4 = 1.5 hits, P1 3 * 1/4 = 0.75 -> recall 2.25/4; lift 0.5/0.5625.
+k = 1: both audiences start with user 0, who is nobody's truth: every hit metric 0.
+  ceiling (min(2, 1) + min(1, 1)) / 4 = 0.5; coverage 1/5; exposure (2, 0, 0, 0, 0): Gini 0.8.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline.metrics import METRICS, evaluate_audiences, expected_random_recall, gini, make_truth
+
+
+@pytest.fixture
+def case():
+    truth = make_truth(truth_products=np.array([0, 0, 0, 1]), truth_positions=np.array([1, 3, -1, 4]),
+                       n_products=2, n_users=5,
+                       excluded_products=np.array([0, 1]), excluded_positions=np.array([4, 1]))
+    positions = np.array([[0, 1, 2], [0, 3, 4]])
+    return evaluate_audiences(positions, np.array([3, 3]), truth, ks=(1, 3)), truth
+
+
+def test_every_metric_at_k3(case):
+    m, _ = case
+    ndcg_p0 = (1 / math.log2(3)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
+    expected = {"precision_macro": 1 / 3, "precision_micro": 2 / 6, "recall_macro": 2 / 3, "recall_micro": 0.5,
+                "hit_rate": 1.0, "ndcg": (ndcg_p0 + 0.5) / 2, "reachable_ceiling": 0.75, "user_coverage": 1.0,
+                "exposure_gini": 2 / 15, "lift_over_random": 0.5 / 0.5625}
+    assert set(expected) == set(METRICS)
+    for metric, value in expected.items():
+        assert m[(3, metric)] == pytest.approx(value), metric
+
+
+def test_every_metric_at_k1(case):
+    m, _ = case
+    for metric in ("precision_macro", "precision_micro", "recall_macro", "recall_micro", "hit_rate", "ndcg",
+                   "lift_over_random"):
+        assert m[(1, metric)] == 0.0, metric
+    assert m[(1, "reachable_ceiling")] == pytest.approx(0.5)
+    assert m[(1, "user_coverage")] == pytest.approx(0.2)
+    assert m[(1, "exposure_gini")] == pytest.approx(0.8)
+
+
+def test_truth_counts_unknown_users_but_cannot_reach_them(case):
+    _, truth = case
+    assert truth.truth_size.tolist() == [3, 1]
+    assert truth.reachable.tolist() == [2, 1]
+    assert truth.allowed.tolist() == [4, 4]
+    assert expected_random_recall(truth, 3) == pytest.approx(2.25 / 4)
+
+
+def test_excluded_truth_users_are_not_reachable():
+    truth = make_truth(np.array([0, 0]), np.array([1, 2]), 1, 4, np.array([0]), np.array([2]))
+    assert truth.reachable.tolist() == [1] and truth.truth_size.tolist() == [2]
+
+
+def test_short_audiences_count_only_their_filled_slots():
+    truth = make_truth(np.array([0]), np.array([1]), 1, 3, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    m = evaluate_audiences(np.array([[1, 0, 0]]), np.array([1]), truth, ks=(3,))
+    assert m[(3, "precision_micro")] == 1.0 and m[(3, "precision_macro")] == pytest.approx(1 / 3)
+    assert m[(3, "user_coverage")] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("counts, expected", [
+    ([3, 3, 3, 3], 0.0),           # everyone equally exposed
+    ([0, 0, 0, 4], 0.75),          # one of four users holds everything: (n - 1) / n
+    ([0, 0, 0, 0], 0.0),           # nothing to share
+    ([1, 2, 3, 4], 0.25),          # 2*(1+4+9+16)/(4*10) - 5/4
+])
+def test_gini(counts, expected):
+    assert gini(np.array(counts)) == pytest.approx(expected)

@@ -1,0 +1,176 @@
+"""Each strategy on data built so the right answer is obvious."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import als
+from pipeline.audiences import engagement_audiences
+from pipeline.baselines import activity_scores
+from pipeline.clean import clean
+from pipeline.config import RunParams
+from pipeline.features import user_features
+from pipeline.ingest import read_events
+from pipeline.strategies import DESCRIPTIONS, STRATEGIES, get_strategy
+from store.errors import InputError
+from tests.conftest import FOUR_USERS, write_events
+
+
+def load(tmp_path, rows):
+    events = clean(read_events(write_events(tmp_path / "e.csv", rows)), RunParams()).events
+    return events, user_features(events, RunParams())
+
+
+def rank(name, events, users, products, catalogue=None, **params) -> dict[int, list[int]]:
+    p = RunParams(**{"depth": 20, **params})
+    out = {}
+    for block in get_strategy(name)(events, users, p, np.asarray(products, dtype=np.int64), catalogue=catalogue):
+        for i, product in enumerate(block.product_ids.tolist()):
+            out[product] = block.customer_ids[i, :block.sizes[i]].tolist()
+    return out
+
+
+def day(d: int, hour: int = 10) -> str:
+    return f"2023-01-{d:02d}T{hour:02d}:00:00"
+
+
+# Two communities that never touch each other's products. Users 1-3 take 10 and 11, user 4 takes 11 and
+# 12; users 5-7 take 20 and 21 (three events each: more engaged), user 8 takes 21 and 22.
+COMMUNITIES = (
+    [(u, 10, "cart", day(u)) for u in (1, 2, 3)] + [(u, 11, "purchased", day(u + 10)) for u in (1, 2, 3)]
+    + [(4, 11, "cart", day(5)), (4, 12, "purchased", day(15))]
+    + [(u, 20, "cart", day(u)) for u in (5, 6, 7)] + [(u, 21, "purchased", day(u + 10)) for u in (5, 6, 7)]
+    + [(u, 21, "rating", day(u + 12)) for u in (5, 6, 7)]
+    + [(8, 21, "cart", day(6)), (8, 22, "purchased", day(16))]
+)
+
+
+@pytest.fixture
+def communities(tmp_path):
+    return load(tmp_path, COMMUNITIES)
+
+
+def test_engagement_would_pick_the_other_community(communities):
+    events, users = communities
+    assert set(rank("engagement", events, users, [12])[12][:3]) == {5, 6, 7}
+
+
+@pytest.mark.parametrize("name", ["affinity", "als"])
+def test_product_neighbours_bring_their_own_community_first(communities, name, monkeypatch):
+    monkeypatch.setattr(als, "FACTORS", 2)  # two communities, two tastes (full rank would only copy the data)
+    events, users = communities
+    audiences = rank(name, events, users, [12, 22])
+    assert set(audiences[12][:3]) == {1, 2, 3}
+    assert set(audiences[22][:3]) == {5, 6, 7}
+    assert 4 not in audiences[12] and 8 not in audiences[22]  # they already took the product
+    assert len(audiences[12]) == 7  # then everyone else: audiences stay full
+
+
+# User 9 carted 30 and never bought it; users 1 and 2 bought it; users 5-7 are busy elsewhere.
+CARTED = (
+    [(1, 30, "purchased", day(2)), (2, 30, "purchased", day(3)), (9, 30, "cart", day(4)),
+     (9, 31, "cart", day(4, 11))]
+    + [(u, 40 + i, "purchased", day(5 + i)) for u in (5, 6, 7) for i in range(4)]
+)
+
+
+def test_a_user_who_carted_the_product_comes_first_when_the_rule_lets_them_in(tmp_path):
+    events, users = load(tmp_path, CARTED)
+    assert rank("affinity", events, users, [30], exclude="purchased")[30][0] == 9
+    assert 9 not in rank("affinity", events, users, [30], exclude="all")[30]
+    assert rank("engagement", events, users, [30], exclude="purchased")[30][0] != 9
+
+
+# User 10 only ever touches Garden products (41, 42); user 11 is the only one who touched 40 (Garden);
+# users 5-7 are busy in Toys. With a catalogue, 40's audience opens with the Garden customer.
+LOYAL = (
+    [(10, 41, "cart", day(3)), (10, 42, "purchased", day(9)), (11, 40, "purchased", day(4))]
+    + [(u, 50 + i, "purchased", day(5 + i)) for u in (5, 6, 7) for i in range(4)]
+)
+CATALOGUE = pd.DataFrame({"product_id": [40, 41, 42, 50, 51, 52, 53],
+                          "category": ["Garden"] * 3 + ["Toys"] * 4})
+
+
+def test_a_category_loyal_user_comes_first_with_a_catalogue(tmp_path):
+    events, users = load(tmp_path, LOYAL)
+    assert rank("affinity", events, users, [40], catalogue=CATALOGUE)[40][0] == 10
+    assert rank("affinity", events, users, [40])[40][0] != 10  # nothing else ties them without it
+
+
+def test_engagement_strategy_is_exactly_todays_ranking(tmp_path):
+    events, users = load(tmp_path, FOUR_USERS)
+    products = np.sort(events["product_id"].unique())
+    for exclude in ("all", "purchased", "none"):
+        p = RunParams(depth=10, exclude=exclude)
+        ours = list(get_strategy("engagement")(events, users, p, products))
+        theirs = list(engagement_audiences(events, users, p, products))
+        for a, b in zip(ours, theirs):
+            assert np.array_equal(a.customer_ids, b.customer_ids) and np.array_equal(a.sizes, b.sizes)
+            assert np.array_equal(a.scores, b.scores)
+
+
+def test_engagement_on_a_subset_of_products_ignores_the_other_products_exclusions(tmp_path):
+    events, users = load(tmp_path, FOUR_USERS)
+    # Product 2 alone: users 1 and 4 touched it; the exclusions of products 1 and 3 must not leak in.
+    assert rank("engagement", events, users, [2]) == {2: [3, 2]}
+
+
+ACTIVITY = (  # latest event 2023-03-01: 30 days back is 2023-01-30
+    [(1, 1, "cart", f"2023-02-{d:02d}T10:00:00") for d in (20, 25)] + [(1, 1, "cart", "2023-03-01T10:00:00")]
+    + [(2, 2, "cart", f"2023-02-{d:02d}T10:00:00") for d in (1, 5, 10, 15, 25)]
+    + [(3, 3, "cart", "2023-02-28T09:00:00"), (3, 3, "cart", "2023-02-28T10:00:00")]
+    + [(4, 4, "cart", "2022-12-31T10:00:00"), (4, 4, "cart", "2023-01-01T10:00:00")]
+)
+
+
+def test_activity_is_the_prototype_score(tmp_path):
+    # user 1: 3 recent / (0 days + 1) = 3; user 2: 5 / (4 + 1) = 1; user 3: 2 / (1 + 1) = 1 (seen later
+    # than user 2, so first on the tie); user 4: nothing in the last 30 days = 0.
+    events, users = load(tmp_path, ACTIVITY)
+    assert activity_scores(events, users).tolist() == [3.0, 1.0, 1.0, 0.0]
+    assert rank("activity", events, users, [999]) == {999: [1, 3, 2, 4]}
+
+
+def test_random_is_reproducible_allowed_only_and_changes_with_the_seed(communities):
+    events, users = communities
+    first = rank("random", events, users, [12, 22], seed=1)
+    assert first == rank("random", events, users, [12, 22], seed=1)
+    assert sorted(first[12]) == [1, 2, 3, 5, 6, 7, 8] and sorted(first[22]) == [1, 2, 3, 4, 5, 6, 7]
+    assert any(rank("random", events, users, [12], seed=s)[12] != first[12] for s in range(2, 6))
+
+
+def test_random_is_uniform_over_the_allowed_users():
+    n_users = 5000  # above the exact path: the hashed draws
+    events = pd.DataFrame({"customer_id": np.arange(1, n_users + 1, dtype=np.int64),
+                           "product_id": np.where(np.arange(n_users) < 100, 7, 8).astype(np.int64),
+                           "event": pd.Categorical(["cart"] * n_users),
+                           "event_date": pd.Timestamp("2023-01-01") + pd.to_timedelta(np.arange(n_users), "min")})
+    users = user_features(events, RunParams())
+    counts = np.zeros(n_users + 1)
+    for block in get_strategy("random")(events, users, RunParams(depth=50), np.arange(1000, 1400)):
+        assert np.all(block.sizes == 50)
+        for row in block.customer_ids:
+            assert len(set(row.tolist())) == 50
+        np.add.at(counts, block.customer_ids.ravel(), 1)
+    # 400 products x 50 = 20,000 picks over 5,000 users: 4 each on average; halves differ by noise only.
+    assert abs(counts[1:2501].sum() - counts[2501:].sum()) < 0.05 * counts.sum()
+    excluded = get_strategy("random")(events, users, RunParams(depth=50), np.array([7]))
+    assert not set(next(excluded).customer_ids[0].tolist()) & set(range(1, 101))
+
+
+def test_every_strategy_is_described_and_unknown_names_are_refused():
+    assert set(DESCRIPTIONS) == set(STRATEGIES) and all(len(d) > 150 for d in DESCRIPTIONS.values())
+    with pytest.raises(InputError, match="unknown strategy"):
+        get_strategy("collaborative")
+
+
+def test_randomized_svd_matches_the_exact_one():
+    import scipy.sparse as sp
+    rng = np.random.default_rng(0)
+    # Five strong tastes plus noise: the structure a truncated SVD is for.
+    dense = rng.random((60, 5)) @ rng.random((5, 40)) * 3 + 0.01 * rng.random((60, 40))
+    values, vectors = als.randomized_svd(sp.csr_matrix(dense), 5, seed=0)
+    exact = np.linalg.svd(dense, compute_uv=False)[:5]
+    assert np.allclose(values, exact, rtol=1e-3)
+    assert np.allclose(vectors.T @ vectors, np.eye(5), atol=1e-6)
