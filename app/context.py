@@ -12,8 +12,12 @@ from app import data
 from store.errors import WorkbenchError
 from store.schema import db_path
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"  # the Procfile's api: line
 _KEY = "workbench_context"
+
+
+def default_api_url() -> str:
+    """$WORKBENCH_API_URL, else where the Procfile's api: line listens (port $API_PORT, default 8000)."""
+    return os.environ.get("WORKBENCH_API_URL") or f"http://127.0.0.1:{os.environ.get('API_PORT') or 8000}"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ def sidebar() -> Context:
     """Draw the settings and the run picker; remember the context for the pages of this rerun."""
     picker = st.sidebar.container()  # the run picker goes above the settings it depends on
     st.session_state.setdefault("db_path", str(db_path()))
-    st.session_state.setdefault("api_url", os.environ.get("WORKBENCH_API_URL") or DEFAULT_API_URL)
+    st.session_state.setdefault("api_url", default_api_url())
     with st.sidebar.expander("Settings"):
         db = st.text_input("Database", key="db_path",
                            help="SQLite file of the pipeline's runs (default: $AUDIENCE_DB or data/audiences.db)")

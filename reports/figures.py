@@ -173,7 +173,7 @@ def evaluation(table: pd.DataFrame, metric: str | None = None) -> go.Figure:
             rows = part[part["k"] == k].sort_values("strategy")
             fig.add_trace(go.Bar(x=rows["strategy"], y=rows["value"], name=f"k = {k}", visible=m == shown,
                                  marker_color=palette[i % len(palette)], legendgroup=f"k{k}",
-                                 text=[f"{v:.3f}" for v in rows["value"]], textposition="outside",
+                                 text=[f"{v:.3g}" for v in rows["value"]], textposition="outside",
                                  hovertemplate="%{x}, k=" + str(k) + ": %{y:.4f}<extra>" + m + "</extra>"))
     if len(metrics) > 1:
         buttons = [dict(label=m, method="update",

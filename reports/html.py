@@ -88,7 +88,8 @@ def _charts(con, run_id: int, stats: dict) -> str:
 
 def _quality(con, run: dict) -> str:
     checks = queries.data_quality(con, run["run_id"])
-    body = f'<div class="grid"><div>{_table(checks)}</div>{_chart(figures.data_quality(checks))}</div>'
+    shown = checks.assign(rows=checks["rows"].map("{:,}".format))
+    body = f'<div class="grid"><div>{_table(shown)}</div>{_chart(figures.data_quality(checks))}</div>'
     seconds = run["summary"].get("seconds") or {}
     if seconds:
         body += _chart(figures.stage_seconds(seconds))
@@ -101,7 +102,7 @@ def _evaluation(con, run_id: int) -> str:
         return _section("evaluation", "Evaluation", '<p class="note">No offline evaluation stored for this run.</p>')
     wide = table.pivot_table(index=["strategy", "k"], columns="metric", values="value").reset_index()
     wide.columns.name = None
-    return _section("evaluation", "Evaluation", _chart(figures.evaluation(table)) + _table(wide))
+    return _section("evaluation", "Evaluation", _chart(figures.evaluation(table)) + _table(wide, "{:.4g}"))
 
 
 def _stress(con) -> str:

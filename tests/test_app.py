@@ -285,6 +285,19 @@ def test_the_pipeline_lock_refusal_is_shown(fresh_db):
     assert queries.current_run_id(con_of(fresh_db)) == 1
 
 
+def test_an_uploaded_parquet_file_is_run_and_published(fresh_db):
+    buffer = io.BytesIO()
+    pd.read_csv(io.StringIO(EVENTS), dtype=str).to_parquet(buffer, index=False)
+    at = open_app(fresh_db, "retrain", rt_source="Upload a file")
+    at.file_uploader(key="rt_upload").set_value(("events.parquet", buffer.getvalue(), "application/octet-stream"))
+    at.run()
+    retrain_button(at).click().run()
+    wait_for_job(at)
+    con = con_of(fresh_db)
+    assert queries.current_run_id(con) == 2 and queries.run(con, 2)["summary"]["rows_clean"] == 12
+    assert "uploads" in queries.run(con, 2)["source"] and "Run 2 succeeded" in texts(at.success)
+
+
 @pytest.mark.parametrize("name, content, message", [
     ("bad.csv", b"foo,bar\n1,2\n", "missing column(s) customer_id"),
     ("bad.parquet", b"this is not parquet", "not a readable Parquet file"),

@@ -91,7 +91,7 @@ def test_report_shows_the_run_figures(db):
     for name, value in stats.items():
         assert f"<td>{name}</td>\n      <td>{format_stat(name, value)}</td>" in text
     for check, rows in queries.data_quality(queries.connect(db), 1).itertuples(index=False):
-        assert f"<td>{check}</td>" in text and f"<td>{rows}</td>" in text
+        assert f"<td>{check}</td>\n      <td>{rows:,}</td>" in text
     assert "No stress run recorded" in text
     evaluation = queries.evaluation(queries.connect(db), 1)
     for strategy in evaluation["strategy"].unique():
@@ -112,7 +112,7 @@ def test_report_includes_evaluation_and_the_latest_stress_run(db, tmp_path):
                                 "per_endpoint": json.dumps({"endpoints": [{"name": "/recommend/[id]",
                                                                            "requests": 12345}]})})
     text = build_report(str(copy))
-    assert "popularity" in text and "0.1250" in text and "No offline evaluation" not in text
+    assert "<td>popularity</td>" in text and "<td>0.125</td>" in text and "No offline evaluation" not in text
     assert "12,345" in text and "205.7" in text and "/recommend/[id]" in text
 
 

@@ -23,24 +23,37 @@ def choose_source(db: str) -> retrain.Source | str | None:
         seed = right.number_input("Seed", min_value=0, value=DEMO_SEED, step=1, key="rt_seed")
         return retrain.Source("demo", rows=int(rows), seed=int(seed))
     if kind == "Upload a file":
-        upload = st.file_uploader(f"Events: CSV or Parquet, at most {retrain.UPLOAD_LIMIT_MB} MB",
-                                  type=["csv", "parquet"], max_upload_size=retrain.UPLOAD_LIMIT_MB, key="rt_upload",
-                                  help="Columns customer_id, product_id, event, event_date; saved under data/uploads/")
-        if upload is None:
-            return None
-        saved = st.session_state.get("rt_saved")
-        if not saved or saved[0] != upload.file_id:
-            path = retrain.save_upload(upload.name, upload.getvalue(), Path(db).resolve().parent / "uploads")
-            st.session_state["rt_saved"] = saved = (upload.file_id, str(path))
-        path = Path(saved[1])
+        events = saved_upload(st.file_uploader(
+            f"Events: CSV or Parquet, at most {retrain.UPLOAD_LIMIT_MB} MB", type=["csv", "parquet"],
+            max_upload_size=retrain.UPLOAD_LIMIT_MB, key="rt_upload",
+            help="Columns customer_id, product_id, event, event_date; kept under data/uploads/"), db)
+        catalogue = saved_upload(st.file_uploader(
+            "Product catalogue (optional): CSV with product_id, category", type=["csv"],
+            max_upload_size=retrain.UPLOAD_LIMIT_MB, key="rt_upload_products"), db)
     else:
         typed = st.text_input("Events file on the server (CSV or Parquet)", key="rt_path",
-                              placeholder="data/demo/interactions.csv")
-        if not typed.strip():
-            return None
-        path = Path(typed.strip())
-    problem = retrain.check_events_file(path)
-    return problem or retrain.Source("file", path=str(path))
+                              placeholder="data/demo/interactions.csv").strip()
+        events = Path(typed) if typed else None
+        typed = st.text_input("Product catalogue on the server (optional)", key="rt_products",
+                              placeholder="data/demo/products.csv").strip()
+        catalogue = Path(typed) if typed else None
+    if events is None:
+        return None
+    problem = retrain.check_events_file(events)
+    if not problem and catalogue is not None and not catalogue.is_file():
+        problem = f"{catalogue} is not a file on the server; check the catalogue path"
+    return problem or retrain.Source("file", path=str(events), products_path=str(catalogue or ""))
+
+
+def saved_upload(upload, db: str) -> Path | None:
+    """Keep an uploaded file on disk once (reruns see the same upload again) and return its path."""
+    if upload is None:
+        return None
+    saved = st.session_state.get(f"rt_saved_{upload.file_id}")
+    if saved is None:
+        saved = retrain.save_upload(upload.name, upload.getvalue(), Path(db).resolve().parent / "uploads")
+        st.session_state[f"rt_saved_{upload.file_id}"] = saved
+    return saved
 
 
 def choose_params() -> tuple[dict, bool]:
