@@ -240,10 +240,10 @@ def top_per_row(product: np.ndarray, user: np.ndarray, score: np.ndarray, eng_ra
 def rank_keys(scores: np.ndarray, eng_rank: np.ndarray, n_users: int) -> np.ndarray:
     """One int64 per cell ordering by score descending, then engagement rank; -inf cells last.
 
-    Scores are scaled to the block's range with 2**-40 resolution or finer (for up to 4M users), far
-    below any difference the signals carry, so one integer sort replaces a two-key sort per row."""
+    Scores are scaled to the block's range in 2**40 steps or more (for up to 4M users), far finer than
+    any difference the signals carry, so one integer sort replaces a two-key sort per row."""
     rank_bits = max(1, int(n_users - 1).bit_length())
-    last = float(2 ** (62 - rank_bits) - 1)
+    last = float(2 ** min(52, 62 - rank_bits) - 1)  # every step exact in a float64
     finite = scores[np.isfinite(scores)]
     high, low = finite.max(initial=0.0), finite.min(initial=0.0)
     if high > low:

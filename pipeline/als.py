@@ -38,17 +38,22 @@ def _orthonormal(columns: np.ndarray) -> np.ndarray:
 
 
 def randomized_svd(matrix: sp.csr_matrix, rank: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(singular values, right singular vectors as columns) of a sparse matrix (Halko et al. 2011)."""
+    """(singular values, right singular vectors as columns) of a sparse matrix (Halko et al. 2011),
+    iterating on the Gram matrix of the shorter side so the dense work is on the smaller dimension."""
+    wide = matrix.shape[0] <= matrix.shape[1]
+    gram = (matrix @ matrix.T if wide else matrix.T @ matrix).tocsr()
     rng = np.random.default_rng(seed)
-    basis = _orthonormal(matrix @ rng.standard_normal((matrix.shape[1], rank + OVERSAMPLE)))
+    basis = _orthonormal(gram @ rng.standard_normal((gram.shape[0], rank + OVERSAMPLE)))
     for _ in range(POWER_ITERATIONS):  # sharpens the spectrum; a couple of passes suffice
-        basis = _orthonormal(matrix @ _orthonormal(matrix.T @ basis))
-    small = np.asarray((matrix.T @ basis).T)  # (r, products): its right singular vectors are ours
-    values, vectors = np.linalg.eigh(small @ small.T)
+        basis = _orthonormal(gram @ basis)
+    values, vectors = np.linalg.eigh(basis.T @ (gram @ basis))
     top = np.argsort(values)[::-1][:rank]
     top = top[values[top] > values.max(initial=0.0) * 1e-10]
     singular = np.sqrt(values[top])
-    return singular, (small.T @ vectors[:, top]) / singular
+    side = basis @ vectors[:, top]  # singular vectors of the shorter side
+    if not wide:
+        return singular, side
+    return singular, np.asarray(matrix.T @ side) / singular
 
 
 def taste_vectors(matrix: sp.csr_matrix, pool: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

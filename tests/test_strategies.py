@@ -174,3 +174,12 @@ def test_randomized_svd_matches_the_exact_one():
     exact = np.linalg.svd(dense, compute_uv=False)[:5]
     assert np.allclose(values, exact, rtol=1e-3)
     assert np.allclose(vectors.T @ vectors, np.eye(5), atol=1e-6)
+
+
+def test_merging_puts_empty_cells_last_and_breaks_ties_in_engagement_order():
+    from pipeline.affinity import merge_disjoint
+    eng_rank = np.array([3, 0, 2, 1])  # engagement order: users 1, 3, 2, 0
+    positions = [np.array([[0, 1]]), np.array([[2, 3]])]  # user 1's cell is empty, though most engaged
+    scores = [np.array([[0.5, -np.inf]]), np.array([[0.0, 0.0]])]
+    users, out_scores, sizes = merge_disjoint(positions, scores, eng_rank, n_users=4, depth=4)
+    assert users[0, :sizes[0]].tolist() == [0, 3, 2] and out_scores[0, :3].tolist() == [0.5, 0.0, 0.0]
