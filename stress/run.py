@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from stress.server import Server
+from stress.server import Server, get
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -77,31 +77,47 @@ class CpuSampler(threading.Thread):
         return {k: round(sum(v[2:]) / max(len(v) - 2, 1), 1) for k, v in self.samples.items()}
 
 
+def locust_command(url: str, users: int, spawn_rate: float, seconds: float, processes: int, prefix: Path,
+                   html: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
+           "-r", str(spawn_rate), "-t", f"{seconds:g}s", "--host", url, "--csv", str(prefix),
+           "--html", str(html), "--only-summary", "--stop-timeout", "10", "--loglevel", "WARNING"]
+    return cmd + (["--processes", str(processes)] if processes > 1 else [])
+
+
+def run_locust(cmd: list[str], api: Server, seconds: float) -> tuple[str, int, dict[str, float]]:
+    """Locust's output, exit status and the CPU each side used while it ran."""
+    locust = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = CpuSampler(psutil.Process(locust.pid), api.processes())
+    sampler.start()
+    try:
+        output, _ = locust.communicate(timeout=seconds + 300)
+    except subprocess.TimeoutExpired:
+        locust.kill()  # the process this run started
+        output, _ = locust.communicate()
+    sampler.stop_event.set()
+    return output, locust.returncode, sampler.means()
+
+
 def run(db: Path, users: int, spawn_rate: float, duration: str, workers: int, locust_processes: int,
         out_dir: Path) -> int:
     seconds = parse_duration(duration)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    prefix, html = out_dir / f"stress_{stamp}", out_dir / f"stress_{stamp}.html"
+    prefix, html, log = (out_dir / f"stress_{stamp}{end}" for end in ("", ".html", "_locust.log"))
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with Server("api.main:app", workers=workers, db=db, log=out_dir / f"stress_{stamp}_api.log") as api:
-        run_id = json.loads(__import__("stress.server", fromlist=["get"]).get(api.port, "/health")[1])["run_id"]
+        run_id = json.loads(get(api.port, "/health")[1])["run_id"]
         print(f"API on {api.url} (run {run_id}, {workers} workers) started in {api.startup_seconds:.2f} s; "
               f"locust: {users} users, spawn rate {spawn_rate:g}/s, {seconds:g} s", flush=True)
-        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
-               "-r", str(spawn_rate), "-t", f"{seconds:g}s", "--host", api.url, "--csv", str(prefix),
-               "--html", str(html), "--only-summary", "--stop-timeout", "10", "--loglevel", "WARNING"]
-        if locust_processes > 1:
-            cmd += ["--processes", str(locust_processes)]
-        locust = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        sampler = CpuSampler(psutil.Process(locust.pid), api.processes())
-        sampler.start()
-        output, _ = locust.communicate(timeout=seconds + 300)
-        sampler.stop_event.set()
+        cmd = locust_command(api.url, users, spawn_rate, seconds, locust_processes, prefix, html)
+        output, status, cpu = run_locust(cmd, api, seconds)
         rss = api.worker_rss_mib()
-    (out_dir / f"stress_{stamp}_locust.log").write_text(output)
+    log.write_text(output)
+    if not Path(f"{prefix}_stats.csv").is_file():
+        print(f"locust wrote no statistics (exit status {status}); see {log}", file=sys.stderr)
+        return 1
     stats = read_stats(Path(f"{prefix}_stats.csv"))
-    cpu = sampler.means()
     total = stats[-1]
     print_report(stats, cpu, rss, locust_processes, prefix, html)
     store_row(db, {
@@ -110,9 +126,9 @@ def run(db: Path, users: int, spawn_rate: float, duration: str, workers: int, lo
         "rps": total["rps"], "p50_ms": total["p50_ms"], "p95_ms": total["p95_ms"], "p99_ms": total["p99_ms"],
         "report_html": str(html), "per_endpoint": json.dumps({"endpoints": stats[:-1], "cpu_percent": cpu,
                                                              "api_workers": workers, "rss_mib": rss})})
-    if locust.returncode != 0 and total["failures"] == 0:
-        print(f"locust exited with status {locust.returncode}; see {out_dir / f'stress_{stamp}_locust.log'}")
-    return 1 if total["failures"] or locust.returncode else 0
+    if status != 0 and total["failures"] == 0:
+        print(f"locust exited with status {status}; see {log}")
+    return 1 if total["failures"] or status else 0
 
 
 def print_report(stats: list[dict], cpu: dict[str, float], rss: list[float], locust_processes: int,
