@@ -201,6 +201,15 @@ def test_bulk_export_streams_the_audiences_and_the_fallback(small_db):
     assert result.unknown == [999] and "999" in texts(at.warning)
 
 
+def test_bulk_export_from_an_uploaded_list(small_db):
+    at = open_app(small_db, "audiences", export_source="Upload a list")
+    at.file_uploader(key="export_file").set_value(("ids.csv", b"product_id,note\n11,x\n12,y\n", "text/csv")).run()
+    next(b for b in at.button if b.label == "Build export").click().run()
+    got = pd.read_csv(at.session_state["export"][1].path)
+    expected = pd.concat([audience_rows(small_db, 1, 11), audience_rows(small_db, 1, 12)], ignore_index=True)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, atol=1e-9)
+
+
 def test_bulk_export_of_every_product_and_bad_ids(small_db):
     at = open_app(small_db, "audiences", export_source="All products")
     next(b for b in at.button if b.label == "Build export").click().run()
@@ -285,17 +294,19 @@ def test_the_pipeline_lock_refusal_is_shown(fresh_db):
     assert queries.current_run_id(con_of(fresh_db)) == 1
 
 
-def test_an_uploaded_parquet_file_is_run_and_published(fresh_db):
+def test_an_uploaded_parquet_file_is_run_then_published_from_the_page(fresh_db):
     buffer = io.BytesIO()
     pd.read_csv(io.StringIO(EVENTS), dtype=str).to_parquet(buffer, index=False)
-    at = open_app(fresh_db, "retrain", rt_source="Upload a file")
+    at = open_app(fresh_db, "retrain", rt_source="Upload a file", rt_publish=False)
     at.file_uploader(key="rt_upload").set_value(("events.parquet", buffer.getvalue(), "application/octet-stream"))
     at.run()
     retrain_button(at).click().run()
     wait_for_job(at)
     con = con_of(fresh_db)
-    assert queries.current_run_id(con) == 2 and queries.run(con, 2)["summary"]["rows_clean"] == 12
-    assert "uploads" in queries.run(con, 2)["source"] and "Run 2 succeeded" in texts(at.success)
+    assert queries.run(con, 2)["summary"]["rows_clean"] == 12 and "uploads" in queries.run(con, 2)["source"]
+    assert "Run 2 succeeded (not published)" in texts(at.success) and queries.current_run_id(con) == 1
+    at.button(key="rt_publish_now").click().run()
+    assert queries.current_run_id(con) == 2 and "Run 2 succeeded and is published" in texts(at.success)
 
 
 @pytest.mark.parametrize("name, content, message", [
