@@ -43,6 +43,8 @@ class WrkResult:
     p99_ms: float
     non2xx: int
     errors: int
+    requests: int
+    cpu_us: float = float("nan")  # server CPU per request: unlike RPS, barely moved by other load
 
 
 def require_wrk() -> str:
@@ -70,7 +72,15 @@ def run_wrk(wrk: str, url: str, script: Path, seconds: float, connections: int, 
         raise SystemExit(f"wrk printed no result (status {out.returncode}): {out.stderr.strip() or out.stdout[-300:]}")
     data = json.loads(line[6:])
     return WrkResult(rps=data["requests"] / (data["duration_us"] / 1e6), p50_ms=data["p50_us"] / 1000,
-                     p99_ms=data["p99_us"] / 1000, non2xx=data["non2xx"], errors=data["errors"])
+                     p99_ms=data["p99_us"] / 1000, non2xx=data["non2xx"], errors=data["errors"],
+                     requests=data["requests"])
+
+
+def measured(wrk: str, server: Server, script: Path, seconds: float, connections: int, threads: int) -> WrkResult:
+    before = server.cpu_seconds()
+    result = run_wrk(wrk, server.url, script, seconds, connections, threads)
+    result.cpu_us = (server.cpu_seconds() - before) / max(result.requests, 1) * 1e6
+    return result
 
 
 def wait_for_users(port: int, product_id: int) -> None:
@@ -90,36 +100,39 @@ def bench(db: Path, seconds: float = 10, warmup: float = 2, connections: int = 6
         runs: dict[str, list[WrkResult]] = {"/recommend": [], "bare ASGI": []}
         with Server("api.main:app", workers=workers, db=db, log=log) as api, \
                 Server("stress.bare:app", workers=workers, log=log) as bare:
-            startup, rss_start = api.startup_seconds, api.worker_rss_mib()
+            startup, rss_start, startup_cpu = api.startup_seconds, api.worker_rss_mib(), api.worker_cpu_seconds()
             products = known_products(api.port)
             wait_for_users(api.port, products[0])
             script.write_text(LUA % {"products": ",".join(map(str, products))})
             for server in (api, bare):
                 run_wrk(wrk, server.url, script, warmup, connections, threads)
             for _ in range(rounds):  # alternate, so a burst of other load hits both alike
-                runs["/recommend"].append(run_wrk(wrk, api.url, script, seconds, connections, threads))
-                runs["bare ASGI"].append(run_wrk(wrk, bare.url, script, seconds, connections, threads))
+                runs["/recommend"].append(measured(wrk, api, script, seconds, connections, threads))
+                runs["bare ASGI"].append(measured(wrk, bare, script, seconds, connections, threads))
             rss_end = api.worker_rss_mib()
-    print_report(runs, startup, rss_start, rss_end, connections, workers, seconds,
+    print_report(runs, (startup, startup_cpu), rss_start, rss_end, connections, workers, seconds,
                  (load_before, os.getloadavg()[0]))
     bad = sum(r.non2xx + r.errors for results in runs.values() for r in results)
     return 1 if bad else 0
 
 
-def print_report(runs: dict[str, list[WrkResult]], startup: float, rss_start: list[float],
+def print_report(runs: dict[str, list[WrkResult]], startup: tuple[float, list[float]], rss_start: list[float],
                  rss_end: list[float], connections: int, workers: int, seconds: float,
                  load: tuple[float, float]) -> None:
     print(f"wrk, {connections} connections, {len(runs['/recommend'])} alternating rounds of {seconds:g} s, "
           f"uvicorn with {workers} workers, random known products, n in 5/10/20; "
           f"machine load average {load[0]:.2f} before, {load[1]:.2f} after ({os.cpu_count()} cores)")
-    print(f"{'round':<6}{'target':<12}{'RPS':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'errors':>8}")
+    print(f"{'round':<6}{'target':<12}{'RPS':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'errors':>8}"
+          f"{'server CPU us/request':>23}")
     for i, pair in enumerate(zip(*runs.values()), 1):
         for name, r in zip(runs, pair):
-            print(f"{i:<6}{name:<12}{r.rps:>10,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non2xx:>9}{r.errors:>8}")
+            print(f"{i:<6}{name:<12}{r.rps:>10,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non2xx:>9}{r.errors:>8}"
+                  f"{r.cpu_us:>23.1f}")
     api = {k: sum(getattr(r, k) for r in runs["/recommend"]) / len(runs["/recommend"]) for k in ("rps", "p99_ms")}
     bare = sum(r.rps for r in runs["bare ASGI"]) / len(runs["bare ASGI"])
     print(f"/recommend at {api['rps'] / bare:.0%} of the bare-ASGI ceiling (mean RPS {api['rps']:,.0f} vs "
           f"{bare:,.0f}; target >= 70%), mean p99 {api['p99_ms']:.2f} ms (target <= 15 ms)")
-    print(f"API startup to the first 200 on /health: {startup:.2f} s (target <= 3 s); RSS per worker: "
-          f"{', '.join(map(str, rss_start))} MiB after startup, {', '.join(map(str, rss_end))} MiB after the "
-          "runs (target <= 300 MiB)")
+    print(f"API startup to the first 200 on /health: {startup[0]:.2f} s (target <= 3 s), CPU used by then per "
+          f"worker: {', '.join(map(str, startup[1]))} s")
+    print(f"RSS per worker: {', '.join(map(str, rss_start))} MiB after startup, "
+          f"{', '.join(map(str, rss_end))} MiB after the runs (target <= 300 MiB)")

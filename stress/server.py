@@ -77,11 +77,20 @@ class Server:
         parent = psutil.Process(self.proc.pid)
         return [parent, *parent.children(recursive=True)]
 
-    def worker_rss_mib(self) -> list[float]:
-        """RSS of each worker (with --workers 1, uvicorn serves from the parent process itself)."""
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes have used so far."""
+        return sum(sum(p.cpu_times()[:2]) for p in self.processes())
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """The worker processes (with --workers 1, uvicorn serves from the parent process itself)."""
         processes = self.processes()
-        workers = [p for p in processes[1:] if "spawn_main" in " ".join(p.cmdline())] or processes[:1]
-        return [round(p.memory_info().rss / 2**20, 1) for p in workers]
+        return [p for p in processes[1:] if "spawn_main" in " ".join(p.cmdline())] or processes[:1]
+
+    def worker_rss_mib(self) -> list[float]:
+        return [round(p.memory_info().rss / 2**20, 1) for p in self.worker_processes()]
+
+    def worker_cpu_seconds(self) -> list[float]:
+        return [round(sum(p.cpu_times()[:2]), 2) for p in self.worker_processes()]
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
