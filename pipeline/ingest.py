@@ -135,7 +135,7 @@ def read_products(path: str | Path) -> pd.DataFrame:
     _check_file(path, "products file")
     frame = _read_csv_strings(path, ("product_id",), "products file", optional=("category",))
     frame["category"] = frame["category"].str.strip() if "category" in frame else "unknown"
-    ids = pd.to_numeric(frame["product_id"].str.strip(), errors="coerce")
+    ids = pd.to_numeric(frame["product_id"].str.strip(), errors="coerce").astype("float64")
     frame = frame.assign(product_id=ids)[ids.notna() & (ids > 0) & (ids % 1 == 0)]
     frame["product_id"] = frame["product_id"].astype("int64")
     frame["category"] = frame["category"].replace("", "unknown")

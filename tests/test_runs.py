@@ -106,3 +106,14 @@ def test_the_database_keeps_the_contract(published_db):
         pytest.skip("../shared/contract_check.py is not beside the repository")
     done = subprocess.run([sys.executable, str(check), str(published_db)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_the_product_catalogue_is_joined(tmp_path, four_users_csv):
+    catalogue = tmp_path / "products.csv"
+    catalogue.write_text("Product_ID,category,title\n1,shoes,a\n2, bags ,b\nnot-an-id,x,c\n")
+    db = tmp_path / "a.db"
+    run_id = execute(four_users_csv, db=db, products_path=catalogue,
+                     params=RunParams(strategy="engagement")).run_id
+    products = queries.products(queries.connect(db), run_id).set_index("product_id")
+    assert products["category"].to_dict() == {1: "shoes", 2: "bags", 3: "unknown"}
+    assert products.loc[1, ["interactions", "users"]].tolist() == [3, 2]
