@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 from pipeline.cli import _params
 from pipeline.run import RunResult, execute
 from store import queries, writer
+from store.export import parse_ids, write_export
 from store.errors import InputError, RunNotFoundError
 from store.schema import db_path
 
@@ -76,18 +76,13 @@ def _wanted_products(args: argparse.Namespace) -> list[int] | None:
     if args.all:
         return None
     if args.product:
-        return args.product
+        return list(dict.fromkeys(args.product))
     path = Path(args.products_file)
     if not path.is_file():
         raise InputError(f"products file not found: {path}")
-    ids = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        text = line.strip().split(",")[0].strip()
-        if not text or text.lower() == "product_id":
-            continue
-        if not text.isdigit():
-            raise InputError(f"{path} line {number}: {text!r} is not a product id (one integer per line)")
-        ids.append(int(text))
+    ids, bad = parse_ids(path.read_text(errors="replace"))
+    if bad:
+        raise InputError(f"{path}: {bad[0]!r} is not a product id (one positive integer per line)")
     return ids
 
 
@@ -100,26 +95,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     depth = run["params"].get("depth", 100)
     if args.n is not None and not 1 <= args.n <= depth:
         raise InputError(f"--n must be between 1 and the run's depth {depth}, got {args.n}")
-    wanted = _wanted_products(args)
-    written, seen, rows = Path(args.out), set(), 0
-    written.parent.mkdir(parents=True, exist_ok=True)
-    with open(written, "w", newline="") as fh:
-        fh.write("product_id,rank,customer_id,score\n")
-        for frame in queries.iter_audience_frames(con, run_id, wanted, args.n):
-            frame.to_csv(fh, header=False, index=False, float_format="%.9f")
-            seen.update(frame["product_id"].unique().tolist())
-            rows += len(frame)
-        unknown = [p for p in dict.fromkeys(wanted or []) if p not in seen]
-        if unknown:
-            fallback = queries.fallback(con, run_id, args.n)
-            out = csv.writer(fh, lineterminator="\n")
-            for product in unknown:
-                out.writerows([product, r.rank, r.customer_id, f"{r.score:.9f}"] for r in fallback.itertuples())
-                rows += len(fallback)
-    if unknown:
-        print(f"note: {len(unknown)} product(s) not in run {run_id} got the fallback audience: "
-              f"{', '.join(map(str, unknown[:10]))}{' …' if len(unknown) > 10 else ''}", file=sys.stderr)
-    print(f"wrote {rows:,} rows for {len(seen) + len(unknown):,} products of run {run_id} to {written}")
+    done = write_export(str(db_path(args.db)), run_id, _wanted_products(args), args.n or depth, Path(args.out))
+    if done.unknown:
+        shown = ", ".join(map(str, done.unknown[:10])) + (" …" if len(done.unknown) > 10 else "")
+        print(f"note: {len(done.unknown)} product(s) not in run {run_id} got the fallback audience: {shown}",
+              file=sys.stderr)
+    print(f"wrote {done.rows:,} rows for {done.products:,} products of run {run_id} to {done.path}")
     return 0
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import audiences as helpers
 from app import context, data
-from app.export import audience_csv, parse_ids, write_export
+from store.export import audience_csv, parse_ids, write_export
 from reports import figures
 
 PICKERS = ["Most active", "By id", "Random"]

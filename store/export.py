@@ -1,4 +1,4 @@
-"""Audience CSVs (`product_id,rank,customer_id,score`), the format of `python -m pipeline export`.
+"""Audience CSVs (`product_id,rank,customer_id,score`): written by `python -m pipeline export` and the app.
 
 Bulk exports stream chunk by chunk from store.queries.iter_audience_frames into a file, so "all products"
 never holds every audience in memory; products the run has not seen get the fallback audience.
