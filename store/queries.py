@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from store.errors import NoDatabaseError, NoPublishedRunError, RunNotFoundError
-from store.packing import unpack_ids, unpack_scores
+from store.packing import digits_to_int, unpack_ids, unpack_scores
 from store.schema import db_path
 
 CURRENT_RUN_SQL = ("SELECT run_id FROM runs WHERE status = 'succeeded' AND published_at IS NOT NULL "
@@ -242,11 +242,7 @@ def audience_id_block(con: sqlite3.Connection, run_id: int, first_product: int, 
     width = rows[0][2]
     fields = len(rows[0][3]) // width
     digits = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.uint8).reshape(len(rows), fields, width)
-    ids = digits[:, :, 0].astype(np.int64)
-    for i in range(1, width):  # in place, one digit position at a time: ~3x faster than unpack_ids' matmul
-        ids *= 10
-        ids += digits[:, :, i]
-    ids -= 48 * int("1" * width)  # every digit was its ASCII code, 48 too high
+    ids = digits_to_int(digits)
     return products, sizes, ids
 
 
