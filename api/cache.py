@@ -1,11 +1,14 @@
 """The serving cache: one published run held in memory as a few flat numpy arrays.
 
 Requests only index these arrays. The audiences are read straight from the packed ``audience_lists``
-rows and decoded a batch at a time instead of through ``store.queries.audience_matrix``: that one
-decodes a whole run through int64 digit matrices (about 8 s and a 2 GB peak on the 500K demo run),
-while small batches stay in the CPU cache (about 1 s) and the peak stays near the final size.
-Customer ids and scores are kept as int32 when they fit (scores in units of 1e-9, exactly as
-stored), which halves the memory of a 200K x 100 run.
+rows instead of through ``store.queries.audience_matrix``, which decodes a whole run through int64
+digit matrices (about 8 s and a 2 GB peak on the 500K demo run). Here:
+
+* identical lists are decoded and stored once: strategies that rank from one shared order
+  (engagement: 112 distinct lists for 195K products on the demo run) cost almost nothing, and
+  per-product strategies pay only a dict lookup per product on top of the decoding;
+* the rest is decoded a batch at a time, small enough to stay in the CPU cache;
+* customer ids and scores are int32 when they fit (scores in units of 1e-9, exactly as stored).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from api.store_read import SCORE_SCALE
 
 FETCH_ROWS = 2048      # products fetched from SQLite at a time
 DECODE_FIELDS = 32768  # fields decoded per pass: small enough to stay in the CPU cache
+MAX_SEEN = 4096        # distinct lists remembered for sharing (~8 MB of keys at depth 100)
 
 USER_COLUMNS = ("customer_id", "total_interactions", "unique_products", "avg_event_score",
                 "interaction_frequency", "recency_days", "engagement_score", "days_active",
@@ -73,16 +77,17 @@ class UserTable:
 
 @dataclass(frozen=True, eq=False)
 class AudienceCache:
-    """entries[i, r] = (customer_id, score) at rank r + 1 of product_ids[i], valid up to sizes[i];
-    scores in units of 1 / SCORE_SCALE, exactly as stored. Ids and scores sit side by side so one
-    slice gives a whole answer's numbers in the order the JSON prints them."""
+    """Product product_ids[i] has the list entries[lists[i]], valid up to sizes[i]: entries[j, r] is
+    (customer_id, score) at rank r + 1, scores in units of 1 / SCORE_SCALE, exactly as stored. Ids
+    and scores sit side by side so one slice gives a whole answer's numbers in JSON order."""
 
     run_id: int
     depth: int
     loaded_at: str
     product_ids: np.ndarray    # (P,) int64, sorted
     sizes: np.ndarray          # (P,) int32
-    entries: np.ndarray        # (P, W, 2) int32, or int64 when ids or scores do not fit
+    lists: np.ndarray          # (P,) int32: the product's row of entries
+    entries: np.ndarray        # (L, W, 2) int32 (int64 when ids or scores do not fit), L <= P distinct lists
     fallback_ids: list[int]
     fallback_scores: list[float]
     users: UserTable
@@ -93,6 +98,7 @@ class AudienceCache:
     # memoryviews index and slice to plain ints several times faster than numpy scalars do
     _products: memoryview = field(init=False, repr=False)
     _sizes: memoryview = field(init=False, repr=False)
+    _lists: memoryview = field(init=False, repr=False)
     _flat: memoryview = field(init=False, repr=False)
     unit_scores: bool = field(init=False)  # every score in [0, 1): printable as 0.<9 digits>
 
@@ -100,16 +106,9 @@ class AudienceCache:
         scores = self.entries[..., 1]
         unit = bool(scores.size == 0 or (scores.min() >= 0 and scores.max() < SCORE_SCALE))
         for name, value in (("_products", memoryview(self.product_ids)), ("_sizes", memoryview(self.sizes)),
-                            ("_flat", memoryview(self.entries.reshape(-1))), ("unit_scores", unit)):
+                            ("_lists", memoryview(self.lists)), ("_flat", memoryview(self.entries.reshape(-1))),
+                            ("unit_scores", unit)):
             object.__setattr__(self, name, value)
-
-    @property
-    def customer_ids(self) -> np.ndarray:
-        return self.entries[..., 0]
-
-    @property
-    def scores(self) -> np.ndarray:
-        return self.entries[..., 1]
 
     def row(self, product_id: int) -> int:
         """The product's row, or -1 when the run has not seen it."""
@@ -118,7 +117,7 @@ class AudienceCache:
 
     def pairs(self, row: int, n: int) -> list[int]:
         """[id1, score1, id2, score2, ...] of the first n of a row (scores in 1 / SCORE_SCALE)."""
-        start = row * self.entries.shape[1] * 2
+        start = self._lists[row] * self.entries.shape[1] * 2
         return self._flat[start:start + 2 * min(n, self._sizes[row])].tolist()
 
     def audience(self, row: int, n: int) -> tuple[list[int], list[float]]:
@@ -136,7 +135,7 @@ def build_cache(db: str, run_id: int, load_users: bool = True) -> AudienceCache:
     try:
         con.execute("BEGIN")  # one snapshot: the counts and rows below agree even if a writer commits
         run = store_read.run(con, run_id)
-        product_ids, sizes, entries = read_audiences(con, run_id)
+        product_ids, sizes, lists, entries = read_audiences(con, run_id)
         fallback_ids, fallback_scores = store_read.fallback(con, run_id)
         stats, quality = store_read.stats(con, run_id), store_read.data_quality(con, run_id)
         evaluation = store_read.evaluation(con, run_id)
@@ -148,13 +147,13 @@ def build_cache(db: str, run_id: int, load_users: bool = True) -> AudienceCache:
     return AudienceCache(
         run_id=run_id, depth=int(run["params"].get("depth") or entries.shape[1]),
         loaded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        product_ids=product_ids, sizes=sizes, entries=entries, fallback_ids=fallback_ids,
+        product_ids=product_ids, sizes=sizes, lists=lists, entries=entries, fallback_ids=fallback_ids,
         fallback_scores=fallback_scores, users=users, run=run, stats=stats, data_quality=quality,
         evaluation=evaluation)
 
 
-def read_audiences(con: sqlite3.Connection, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(product_ids, sizes, entries) of a run, decoded batch by batch into the final arrays."""
+def read_audiences(con: sqlite3.Connection, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(product_ids, sizes, lists, entries) of a run: see AudienceCache."""
     count = con.execute("SELECT count(*) FROM audience_lists WHERE run_id = ?", [run_id]).fetchone()[0]
     first = con.execute("SELECT id_width, score_width, length(customer_ids) FROM audience_lists "
                         "WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
@@ -162,25 +161,48 @@ def read_audiences(con: sqlite3.Connection, run_id: int) -> tuple[np.ndarray, np
     width = id_bytes // id_width
     product_ids = np.empty(count, dtype=np.int64)
     sizes = np.empty(count, dtype=np.int32)
+    lists = np.empty(count, dtype=np.int32)
+    # Rows past the distinct lists are never written, so their pages never become resident.
     entries = np.empty((count, width, 2), dtype=np.int32 if id_width <= 9 else np.int64)
+    seen: dict[tuple[bytes, bytes], int] = {}
     cursor = con.execute("SELECT product_id, size, customer_ids, scores FROM audience_lists WHERE run_id = ? "
                          "ORDER BY product_id", [run_id])
-    start = 0
+    start = stored = 0
     for rows in iter(lambda: cursor.fetchmany(FETCH_ROWS), []):
         stop = start + len(rows)
         product_ids[start:stop], sizes[start:stop] = zip(*((r[0], r[1]) for r in rows))
-        id_fields = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(-1, id_width)
-        score_fields = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.uint8).reshape(-1, score_width)
-        if len(id_fields) != (stop - start) * width or len(score_fields) != len(id_fields):
-            raise ValueError(f"run {run_id} has audience lists of different lengths; rerun the pipeline")
-        scores = decode_signed(score_fields)
-        if scores.size and np.abs(scores).max() > np.iinfo(entries.dtype).max:
-            entries = entries.astype(np.int64)  # a strategy with large scores: keep them exact
-        block = entries[start:stop].reshape(-1, 2)
-        decode_digits(id_fields, block[:, 0])
-        block[:, 1] = scores
+        new: list[tuple] = []
+        for i, r in enumerate(rows, start):  # one dict lookup per product: exact, by the stored bytes
+            index = seen.get((r[2], r[3]))
+            if index is None:
+                index = stored + len(new)
+                new.append(r)
+                if len(seen) < MAX_SEEN:
+                    seen[(r[2], r[3])] = index
+            lists[i] = index
+        if new:
+            entries = decode_lists(new, entries, stored, run_id, (id_width, score_width, width))
+            stored += len(new)
         start = stop
-    return product_ids, sizes, entries
+    return product_ids, sizes, lists, entries[:stored].copy() if stored < count else entries
+
+
+def decode_lists(rows: list[tuple], entries: np.ndarray, at: int, run_id: int,
+                 widths: tuple[int, int, int]) -> np.ndarray:
+    """Decode rows' packed lists into entries[at:at + len(rows)]; returns entries (widened to int64
+    if a score does not fit int32)."""
+    id_width, score_width, width = widths
+    id_fields = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(-1, id_width)
+    score_fields = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.uint8).reshape(-1, score_width)
+    if len(id_fields) != len(rows) * width or len(score_fields) != len(id_fields):
+        raise ValueError(f"run {run_id} has audience lists of different lengths; rerun the pipeline")
+    scores = decode_signed(score_fields)
+    if scores.size and np.abs(scores).max() > np.iinfo(entries.dtype).max:
+        entries = entries.astype(np.int64)  # a strategy with large scores: keep them exact
+    block = entries[at:at + len(rows)].reshape(-1, 2)
+    decode_digits(id_fields, block[:, 0])
+    block[:, 1] = scores
+    return entries
 
 
 def decode_digits(fields: np.ndarray, out: np.ndarray) -> None:

@@ -248,3 +248,15 @@ def test_api_repeats_the_store_rules_exactly(tmp_path, monkeypatch):
     assert store_read.DEFAULT_DB == schema.DEFAULT_DB
     monkeypatch.setenv("AUDIENCE_DB", str(tmp_path / "x.db"))
     assert store_read.db_path() == schema.db_path() and store_read.db_path("y.db") == schema.db_path("y.db")
+
+
+def test_identical_audiences_are_stored_once(tmp_path):
+    """User 1 buys 7 and 8, user 2 buys 9, user 3 wishlists 6: order 1, 2, 3, so 7 and 8 share [2, 3]."""
+    events = [(1, 7, "purchased", "09:00"), (1, 8, "purchased", "09:10"), (2, 9, "purchased", "10:00"),
+              (3, 6, "wishlist", "11:00")]
+    db, _ = build_db(tmp_path, events=events)
+    with client_for(db) as c:
+        cache = c.app.state.holder.cache
+        answers = {p: ids(c.get(f"/recommend/{p}?n=5").json()) for p in (6, 7, 8, 9)}
+    assert answers == {6: [1, 2], 7: [2, 3], 8: [2, 3], 9: [1, 3]}
+    assert len(cache.product_ids) == 4 and len(cache.entries) == 3
