@@ -6,6 +6,7 @@ sets of (product, user) keys are kept as sorted arrays and probed with `searchso
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -25,8 +26,19 @@ def member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def group_rank(groups: np.ndarray) -> np.ndarray:
-    """0, 1, 2... within runs of equal values of a sorted array."""
-    return np.arange(groups.size) - np.searchsorted(groups, groups, side="left")
+    """0, 1, 2... within runs of equal values (e.g. of a sorted array)."""
+    n = groups.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], groups[1:] != groups[:-1]]))
+    return np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
+
+
+def positions_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Row of each value in `ids` (unique; -1 if absent), any shape. A hash lookup: on tens of millions
+    of values it is ~10x faster than searchsorted, whose random probes miss the cache."""
+    index = ids if isinstance(ids, pd.Index) else pd.Index(ids)
+    return index.get_indexer(np.asarray(values).ravel()).reshape(np.shape(values))
 
 
 def first_occurrence(keys: np.ndarray) -> np.ndarray:

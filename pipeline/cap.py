@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from pipeline.arrays import first_occurrence, group_rank, member
+from pipeline.arrays import first_occurrence, group_rank, member, positions_of
 from pipeline.audiences import PRODUCT_BLOCK, AudienceBlock
 from pipeline.baselines import product_pairs
 from pipeline.config import RunParams
@@ -30,7 +30,7 @@ from pipeline.features import engagement_order
 
 FILL_ROUNDS = 64  # each round repairs the pairs the last deal could not use (excluded users, repeats)
 # Candidates a strategy ranks per audience slot when a cap is set: capped users' places go to these first.
-CAP_CANDIDATES = 3
+CAP_CANDIDATES = 2
 
 
 @dataclass
@@ -76,7 +76,7 @@ def _own_candidates(state: _Filling, candidates: np.ndarray, scores: np.ndarray,
         cols = pointer[rows] + group_rank(rows)
         users = candidates[rows, cols]
         # Rows are priority ranks, so sorting by (user, row) lines each user's suitors up by reach.
-        order = np.lexsort((rows, users))
+        order = np.argsort(users * len(sizes) + rows)
         accept_sorted = group_rank(users[order]) < state.capacity[users[order]]
         accept = np.empty_like(accept_sorted)
         accept[order] = accept_sorted
@@ -157,7 +157,7 @@ def stack_blocks(blocks, products: np.ndarray, ids: np.ndarray) -> tuple[np.ndar
     customer_ids = np.concatenate([b.customer_ids for b in blocks])
     sizes = np.concatenate([b.sizes for b in blocks]).astype(np.int32)
     valid = np.arange(customer_ids.shape[1])[None, :] < sizes[:, None]
-    positions = np.where(valid, np.minimum(np.searchsorted(ids, customer_ids), len(ids) - 1), 0)
+    positions = np.where(valid, positions_of(ids, customer_ids), 0)
     return positions, np.concatenate([b.scores for b in blocks]), sizes
 
 
