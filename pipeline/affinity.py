@@ -15,8 +15,9 @@ score(u, p) = comeback(u) * (FLOOR + W_CATEGORY * category_share(u, category of 
 Every user has the FLOOR term, so users with no tie follow in comeback then engagement order and every
 audience is full. The exact top `depth` is found without scoring all (product, user) pairs: a user with
 no sparse tie to p scores comeback * (FLOOR + W_CATEGORY * share in p's category), which is one shared
-order per category, so the winners are among (the best of p's category's users) + (the best users
-overall) + (the users with a sparse tie to p), all taken with the exclusion rule applied.
+order per category. So the winners are among three lists that share nobody: the users tied to p (full
+score), the best `depth` other users of p's category, and the best `depth` users with no activity in
+it (comeback * FLOOR); the lists skip p's excluded and tied users, and one sort per block merges them.
 """
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ from pipeline.features import engagement_order
 
 FLOOR = 0.05          # weight of "no tie at all": keeps the comeback order among strangers
 W_CATEGORY = 1.0
-W_NEIGHBOURS = 1.0
+# Tuned on a generated market with another seed than the demo's: neighbour ties at 1-3 change recall by
+# no more than noise, and at 3 they double the users reached (coverage) compared with 1.
+W_NEIGHBOURS = 3.0
 W_OWN = 1.0
 CATEGORY_PRIOR = 3.0  # event-weight units of "no preference": one cart is a weak hint, five are a taste
 NEIGHBOURS = 100      # most similar products kept per product (bounds the work on very popular ones)

@@ -7,12 +7,14 @@ loop over rounds with every product handled at once inside a round:
    In every round each unfilled product proposes its next missing number of candidates; a user accepts
    proposals from the highest-reach products up to their remaining capacity; a rejected product moves
    on to its next candidates in the following round. Within an audience the strategy's order is kept.
-2. Filler. Products whose own candidates ran out because of the cap take, in order of reach, the most
-   engaged users who still have capacity and are allowed, dealt out one exposure per user per pass
-   (so the most engaged spare users go to the highest-reach products first, and nobody is skipped twice
-   while someone less engaged is used).
+2. Filler. Products whose own candidates ran out because of the cap take the users who still have room
+   and are allowed, most engaged first, dealt out in order of reach one exposure per user per pass: the
+   highest-reach products get the most engaged spare users, and a user's second spare exposure is only
+   dealt once every spare user has had a first. (A strictly sequential greedy fill would give the top
+   spare users to the first K short products; dealing spreads them, and is one vectorized pass.)
 
-Without any user reaching K the result is exactly the uncapped audiences.
+A product is left short only when no allowed user has room left. Without any user reaching K the result
+is exactly the uncapped audiences.
 """
 from __future__ import annotations
 
