@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +27,7 @@ from api.store_read import SCORE_SCALE
 FETCH_ROWS = 2048      # products fetched from SQLite at a time
 DECODE_FIELDS = 32768  # fields decoded per pass: small enough to stay in the CPU cache
 MAX_SEEN = 4096        # distinct lists remembered for sharing (~8 MB of keys at depth 100)
+RENDER_BUDGET = 24 * 2**20  # bytes of pre-rendered JSON items kept per run
 
 USER_COLUMNS = ("customer_id", "total_interactions", "unique_products", "avg_event_score",
                 "interaction_frequency", "recency_days", "engagement_score", "days_active",
@@ -48,7 +50,7 @@ class UserTable:
 
     def load(self) -> None:
         try:
-            con = store_read.connect(self.db, mmap=True)
+            con = store_read.connect(self.db)
             try:
                 count = con.execute("SELECT count(*) FROM user_features WHERE run_id = ?", [self.run_id]).fetchone()[0]
                 cursor = con.execute(f"SELECT {', '.join(USER_COLUMNS)} FROM user_features WHERE run_id = ? "
@@ -73,6 +75,23 @@ class UserTable:
 
     def __len__(self) -> int:
         return 0 if self.rows is None else len(self.rows)
+
+
+class RenderedLists:
+    """Lists already rendered as JSON items, by list index, up to a byte budget: a list shared by
+    many products (or a popular product's) is formatted once, not on every request."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.items: dict[int, tuple[bytes, array]] = {}
+
+    def get(self, index: int) -> tuple[bytes, array] | None:
+        return self.items.get(index)
+
+    def add(self, index: int, items: bytes, ends: array) -> None:
+        if self.budget >= len(items) + ends.itemsize * len(ends):
+            self.budget -= len(items) + ends.itemsize * len(ends)
+            self.items[index] = (items, ends)
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,13 +120,14 @@ class AudienceCache:
     _lists: memoryview = field(init=False, repr=False)
     _flat: memoryview = field(init=False, repr=False)
     unit_scores: bool = field(init=False)  # every score in [0, 1): printable as 0.<9 digits>
+    rendered: RenderedLists = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         scores = self.entries[..., 1]
         unit = bool(scores.size == 0 or (scores.min() >= 0 and scores.max() < SCORE_SCALE))
         for name, value in (("_products", memoryview(self.product_ids)), ("_sizes", memoryview(self.sizes)),
                             ("_lists", memoryview(self.lists)), ("_flat", memoryview(self.entries.reshape(-1))),
-                            ("unit_scores", unit)):
+                            ("unit_scores", unit), ("rendered", RenderedLists(RENDER_BUDGET))):
             object.__setattr__(self, name, value)
 
     def row(self, product_id: int) -> int:
@@ -115,10 +135,21 @@ class AudienceCache:
         i = bisect_left(self._products, product_id)
         return i if i < len(self._products) and self._products[i] == product_id else -1
 
+    def count(self, row: int, n: int) -> int:
+        """How many of the first n of a row exist: n, or the list's size when fewer users are eligible."""
+        return min(n, self._sizes[row])
+
+    def list_index(self, row: int) -> int:
+        return self._lists[row]
+
     def pairs(self, row: int, n: int) -> list[int]:
         """[id1, score1, id2, score2, ...] of the first n of a row (scores in 1 / SCORE_SCALE)."""
-        start = self._lists[row] * self.entries.shape[1] * 2
-        return self._flat[start:start + 2 * min(n, self._sizes[row])].tolist()
+        return self.list_pairs(self._lists[row], self.count(row, n))
+
+    def list_pairs(self, index: int, k: int) -> list[int]:
+        """The first k (id, score) of list `index`, flat."""
+        start = index * self.entries.shape[1] * 2
+        return self._flat[start:start + 2 * k].tolist()
 
     def audience(self, row: int, n: int) -> tuple[list[int], list[float]]:
         """The first n (customer_ids, scores) of a row, or of the fallback audience when row is -1."""
@@ -131,7 +162,7 @@ class AudienceCache:
 def build_cache(db: str, run_id: int, load_users: bool = True) -> AudienceCache:
     """Everything the API serves for one run. With load_users=False the user table is left for the
     caller to load (UserTable.load), e.g. in the background after startup."""
-    con = store_read.connect(db, mmap=True)
+    con = store_read.connect(db)
     try:
         con.execute("BEGIN")  # one snapshot: the counts and rows below agree even if a writer commits
         run = store_read.run(con, run_id)

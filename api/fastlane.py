@@ -8,38 +8,33 @@ of range, no run loaded) goes on to FastAPI, which validates it and answers with
 from __future__ import annotations
 
 from api import render
-from api.reload import CacheHolder
+from api.cache import AudienceCache
 
 PREFIX = "/recommend/"
 MAX_ID_DIGITS = 18  # below 2**63: ids always fit the int64 product index
 DEFAULT_N = 10
-JSON_HEADERS = [(b"content-type", b"application/json")]
+JSON_TYPE = (b"content-type", b"application/json")
 
 
-async def try_answer(holder: CacheHolder, scope, send) -> bool:
-    """Answer a plain GET /recommend request; False when FastAPI must handle it."""
-    if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith(PREFIX):
-        return False
-    body = answer(holder, scope["path"], scope["query_string"])
-    if body is None:
-        return False
-    await send({"type": "http.response.start", "status": 200,
-                "headers": JSON_HEADERS + [(b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-    return True
-
-
-def answer(holder: CacheHolder, path: str, query: bytes) -> bytes | None:
-    """The body for a well-formed request, or None to let FastAPI handle it."""
-    cache = holder.cache
+def answer(cache: AudienceCache | None, scope: dict) -> bytes | None:
+    """The body for a plain GET /recommend request, or None to let FastAPI handle the request."""
+    if cache is None or scope["type"] != "http" or scope["method"] != "GET":
+        return None
+    path = scope["path"]
     text = path[len(PREFIX):]
-    if cache is None or not (0 < len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit()):
+    if not (path.startswith(PREFIX) and 0 < len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit()):
         return None
     product_id = int(text)
-    n = parse_n(query, cache.depth)
+    n = parse_n(scope["query_string"], cache.depth)
     if product_id < 1 or n is None:
         return None
     return render.recommend_json(cache, product_id, n)
+
+
+async def send_json(send, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [JSON_TYPE, (b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def parse_n(query: bytes, depth: int) -> int | None:

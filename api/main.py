@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import sys
 from collections.abc import AsyncIterator
 
@@ -28,6 +29,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # instead of every 5 ms, or requests queue behind a build for up to 5 ms at a time.
     sys.setswitchinterval(0.001)
     await asyncio.to_thread(holder.poll, True)
+    # The app's long-lived objects (FastAPI, pydantic, the cache) never become garbage: keep the
+    # collector from rescanning them while requests allocate.
+    gc.freeze()
     watcher = asyncio.create_task(watch(holder))
     yield
     watcher.cancel()
@@ -40,9 +44,14 @@ class AudienceAPI(FastAPI):
     """FastAPI for the schema, the docs and every route, with the hot /recommend lookup answered
     before its middleware and routing (see api.fastlane)."""
 
+    holder: CacheHolder
+
     async def __call__(self, scope, receive, send) -> None:
-        if not await fastlane.try_answer(self.state.holder, scope, send):
+        body = fastlane.answer(self.holder.cache, scope)
+        if body is None:
             await super().__call__(scope, receive, send)
+        else:
+            await fastlane.send_json(send, body)
 
 
 def create_app(settings: Settings | None = None) -> AudienceAPI:
@@ -50,7 +59,7 @@ def create_app(settings: Settings | None = None) -> AudienceAPI:
     app = AudienceAPI(title="Audience Workbench API", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)
     app.state.settings = settings
-    app.state.holder = CacheHolder(settings)
+    app.state.holder = app.holder = CacheHolder(settings)
     for router in ROUTERS:
         app.include_router(router)
     return app

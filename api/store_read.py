@@ -24,16 +24,12 @@ def db_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("AUDIENCE_DB") or DEFAULT_DB)
 
 
-def connect(path: str | os.PathLike, mmap: bool = False) -> sqlite3.Connection:
-    """Read-only. mmap=True reads pages straight from the OS cache (~15% less CPU for a bulk read);
-    only for short-lived connections, as the mapped pages count in the process's RSS while open."""
+def connect(path: str | os.PathLike) -> sqlite3.Connection:
     path = Path(path)
     if not path.is_file():
         raise NoDatabaseError(f"no database at {path}; build one with `python -m pipeline demo`")
     con = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, check_same_thread=False)
     con.execute("PRAGMA busy_timeout = 5000")
-    if mmap:
-        con.execute(f"PRAGMA mmap_size = {2**40}")
     return con
 
 

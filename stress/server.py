@@ -77,6 +77,17 @@ class Server:
         parent = psutil.Process(self.proc.pid)
         return [parent, *parent.children(recursive=True)]
 
+    def wait_idle(self, timeout: float = 60.0, window: float = 0.5) -> None:
+        """Until every worker is idle: the API keeps loading its user table after its first 200."""
+        stop = time.perf_counter() + timeout
+        while time.perf_counter() < stop:
+            before = [sum(p.cpu_times()[:2]) for p in self.worker_processes()]
+            time.sleep(window)
+            after = [sum(p.cpu_times()[:2]) for p in self.worker_processes()]
+            if all(b - a < 0.05 * window for a, b in zip(before, after)):
+                return
+        raise RuntimeError(f"{self.app} was still busy {timeout:.0f} s after startup")
+
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server's processes have used so far."""
         return sum(sum(p.cpu_times()[:2]) for p in self.processes())
