@@ -260,3 +260,36 @@ def test_identical_audiences_are_stored_once(tmp_path):
         answers = {p: ids(c.get(f"/recommend/{p}?n=5").json()) for p in (6, 7, 8, 9)}
     assert answers == {6: [1, 2], 7: [2, 3], 8: [2, 3], 9: [1, 3]}
     assert len(cache.product_ids) == 4 and len(cache.entries) == 3
+
+
+def _cache(scores: list[int], budget: int | None = None):
+    """A two-product cache built by hand: both products share one list of three users."""
+    import numpy as np
+
+    from api.cache import AudienceCache, RenderedLists, UserTable
+    entries = np.array([[[101, scores[0]], [102, scores[1]], [103, scores[2]]]], dtype=np.int64)
+    cache = AudienceCache(run_id=7, depth=3, loaded_at="", product_ids=np.array([5, 9]), sizes=np.array([3, 2], np.int32),
+                          lists=np.array([0, 0], np.int32), entries=entries, fallback_ids=[101], fallback_scores=[0.5],
+                          users=UserTable("unused.db", 7), run={}, stats={}, data_quality={}, evaluation=[])
+    if budget is not None:
+        object.__setattr__(cache, "rendered", RenderedLists(budget))
+    return cache
+
+
+@pytest.mark.parametrize("scores, printed", [
+    ([900_000_000, 500_000_000, 7], ["0.900000000", "0.500000000", "0.000000007"]),  # all in [0, 1)
+    ([2_500_000_000, 1_000_000_000, -3], ["2.5", "1.0", "-3e-09"]),                    # any outside
+])
+def test_scores_print_as_stored_whichever_way_a_list_is_rendered(scores, printed):
+    import json
+
+    from api import render
+    for budget in (None, 0):  # rendered once and sliced, or rendered per request
+        cache = _cache(scores, budget)
+        for product, n, size in ((5, 3, 3), (5, 2, 2), (9, 3, 2)):
+            body = render.recommend_json(cache, product, n)
+            answer = json.loads(body)
+            assert answer["count"] == size and [r["rank"] for r in answer["recommendations"]] == list(range(1, size + 1))
+            assert [r["customer_id"] for r in answer["recommendations"]] == [101, 102, 103][:size]
+            assert [r["score"] for r in answer["recommendations"]] == [s / 1e9 for s in scores[:size]]
+            assert all(f'"score":{text},' in body.decode() for text in printed[:size])
