@@ -17,6 +17,7 @@ from app import context  # noqa: E402
 PAGES = [
     st.Page("app_pages/overview.py", title="Overview", icon=":material/insights:", default=True),
     st.Page("app_pages/audiences.py", title="Audiences", icon=":material/groups:"),
+    st.Page("app_pages/evaluation.py", title="Evaluation", icon=":material/leaderboard:"),
     st.Page("app_pages/retrain.py", title="Retrain", icon=":material/model_training:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
     st.Page("app_pages/service.py", title="Service", icon=":material/monitor_heart:"),

@@ -20,7 +20,7 @@ from pipeline.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.config import RunParams
 from pipeline.diagnostics import split_instant
 from pipeline.features import user_features
-from pipeline.metrics import Truth, evaluate_audiences, make_truth
+from pipeline.metrics import METRICS, Truth, evaluate_audiences, make_truth
 from pipeline.strategies import STRATEGIES, get_strategy
 
 KS = (10, 100)
@@ -143,3 +143,16 @@ def evaluation_rows(scored: list[Scored]) -> pd.DataFrame:
     """Long rows for the `evaluation` table: strategy, k, metric, value."""
     rows = [(s.name, k, metric, value) for s in scored for (k, metric), value in s.metrics.items()]
     return pd.DataFrame(rows, columns=["strategy", "k", "metric", "value"])
+
+
+def leaderboard(rows: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Evaluation rows at one k as strategy x metric, best recall_micro first; shares in percent (lift
+    stays a ratio). The reachable ceiling is the same for every strategy, so it is left to the caller."""
+    part = rows[rows["k"] == k].pivot_table(index="strategy", columns="metric", values="value")
+    columns = [m for m in METRICS if m in part.columns and m != "reachable_ceiling"]
+    part = part[columns].sort_values([c for c in ("recall_micro", "recall_macro") if c in columns],
+                                     ascending=False)
+    shares = [c for c in columns if c != "lift_over_random"]
+    part[shares] = part[shares] * 100
+    part.columns.name = None
+    return part.reset_index()

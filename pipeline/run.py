@@ -174,20 +174,22 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
     if scored:
         writer.write_frame(wdb, "evaluation", run_id, evaluate.evaluation_rows(scored))
         writer.write_frame(wdb, "stats", run_id, evaluate.holdout_stats(holdout))
-    chosen = params.strategy
+    chosen, selection = params.strategy, "forced with --strategy"
     if chosen == AUTO:
         chosen = evaluate.best_strategy(scored, params.max_audiences_per_user is not None) if scored \
             else "engagement"
+        selection = f"best {evaluate.HEADLINE[1]}@{evaluate.HEADLINE[0]} on the holdout" if scored \
+            else "engagement: no holdout to choose on"
     params = replace(params, strategy=chosen)
-    _record_params(wdb, run_id, params)
+    _record_params(wdb, run_id, params, selection)
     return params, {f"evaluate:{s.name}": round(s.seconds, 3) for s in scored}
 
 
-def _record_params(wdb, run_id: int, params: RunParams) -> None:
-    """runs.params names the strategy that really ranked the audiences, not "auto"."""
+def _record_params(wdb, run_id: int, params: RunParams, selection: str) -> None:
+    """runs.params names the strategy that really ranked the audiences (not "auto") and how it was chosen."""
     with wdb.conn:
         wdb.execute("UPDATE runs SET params = ? WHERE run_id = ?",
-                    [json.dumps(params.to_dict(), sort_keys=True), run_id])
+                    [json.dumps({**params.to_dict(), "strategy_selection": selection}, sort_keys=True), run_id])
 
 
 def _ranked_blocks(events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame, params: RunParams,

@@ -201,3 +201,91 @@ def score_agreement(scores: pd.DataFrame, label_a: str, label_b: str) -> go.Figu
     fig.update_xaxes(title=f"engagement score, {label_a}")
     fig.update_yaxes(title=f"engagement score, {label_b}")
     return _layout(fig, "Engagement scores of common users", showlegend=False)
+
+
+# --- Offline evaluation: recall against reach, and lift over random -------------------------------------
+
+STRATEGY_COLORS = {"affinity": "#F58518", "als": "#B279A2", "engagement": "#4C78A8", "activity": "#72B7B2",
+                   "random": "#9D755D"}
+
+
+def _base_strategy(name: str) -> str:
+    return name.split("+cap")[0]
+
+
+def _metric_at(table: pd.DataFrame, metric: str, k: int) -> pd.Series:
+    rows = table[(table["metric"] == metric) & (table["k"] == k)]
+    return rows.set_index("strategy")["value"]
+
+
+def recall_vs_coverage(table: pd.DataFrame, k: int = 100, published: str | None = None) -> go.Figure:
+    """evaluation rows: recall_micro@k against user_coverage@k, one point per strategy (capped variants
+    hollow, joined to their uncapped run by a dotted line), with the reachable ceiling drawn in: no
+    ranking of known users gets above it. Recall is on a log axis because the strategies sit orders of
+    magnitude below the ceiling; a zero recall is drawn on the axis floor as a downward triangle. The
+    menu switches to a linear axis, where the distance to the ceiling shows as it is."""
+    recall, coverage = _metric_at(table, "recall_micro", k), _metric_at(table, "user_coverage", k)
+    ceiling = _metric_at(table, "reachable_ceiling", k)
+    top = float(ceiling.max()) if len(ceiling) else float(recall.max()) if len(recall) else 0.0
+    positive = recall[recall > 0]
+    floor = float(positive.min()) / 3 if len(positive) else max(top, 1e-6) / 1e4
+    drawn = recall.where(recall > 0, floor)
+    names = sorted(set(recall.index) & set(coverage.index), key=lambda n: (_base_strategy(n), n))
+    fig = go.Figure()
+    for name in names:
+        base = _base_strategy(name)
+        capped = name != base
+        color = STRATEGY_COLORS.get(base, OTHER_COLOR)
+        if capped and base in names:
+            fig.add_trace(go.Scatter(x=[coverage[base], coverage[name]], y=[drawn[base], drawn[name]],
+                                     mode="lines", line=dict(color=color, dash="dot", width=1),
+                                     showlegend=False, hoverinfo="skip"))
+        symbol = "triangle-down" if recall[name] <= 0 else ("diamond" if name == published else "circle")
+        fig.add_trace(go.Scatter(
+            x=[coverage[name]], y=[drawn[name]], name=f"{name} (published)" if name == published else name,
+            mode="markers+text" if name == published else "markers", text=[name],
+            textposition="top left" if coverage[name] > 0.5 else "top right",
+            marker=dict(size=16 if name == published else 12, color="white" if capped else color,
+                        line=dict(color=color, width=2), symbol=symbol),
+            hovertemplate=f"{name}<br>coverage %{{x:.2%}}<br>recall@{k} {recall[name]:.4%}<extra></extra>"))
+    # A trace rather than add_hline: its label stays put when the menu switches the axis type.
+    fig.add_trace(go.Scatter(x=[-0.03, 1.05], y=[top, top], mode="lines+text", name="reachable ceiling",
+                             line=dict(color="#C0392B", dash="dash"), text=[f"reachable ceiling {top:.2%}", ""],
+                             textposition="bottom right", textfont=dict(color="#C0392B"),
+                             hovertemplate=f"reachable ceiling {top:.4%}<extra></extra>"))
+    log_range = [np.log10(floor) - 0.3, np.log10(max(top, floor)) + 0.5]
+    fig.update_xaxes(title=f"user coverage (share of users in any top {k})", tickformat=".0%",
+                     range=[-0.03, 1.05])
+    fig.update_yaxes(title=f"recall@{k} (micro), log scale", tickformat=".3~%", type="log", range=log_range)
+    fig.update_layout(updatemenus=[dict(
+        buttons=[dict(label="log recall", method="relayout",
+                      args=[{"yaxis.type": "log", "yaxis.range": log_range,
+                             "yaxis.title.text": f"recall@{k} (micro), log scale"}]),
+                 dict(label="linear recall", method="relayout",
+                      args=[{"yaxis.type": "linear", "yaxis.range": [0, top * 1.1],
+                             "yaxis.title.text": f"recall@{k} (micro)"}])],
+        x=1, xanchor="right", y=1.12, yanchor="bottom", direction="down", showactive=True)])
+    _layout(fig, f"Recall@{k} against reach, with the reachable ceiling", height=440)
+    fig.update_layout(margin=dict(t=80), legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
+    return fig
+
+
+def lift_over_random(table: pd.DataFrame) -> go.Figure:
+    """evaluation rows: lift_over_random per strategy and k, with 1 (no better than chance) marked."""
+    rows = table[table["metric"] == "lift_over_random"]
+    ks = sorted(rows["k"].unique())
+    order = (rows[rows["k"] == max(ks)].sort_values("value")["strategy"].tolist() if ks else [])
+    palette = ["#4C78A8", "#F58518", "#54A24B"]
+    fig = go.Figure([go.Bar(y=order, x=_metric_at(table, "lift_over_random", k).reindex(order).to_numpy(),
+                            name=f"k = {k}", orientation="h", marker_color=palette[i % len(palette)],
+                            text=[f"{v:.1f}×" for v in _metric_at(table, "lift_over_random", k).reindex(order)],
+                            textposition="outside",
+                            hovertemplate="%{y}, k=" + str(k) + ": %{x:.2f}× random<extra></extra>")
+                     for i, k in enumerate(ks)])
+    fig.add_vline(x=1, line=dict(color="#C0392B", dash="dash"), annotation_text="random = 1×",
+                  annotation_position="top")
+    fig.update_xaxes(title="recall ÷ recall of random audiences (expected)",
+                     range=[0, 1.2 * max(float(rows["value"].max()) if len(rows) else 1.0, 1.0)])  # label room
+    fig.update_yaxes(type="category", title=None)
+    return _layout(fig, "Lift over random", height=max(260, 18 * len(order) * max(len(ks), 1) + 120),
+                   barmode="group")

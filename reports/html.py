@@ -102,7 +102,39 @@ def _evaluation(con, run_id: int) -> str:
         return _section("evaluation", "Evaluation", '<p class="note">No offline evaluation stored for this run.</p>')
     wide = table.pivot_table(index=["strategy", "k"], columns="metric", values="value").reset_index()
     wide.columns.name = None
-    return _section("evaluation", "Evaluation", _chart(figures.evaluation(table)) + _table(wide, "{:.4g}"))
+    return _section("evaluation", "Evaluation", _chart(figures.evaluation(table)) + _table(wide, "{:.4g}")
+                    + _evaluation_reading(con, run_id, table))
+
+
+def _evaluation_reading(con, run_id: int, table: pd.DataFrame) -> str:
+    """The published strategy against the reachable ceiling, recall against reach, and every metric and
+    strategy in plain words (the app's Evaluation page says the same)."""
+    from pipeline.metrics import EXPLANATIONS
+    from pipeline.strategies import DESCRIPTIONS
+    params = queries.run(con, run_id)["params"]
+    stats = queries.stats(con, run_id)
+    at100 = table[table["k"] == 100].pivot_table(index="strategy", columns="metric", values="value")
+    needed = ["recall_micro", "user_coverage", "exposure_gini", "lift_over_random", "reachable_ceiling"]
+    body = ""
+    if set(needed) <= set(at100.columns):
+        ceiling = float(at100["reachable_ceiling"].max())
+        published = params.get("strategy", "engagement")
+        selection = params.get("strategy_selection")
+        facts = (f"Published strategy: <strong>{html.escape(str(published))}</strong>"
+                 + (f" ({html.escape(str(selection))})" if selection else "") + ". "
+                 f"Reachable ceiling at k = 100: <strong>{ceiling:.3%}</strong> of the late engagements: the rest "
+                 "came from users nobody had seen before the split.")
+        if stats.get("holdout_products"):
+            facts += (f" Scored on {int(stats['holdout_products']):,} products seen on both sides of the split, over "
+                      f"{int(stats['holdout_candidate_users']):,} users known before it.")
+        reach = at100[needed[:4]].sort_values("recall_micro", ascending=False)
+        reach.insert(1, "share_of_ceiling", reach["recall_micro"] / ceiling if ceiling else 0.0)
+        reach = reach.reset_index()
+        reach.columns.name = None
+        body += (f"<h3>Recall against reach (k = 100)</h3><p>{facts}</p>" + _table(reach, "{:.4g}"))
+    terms = "".join(f"<li><strong>{html.escape(m)}</strong>: {html.escape(t)}</li>" for m, t in EXPLANATIONS.items())
+    described = "".join(f"<p><strong>{html.escape(n)}</strong>: {html.escape(t)}</p>" for n, t in DESCRIPTIONS.items())
+    return body + f"<h3>What the numbers mean</h3><ul>{terms}</ul><h3>The strategies</h3>{described}"
 
 
 def _stress(con) -> str:

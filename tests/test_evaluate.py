@@ -1,6 +1,8 @@
 """The temporal holdout: what strategies are given, what they are scored against, and which is published."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -164,3 +166,52 @@ def test_cli_default_evaluates_and_an_unknown_strategy_is_one_line(csv, params, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown strategy 'nope'" in err[0]
     assert queries.current_run_id(con) == 1  # nothing new was published
+
+
+# --- The app's Evaluation page ---------------------------------------------------------------------------
+
+def open_evaluation(db) -> "AppTest":
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "workbench.py"), default_timeout=30)
+    at.session_state["db_path"] = str(db)
+    at.run()
+    at.switch_page("app_pages/evaluation.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_the_evaluation_page_shows_the_leaderboard_ceiling_and_explanations(csv, params, tmp_path):
+    db = tmp_path / "a.db"
+    result = execute(csv, db=db, params=RunParams(holdout=params.holdout, strategy=AUTO, depth=5))
+    at = open_evaluation(db)
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Published strategy"] == "affinity"
+    ceiling = queries.evaluation(queries.connect(db), result.run_id).query(
+        "metric == 'reachable_ceiling' and k == 100")["value"].iloc[0]
+    assert cards["Reachable ceiling@100"] == f"{100 * ceiling:.3f}%"
+    board = at.dataframe[0].value
+    assert board["strategy"].tolist()[0] == "affinity ★" and len(board) == len(STRATEGIES)
+    assert board.loc[0, "recall_micro"] == pytest.approx(100 * 6 / 7)
+    text = " ".join(str(m.value) for m in at.markdown)
+    assert all(metric in text for metric in METRICS) and "Affinity looks for users" in text
+    at.radio(key="eval_k").set_value(10).run()
+    assert not at.exception and at.dataframe[0].value.loc[0, "recall_micro"] == pytest.approx(100 * 6 / 7)
+
+
+def test_the_evaluation_page_explains_a_run_without_holdout(csv, tmp_path):
+    db = tmp_path / "a.db"
+    execute(csv, db=db, params=RunParams(holdout=0.0, strategy=AUTO, depth=5))
+    at = open_evaluation(db)
+    assert "no offline evaluation" in " ".join(i.value for i in at.info)
+
+
+def test_the_report_says_the_same_in_its_evaluation_section(csv, params, tmp_path):
+    from reports.html import build_report
+    db = tmp_path / "a.db"
+    execute(csv, db=db, params=RunParams(holdout=params.holdout, strategy=AUTO, depth=5))
+    text = build_report(str(db))
+    section = text[text.index('<section id="evaluation">'):text.index('<section id="stress">')]
+    assert "Published strategy: <strong>affinity</strong> (best recall_micro@100 on the holdout)" in section
+    assert f"Reachable ceiling at k = 100: <strong>{6 / 7:.3%}</strong>" in section
+    assert all(f"<strong>{m}</strong>" in section for m in METRICS)
+    assert all(f"<strong>{name}</strong>:" in section for name in STRATEGIES)
