@@ -83,14 +83,18 @@ class RenderedLists:
 
     def __init__(self, budget: int):
         self.budget = budget
+        self.full = budget <= 0  # once a list does not fit, misses render only what they need
         self.items: dict[int, tuple[bytes, array]] = {}
 
     def get(self, index: int) -> tuple[bytes, array] | None:
         return self.items.get(index)
 
     def add(self, index: int, items: bytes, ends: array) -> None:
-        if self.budget >= len(items) + ends.itemsize * len(ends):
-            self.budget -= len(items) + ends.itemsize * len(ends)
+        size = len(items) + ends.itemsize * len(ends)
+        if size > self.budget:
+            self.full = True
+        else:
+            self.budget -= size
             self.items[index] = (items, ends)
 
 

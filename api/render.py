@@ -10,15 +10,13 @@ from api.cache import AudienceCache
 from api.store_read import SCORE_SCALE
 
 CSV_HEADER = "product_id,rank,customer_id,score\n"
+ITEM = b'{"customer_id":%d,"score":0.%09d,"rank":%d}'  # scores in [0, 1), as stored integers
+HEAD = b'{"product_id":%d,"run_id":%d,"cold_start":false,"note":null,"recommendations":['
 
 
 def cold_start_note(cache: AudienceCache, product_id: int) -> str:
     return (f"new product: {product_id} was not seen in run {cache.run_id}, "
             "so it gets the fallback audience (the most engaged users overall)")
-
-
-ITEM = b'{"customer_id":%d,"score":0.%09d,"rank":%d}'  # scores in [0, 1), as stored integers
-HEAD = b'{"product_id":%d,"run_id":%d,"cold_start":false,"note":null,"recommendations":['
 
 
 def recommend_json(cache: AudienceCache, product_id: int, n: int) -> bytes:
@@ -33,7 +31,7 @@ def recommend_json(cache: AudienceCache, product_id: int, n: int) -> bytes:
 def list_items(cache: AudienceCache, index: int, k: int) -> bytes:
     """The first k items of list `index` as JSON, joined by commas."""
     hit = cache.rendered.get(index)
-    if hit is None and cache.rendered.budget > 0:
+    if hit is None and not cache.rendered.full:
         hit = render_items(cache, index, cache.entries.shape[1])
         cache.rendered.add(index, *hit)
     if hit is None:  # over budget (a per-product strategy): render just these k
