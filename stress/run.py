@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from stress.server import Server, get
+from stress.server import ROOT, Server, get
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -87,7 +87,7 @@ def locust_command(url: str, users: int, spawn_rate: float, seconds: float, proc
 
 def run_locust(cmd: list[str], api: Server, seconds: float) -> tuple[str, int, dict[str, float]]:
     """Locust's output, exit status and the CPU each side used while it ran."""
-    locust = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    locust = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = CpuSampler(psutil.Process(locust.pid), api.processes())
     sampler.start()
     try:
@@ -102,6 +102,7 @@ def run_locust(cmd: list[str], api: Server, seconds: float) -> tuple[str, int, d
 def run(db: Path, users: int, spawn_rate: float, duration: str, workers: int, locust_processes: int,
         out_dir: Path) -> int:
     seconds = parse_duration(duration)
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     prefix, html, log = (out_dir / f"stress_{stamp}{end}" for end in ("", ".html", "_locust.log"))

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 
 HOST = "127.0.0.1"  # load tests never leave this machine
+ROOT = Path(__file__).resolve().parents[1]  # servers and locust run from the repository, wherever we are
 
 
 def free_port() -> int:
@@ -44,13 +45,13 @@ class Server:
         self.startup_seconds = float("nan")
 
     def __enter__(self) -> "Server":
-        env = {**os.environ, **({"AUDIENCE_DB": str(self.db)} if self.db else {})}
+        env = {**os.environ, **({"AUDIENCE_DB": str(Path(self.db).resolve())} if self.db else {})}
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         started = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", self.app, "--host", HOST, "--port", str(self.port),
              "--workers", str(self.workers), "--no-access-log", "--log-level", "warning"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             self._wait_ready(started)
         except BaseException:
