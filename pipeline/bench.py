@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config import RunParams
 from pipeline.run import execute
+from pipeline.strategies import AUTO
 from store import queries
 
 READ_SAMPLES = 1000
@@ -42,21 +44,22 @@ def _read_times(db: Path, run_id: int, seed: int) -> np.ndarray:
     return np.array(times)
 
 
-def bench(rows: int, seed: int, workdir: Path) -> int:
+def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: float = 0.2) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     data = _generate_once(rows, seed, workdir)
     db = workdir / f"bench-{rows}.db"
     for leftover in workdir.glob(f"{db.name}*"):
         leftover.unlink()
     started = time.perf_counter()
+    # By default as `run` does: every strategy scored on the holdout, the best one published.
     result = execute(data / "interactions.csv", db=db, products_path=data / "products.csv",
-                     source=f"bench (rows={rows}, seed={seed})")
+                     params=RunParams(strategy=strategy, holdout=holdout), source=f"bench (rows={rows}, seed={seed})")
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reads = _read_times(db, result.run_id, seed)
 
     print(f"bench: {rows:,} rows generated (seed {seed}), {result.counts['rows_clean']:,} clean, "
-          f"{result.users:,} users, {result.products:,} products")
+          f"{result.users:,} users, {result.products:,} products; published strategy: {result.strategy}")
     for stage, seconds in result.seconds.items():
         print(f"  {stage:<24} {seconds:8.2f} s")
     print(f"  {'total (file to published)':<24} {wall:8.2f} s")

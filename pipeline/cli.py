@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rows", type=int, default=DEMO_ROWS)
     bench.add_argument("--seed", type=int, default=DEMO_SEED)
     bench.add_argument("--dir", default="data/bench", help="where generated data and the bench DB go")
+    bench.add_argument("--strategy", default=None,
+                       help="force one strategy (default: as `run`, every strategy evaluated, the best published)")
+    bench.add_argument("--holdout", type=float, default=0.2, help="holdout share (0: no evaluation)")
     return parser
 
 

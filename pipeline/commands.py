@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.cli import _params
 from pipeline.run import RunResult, execute
+from pipeline.strategies import AUTO
 from store import queries, writer
 from store.export import parse_ids, write_export
 from store.errors import InputError, RunNotFoundError
@@ -126,4 +127,5 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.bench import bench
-    return bench(rows=args.rows, seed=args.seed, workdir=Path(args.dir))
+    return bench(rows=args.rows, seed=args.seed, workdir=Path(args.dir), strategy=args.strategy or AUTO,
+                 holdout=args.holdout)
