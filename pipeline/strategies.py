@@ -23,10 +23,9 @@ AUTO = "auto"  # not a strategy: "evaluate them all on the holdout and publish t
 
 def _engagement(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, products: np.ndarray,
                 catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
-    # engagement_audiences takes exclusions from every product in `events`; keep only the ones ranked.
-    if len(products) and not np.array_equal(np.unique(events["product_id"].to_numpy()), products):
-        events = events[events["product_id"].isin(products)]
-    return engagement_audiences(events, users, params, products)
+    # engagement_audiences takes exclusions from every product in `events` (it assumes they are all
+    # ranked); an evaluation ranks a subset, so only the ranked products' rows may exclude anyone.
+    return engagement_audiences(events[events["product_id"].isin(products)], users, params, products)
 
 
 def _affinity(*args, **kwargs) -> Iterator[AudienceBlock]:
