@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.arrays import group_rank, member, sorted_unique
+from pipeline.arrays import member, sorted_unique
 from pipeline.audiences import PRODUCT_BLOCK, AudienceBlock, skip_excluded
 from pipeline.baselines import product_pairs
 from pipeline.clean import event_weight
@@ -61,6 +61,12 @@ def interaction_matrix(events: pd.DataFrame, users: pd.DataFrame, params: RunPar
     matrix = sp.csr_matrix((weight, (rows, cols)), shape=(len(users), len(items)))
     matrix.sum_duplicates()
     return matrix, items
+
+
+def item_index(items: np.ndarray, products: np.ndarray) -> np.ndarray:
+    """Column of each product in the sorted `items`, -1 for a product the events never mention."""
+    at = np.minimum(np.searchsorted(items, products), max(len(items) - 1, 0))
+    return np.where((len(items) > 0) & (items[at] == products), at, -1) if len(items) else np.full(len(products), -1)
 
 
 def _profile(total: np.ndarray, days_active: np.ndarray, recency_days: np.ndarray) -> np.ndarray:
@@ -97,16 +103,17 @@ def neighbour_ties(matrix: sp.csr_matrix, items: np.ndarray, products: np.ndarra
     touched = matrix.copy()
     touched.data[:] = 1.0
     users_per_item = np.asarray(touched.sum(axis=0)).ravel()
-    cols = np.searchsorted(items, products)
-    co = (touched.T @ touched[:, cols]).tocoo()  # items x products: users who touched both
-    keep = items[co.row] != products[co.col]
+    present = np.flatnonzero(item_index(items, products) >= 0)  # a product never seen has no neighbours
+    cols = item_index(items, products[present])
+    co = (touched.T @ touched[:, cols]).tocoo()  # items x seen products: users who touched both
+    keep = items[co.row] != products[present[co.col]]
     row, col = co.row[keep], co.col[keep]
     sim = co.data[keep] / np.sqrt(users_per_item[row] * users_per_item[cols[col]])
     order = np.lexsort((row, -sim, col))  # per product, most similar first
     row, col, sim = row[order], col[order], sim[order]
     first = np.searchsorted(col, col, side="left")
     top = np.arange(col.size) - first < NEIGHBOURS
-    similarity = sp.csc_matrix((sim[top], (row[top], col[top])), shape=(len(items), len(products)))
+    similarity = sp.csc_matrix((sim[top], (row[top], present[col[top]])), shape=(len(items), len(products)))
     totals = np.asarray(matrix.sum(axis=1)).ravel()
     share = sp.diags(1.0 / np.maximum(totals, 1e-12)) @ matrix
     return (share @ similarity).tocsc()

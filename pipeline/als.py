@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.affinity import UserLists, interaction_matrix, list_candidates, merge_disjoint
+from pipeline.affinity import UserLists, interaction_matrix, item_index, list_candidates, merge_disjoint
 from pipeline.audiences import PRODUCT_BLOCK, AudienceBlock
 from pipeline.baselines import product_pairs
 from pipeline.config import RunParams
@@ -87,7 +87,8 @@ def als_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, 
     # Users and products the factors say nothing about (a zero vector) are left to the filler.
     tasteful = np.abs(user_taste).sum(axis=1) > 0
     pool, user_taste = pool[tasteful], user_taste[tasteful]
-    product_taste = item_taste[np.searchsorted(items, products)]
+    column = item_index(items, products)
+    product_taste = np.where(column[:, None] >= 0, item_taste[np.maximum(column, 0)], 0.0).astype(np.float32)
     pair_index, pair_rows = product_pairs(events, users, params.exclude, products)
     pool_of_user = np.full(n_users, -1, dtype=np.int64)
     pool_of_user[pool] = np.arange(len(pool))

@@ -69,9 +69,10 @@ DESCRIPTIONS: dict[str, str] = {
         "ALS (here a truncated SVD, the same low-rank idea) compresses the whole interaction history into "
         "a few hidden 'taste' dimensions: every event counts with its weight (purchase 5 … search 1) and "
         "fades with age (the run's decay days). A user's score for a product is how well their taste "
-        "vector matches the product's. Only users with at least two interactions have a taste of their "
-        "own, so they are the ones it ranks; the rest of each audience follows in engagement order. It is "
-        "here because collaborative filtering deserves an honest trial on this data, not a straw man."),
+        "vector matches the product's. Only users who touched at least two different products have a "
+        "taste of their own, so they are the ones it ranks; the rest of each audience follows in "
+        "engagement order. It is here because collaborative filtering deserves an honest trial on this "
+        "data, not a straw man."),
     "activity": (
         "Activity is the ranking the earlier prototype served: interactions in the last 30 days divided "
         "by (days since the user was last seen + 1). It rewards bursts of recent activity and ignores "

@@ -183,3 +183,10 @@ def test_merging_puts_empty_cells_last_and_breaks_ties_in_engagement_order():
     scores = [np.array([[0.5, -np.inf]]), np.array([[0.0, 0.0]])]
     users, out_scores, sizes = merge_disjoint(positions, scores, eng_rank, n_users=4, depth=4)
     assert users[0, :sizes[0]].tolist() == [0, 3, 2] and out_scores[0, :3].tolist() == [0.5, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_a_product_the_events_never_mention_gets_a_full_audience(communities, name):
+    events, users = communities
+    audiences = rank(name, events, users, [12, 999])
+    assert sorted(audiences[999]) == list(range(1, 9)) and len(audiences[12]) == 7

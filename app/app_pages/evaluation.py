@@ -37,7 +37,8 @@ def headline(table, stats: dict, params: dict) -> str:
             f"event time), scored on the {int(stats['holdout_products']):,} products seen on both sides over all "
             f"{int(stats['holdout_candidate_users']):,} users known before the split. After it, those products got "
             f"{int(stats['holdout_truth_pairs']):,} product-user engagements; only "
-            f"{int(stats['holdout_known_truth_pairs']):,} came from users seen before, which is why the ceiling is low.")
+            f"{int(stats['holdout_known_truth_pairs']):,} came from users seen before, which is why the ceiling "
+            "is low.")
     return scored_as
 
 
