@@ -65,8 +65,10 @@ def interaction_matrix(events: pd.DataFrame, users: pd.DataFrame, params: RunPar
 
 def item_index(items: np.ndarray, products: np.ndarray) -> np.ndarray:
     """Column of each product in the sorted `items`, -1 for a product the events never mention."""
-    at = np.minimum(np.searchsorted(items, products), max(len(items) - 1, 0))
-    return np.where((len(items) > 0) & (items[at] == products), at, -1) if len(items) else np.full(len(products), -1)
+    if len(items) == 0:
+        return np.full(len(products), -1)
+    at = np.minimum(np.searchsorted(items, products), len(items) - 1)
+    return np.where(items[at] == products, at, -1)
 
 
 def _profile(total: np.ndarray, days_active: np.ndarray, recency_days: np.ndarray) -> np.ndarray:
