@@ -80,7 +80,10 @@ def rank_by_shared_order(products: np.ndarray, pair_products: np.ndarray, pair_p
                          ) -> Iterator[AudienceBlock]:
     """Audiences from one shared ordering (ordered_ids best first) and per-product excluded positions."""
     n_users = len(ordered_ids)
-    # Sort the pairs by (product, position): the gap formula needs each product's positions ascending.
+    # Only the pairs of the products being ranked (a caller may rank a subset), sorted by (product,
+    # position): the gap formula needs each product's positions ascending.
+    wanted = np.isin(pair_products, products)
+    pair_products, pair_positions = pair_products[wanted], pair_positions[wanted]
     sort = np.lexsort((pair_positions, pair_products))
     pair_products, pair_positions = pair_products[sort], pair_positions[sort]
     for start in range(0, len(products), PRODUCT_BLOCK):  # blocks of products bound memory

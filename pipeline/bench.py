@@ -62,6 +62,9 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
           f"{result.users:,} users, {result.products:,} products; published strategy: {result.strategy}")
     for stage, seconds in result.seconds.items():
         print(f"  {stage:<24} {seconds:8.2f} s")
+        if stage == "evaluate":
+            for name, inner in result.strategy_seconds.items():
+                print(f"    {name:<22} {inner:8.2f} s")
     print(f"  {'total (file to published)':<24} {wall:8.2f} s")
     print(f"  peak RSS                 {peak_mb:8.0f} MB")
     print(f"  one audience read ({len(reads)} random products, full depth): "

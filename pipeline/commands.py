@@ -35,7 +35,7 @@ def _print_summary(result: RunResult, db) -> None:
     print(f"  rows read {c['rows_read']:,}  clean {c['rows_clean']:,}  "
           f"(missing fields {c['missing_fields']:,}, bad dates {c['bad_dates']:,}, "
           f"duplicates {c['duplicates']:,}, bot rows {c['bot_rows']:,}, unknown events kept {c['unknown_events']:,})")
-    print(f"  users {result.users:,}  products {result.products:,}")
+    print(f"  users {result.users:,}  products {result.products:,}  strategy {result.strategy}")
     stages = "  ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items())
     print(f"  seconds: {stages}  total {sum(result.seconds.values()):.2f}s")
     print(f"run_id={result.run_id}")

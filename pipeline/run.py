@@ -5,7 +5,6 @@ with its error and leaves the published run untouched (nothing is published unti
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -41,13 +40,14 @@ class RunResult:
     counts: dict[str, int]
     users: int
     products: int
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage: they add up to the run's time
     strategy: str = ""
+    strategy_seconds: dict[str, float] = field(default_factory=dict)  # inside the evaluate stage
 
     def summary(self) -> dict:
         return {"run_id": self.run_id, "published": self.published, "rows_read": self.counts["rows_read"],
                 "rows_clean": self.counts["rows_clean"], "users": self.users, "products": self.products,
-                "strategy": self.strategy, "seconds": self.seconds}
+                "strategy": self.strategy, "seconds": self.seconds, "strategy_seconds": self.strategy_seconds}
 
 
 class _Stages:
@@ -135,14 +135,13 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
 
     params, strategy_seconds = _evaluate(wdb, run_id, events, users, catalogue, params, stages)
     stages.done("evaluate", "audiences")
-    stages.seconds.update(strategy_seconds)
 
     users["audience_count"] = _write_audiences(wdb, run_id, events, users, products, params, stages, catalogue)
     _write_user_features(wdb, run_id, users)
     stages.done("audiences", "publish")
 
     result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds,
-                       params.strategy)
+                       params.strategy, strategy_seconds)
     writer.finish_run(wdb, run_id, result.summary())
     if publish:
         writer.publish(wdb, run_id)
@@ -182,14 +181,12 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
             else "engagement: no holdout to choose on"
     params = replace(params, strategy=chosen)
     _record_params(wdb, run_id, params, selection)
-    return params, {f"evaluate:{s.name}": round(s.seconds, 3) for s in scored}
+    return params, {s.name: round(s.seconds, 3) for s in scored}
 
 
 def _record_params(wdb, run_id: int, params: RunParams, selection: str) -> None:
     """runs.params names the strategy that really ranked the audiences (not "auto") and how it was chosen."""
-    with wdb.conn:
-        wdb.execute("UPDATE runs SET params = ? WHERE run_id = ?",
-                    [json.dumps({**params.to_dict(), "strategy_selection": selection}, sort_keys=True), run_id])
+    writer.set_params(wdb, run_id, {**params.to_dict(), "strategy_selection": selection})
 
 
 def _ranked_blocks(events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame, params: RunParams,

@@ -102,7 +102,10 @@ def _evaluation(con, run_id: int) -> str:
         return _section("evaluation", "Evaluation", '<p class="note">No offline evaluation stored for this run.</p>')
     wide = table.pivot_table(index=["strategy", "k"], columns="metric", values="value").reset_index()
     wide.columns.name = None
-    return _section("evaluation", "Evaluation", _chart(figures.evaluation(table)) + _table(wide, "{:.4g}")
+    published = queries.run(con, run_id)["params"].get("strategy")
+    charts = (_chart(figures.evaluation(table)) + _chart(figures.recall_vs_coverage(table, published=published))
+              + _chart(figures.lift_over_random(table)))
+    return _section("evaluation", "Evaluation", charts + _table(wide, "{:.4g}")
                     + _evaluation_reading(con, run_id, table))
 
 

@@ -88,6 +88,11 @@ def start_run(db: sqlite_utils.Database, params: dict, source: str) -> int:
     return int(cur.lastrowid)
 
 
+def set_params(db: sqlite_utils.Database, run_id: int, params: dict) -> None:
+    with db.conn:
+        db.execute("UPDATE runs SET params = ? WHERE run_id = ?", [json.dumps(params, sort_keys=True), run_id])
+
+
 def set_stage(db: sqlite_utils.Database, run_id: int, stage: str, progress: float) -> None:
     with db.conn:
         db.execute("UPDATE runs SET stage = ?, progress = ? WHERE run_id = ?", [stage, progress, run_id])

@@ -76,3 +76,11 @@ def test_fallback_is_the_global_list(path):
 
 def test_same_input_gives_identical_audiences(path):
     assert audiences(path, depth=3) == audiences(path, depth=3)
+
+
+def test_ranking_a_subset_of_products_ignores_the_others_exclusions():
+    from pipeline.audiences import rank_by_shared_order
+    ids, scores = np.array([10, 20, 30, 40]), np.array([0.4, 0.3, 0.2, 0.1])
+    # product 5 excludes positions 0 and 1, product 7 excludes position 0; only 5 and 9 are ranked
+    blocks = list(rank_by_shared_order(np.array([5, 9]), np.array([5, 5, 7]), np.array([0, 1, 0]), ids, scores, 2))
+    assert blocks[0].customer_ids.tolist() == [[30, 40], [10, 20]]

@@ -96,7 +96,8 @@ def test_report_shows_the_run_figures(db):
     evaluation = queries.evaluation(queries.connect(db), 1)
     for strategy in evaluation["strategy"].unique():
         assert f"<td>{strategy}</td>" in text
-    assert text.count('class="plotly-graph-div"') == 8 + (not evaluation.empty)
+    # 8 run charts, and 3 evaluation charts (leaderboard, recall against coverage, lift) when evaluated
+    assert text.count('class="plotly-graph-div"') == 8 + 3 * (not evaluation.empty)
 
 
 def test_report_includes_evaluation_and_the_latest_stress_run(db, tmp_path):
@@ -140,4 +141,4 @@ def test_report_renders_its_charts_with_the_network_blocked(db, tmp_path):
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
         drawn = page.locator(".js-plotly-plot").count()
         browser.close()
-    assert drawn == 8 + (not queries.evaluation(queries.connect(db), 1).empty) and blocked == []
+    assert drawn == 8 + 3 * (not queries.evaluation(queries.connect(db), 1).empty) and blocked == []
