@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -69,8 +70,11 @@ def test_a_reader_during_publish_sees_exactly_one_run(tmp_path, four_users_csv):
     reader = threading.Thread(target=read)
     reader.start()
     wdb = writer.connect(db)
-    for i in range(60):
+    for i in range(2000):   # until the reader has caught both runs current, at least 60 swaps
         writer.publish(wdb, (first, second)[i % 2])
+        if i >= 60 and seen == {first, second}:
+            break
+        time.sleep(0.001)
     stop.set()
     reader.join()
     assert problems == [] and seen == {first, second}
