@@ -103,3 +103,20 @@ def test_unpublished_run_is_not_served(tmp_path):
         execute(_write(tmp_path), db=db, params=RunParams(depth=5), products_path=None, publish=False)
         time.sleep(10 * INTERVAL)
         assert client.get("/health").json()["run_id"] == run_1
+
+
+def test_database_rebuilt_from_scratch_is_picked_up(tmp_path):
+    """A fresh `pipeline demo` into a deleted database starts again at run 1: the API notices the new
+    file, not a new run id."""
+    db, run_1 = build_db(tmp_path)
+    with client_for(db, reload_seconds=INTERVAL) as client:
+        assert client.get("/health").json()["products"] == 3
+        for path in tmp_path.glob("audiences.db*"):
+            path.unlink()
+        _, run_again = build_db(tmp_path, events=EVENTS_2)
+        assert run_again == run_1
+        stop = time.monotonic() + DEADLINE
+        while client.get("/health").json().get("products") != 5 and time.monotonic() < stop:
+            time.sleep(INTERVAL)
+        assert client.get("/health").json()["products"] == 5
+        assert ids(client.get("/recommend/11?n=5").json()) == AUDIENCE_11[2]
