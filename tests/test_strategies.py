@@ -190,3 +190,15 @@ def test_a_product_the_events_never_mention_gets_a_full_audience(communities, na
     events, users = communities
     audiences = rank(name, events, users, [12, 999])
     assert sorted(audiences[999]) == list(range(1, 9)) and len(audiences[12]) == 7
+
+
+def test_the_als_taste_pool_is_bounded_broadest_histories_first(monkeypatch):
+    import numpy as np
+
+    from pipeline import als
+    monkeypatch.setattr(als, "MAX_POOL", 2)
+    unique = np.array([1, 3, 2, 5, 2])          # user 0 has one product: never in the pool
+    eng_rank = np.array([0, 4, 1, 3, 2])        # among the 2-product users, 2 ranks above 4
+    assert als.taste_pool(unique, eng_rank).tolist() == [1, 3]
+    monkeypatch.setattr(als, "MAX_POOL", 3)
+    assert als.taste_pool(unique, eng_rank).tolist() == [1, 2, 3]
