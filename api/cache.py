@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from api import store_read
-from api.store_read import SCORE_SCALE
+from store.names import SCORE_SCALE
 
 FETCH_ROWS = 2048      # products fetched from SQLite at a time
 DECODE_FIELDS = 32768  # fields decoded per pass: small enough to stay in the CPU cache

@@ -7,7 +7,7 @@ from array import array
 from itertools import accumulate
 
 from api.cache import AudienceCache
-from api.store_read import SCORE_SCALE
+from store.names import SCORE_SCALE
 
 CSV_HEADER = "product_id,rank,customer_id,score\n"
 ITEM = b'{"customer_id":%d,"score":0.%09d,"rank":%d}'  # scores in [0, 1), as stored integers

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.store_read import db_path
+from store.names import db_path
 
 
 @dataclass(frozen=True)

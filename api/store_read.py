@@ -1,8 +1,8 @@
 """The few read-only queries the API needs, without pandas.
 
 store.queries (and store.schema, through sqlite_utils) import pandas, which costs each API worker
-~75 MiB of RSS and ~0.3 s of startup for nothing a request uses. The rules repeated here (where the
-database is, which run is current, the score scale) are pinned to store's by tests/test_api.py.
+~75 MiB of RSS and ~0.3 s of startup for nothing a request uses; the rules themselves (where the
+database is, which run is current, the score scale) come from store.names, shared with store.
 """
 from __future__ import annotations
 
@@ -12,16 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from store.errors import NoDatabaseError, RunNotFoundError
-
-DEFAULT_DB = "data/audiences.db"
-SCORE_SCALE = 1_000_000_000  # scores are stored as integers of 1e-9 (store.schema.SCORE_SCALE)
-CURRENT_RUN_SQL = ("SELECT run_id FROM runs WHERE status = 'succeeded' AND published_at IS NOT NULL "
-                   "ORDER BY published_at DESC, run_id DESC LIMIT 1")
-
-
-def db_path(path: str | os.PathLike | None = None) -> Path:
-    """The argument, else $AUDIENCE_DB, else data/audiences.db (as store.schema.db_path)."""
-    return Path(path or os.environ.get("AUDIENCE_DB") or DEFAULT_DB)
+from store.names import CURRENT_RUN_SQL
 
 
 def connect(path: str | os.PathLike) -> sqlite3.Connection:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import data
 from store.errors import WorkbenchError
-from store.schema import db_path
+from store.names import db_path
 
 _KEY = "workbench_context"
 

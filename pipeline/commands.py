@@ -11,7 +11,7 @@ from pipeline.strategies import AUTO
 from store import queries, writer
 from store.export import parse_ids, write_export
 from store.errors import InputError, RunNotFoundError
-from store.schema import db_path
+from store.names import db_path
 
 
 def _progress_bar():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from store.schema import SCORE_SCALE
+from store.names import SCORE_SCALE
 
 # One width for every run (the API decodes a run's lists as one matrix): a sign and 12 digits of 1e-9,
 # so scores are stored to 9 decimals and clipped to +-999.999999999 (no strategy scores that high).

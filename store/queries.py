@@ -15,10 +15,8 @@ import pandas as pd
 
 from store.errors import NoDatabaseError, NoPublishedRunError, RunNotFoundError
 from store.packing import digits_to_int, unpack_ids, unpack_scores
-from store.schema import db_path
+from store.names import CURRENT_RUN_SQL, db_path
 
-CURRENT_RUN_SQL = ("SELECT run_id FROM runs WHERE status = 'succeeded' AND published_at IS NOT NULL "
-                   "ORDER BY published_at DESC, run_id DESC LIMIT 1")
 CHART_TABLES = ("cohort_retention", "daily_events", "activity_histogram", "product_months", "top_products")
 
 

@@ -9,19 +9,11 @@ The contract tables keep the names and columns of DESIGN.md. Two tables are ours
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import sqlite_utils
 
-DEFAULT_DB = "data/audiences.db"
-SCORE_SCALE = 1_000_000_000  # scores are stored as integers of 1e-9
+from store.names import SCORE_SCALE
+
 MAX_DEPTH = 1000
-
-
-def db_path(path: str | os.PathLike | None = None) -> Path:
-    """The database path: the argument, else $AUDIENCE_DB, else data/audiences.db."""
-    return Path(path or os.environ.get("AUDIENCE_DB") or DEFAULT_DB)
 
 
 TABLES: dict[str, dict] = {

@@ -18,7 +18,8 @@ import pandas as pd
 import sqlite_utils
 
 from store.errors import RunInProgressError, RunNotFoundError
-from store.schema import BULK_TABLES, db_path, ensure_schema
+from store.names import db_path
+from store.schema import BULK_TABLES, ensure_schema
 
 
 PAGE_SIZE = 16384

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from api.store_read import db_path
+from store.names import db_path
 from store.errors import WorkbenchError
 
 

@@ -7,10 +7,8 @@ helper that follows DESIGN.md's rules, so the test does not depend on the pipeli
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
