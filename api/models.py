@@ -78,7 +78,11 @@ class MetricsResponse(BaseModel):
                    "fallback_size": 100},
         "stats": {"total_interactions": 498879.0, "sparsity": 0.999994},
         "data_quality": {"rows_read": 500400, "rows_clean": 498879},
-        "evaluation": [{"strategy": "engagement", "k": 10, "metric": "recall", "value": 0.012}]})
+        "evaluation": [{"strategy": "affinity", "k": 100, "metric": "recall_micro", "value": 0.0021}],
+        "headline": {"strategy": "affinity", "selection": "best recall_micro@100 on the holdout", "k": 100,
+                     "recall_micro": 0.0021, "precision_micro": 0.00005, "hit_rate": 0.0048, "ndcg": 0.0006,
+                     "user_coverage": 0.0217, "exposure_gini": 0.9963,
+                     "lift_over_random": 55.9, "reachable_ceiling": 0.1325}})
     run_id: int
     loaded_at: str
     strategy: str
@@ -87,6 +91,7 @@ class MetricsResponse(BaseModel):
     stats: dict[str, float | None]
     data_quality: dict[str, int]
     evaluation: list[EvaluationRow]
+    headline: dict[str, str | int | float | None]
 
 
 class RootResponse(BaseModel):

@@ -192,7 +192,14 @@ def test_metrics(client, small_db):
     assert body["stats"]["total_interactions"] == len(EVENTS)
     assert body["data_quality"]["rows_read"] == body["data_quality"]["rows_clean"] == len(EVENTS)
     with queries.connect(db) as con:
-        assert body["evaluation"] == queries.evaluation(con, run_id).to_dict("records")
+        evaluation = queries.evaluation(con, run_id)
+        assert body["evaluation"] == evaluation.to_dict("records")
+    at100 = evaluation[(evaluation["strategy"] == "engagement") & (evaluation["k"] == 100)]
+    expected = dict(zip(at100["metric"], at100["value"]))
+    assert {"recall_micro", "user_coverage"} <= set(expected)
+    assert body["headline"]["strategy"] == "engagement" and body["headline"]["k"] == 100
+    for metric in ("recall_micro", "user_coverage", "reachable_ceiling", "lift_over_random"):
+        assert body["headline"][metric] == expected.get(metric)
 
 
 def test_root_lists_the_endpoints(client):

@@ -49,4 +49,19 @@ async def metrics(cache: Cache) -> dict:
         "counts": {"products": len(cache.product_ids), "users": int(cache.run["summary"].get("users", 0)),
                    "audience_entries": int(cache.sizes.sum()), "depth": cache.depth,
                    "fallback_size": len(cache.fallback_ids)},
-        "stats": cache.stats, "data_quality": cache.data_quality, "evaluation": cache.evaluation}
+        "stats": cache.stats, "data_quality": cache.data_quality, "evaluation": cache.evaluation,
+        "headline": headline(cache.evaluation, params.get("strategy", "engagement"), params)}
+
+
+HEADLINE_METRICS = ("recall_micro", "precision_micro", "hit_rate", "ndcg", "user_coverage", "exposure_gini",
+                    "lift_over_random", "reachable_ceiling")
+
+
+def headline(evaluation: list[dict], strategy: str, params: dict) -> dict:
+    """The published strategy's holdout scores at k = 100 (its capped variant when the run has a cap)."""
+    cap = params.get("max_audiences_per_user")
+    scored = f"{strategy}+cap{cap}" if cap and any(r["strategy"] == f"{strategy}+cap{cap}" for r in evaluation) \
+        else strategy
+    values = {r["metric"]: r["value"] for r in evaluation if r["strategy"] == scored and r["k"] == 100}
+    return {"strategy": scored, "selection": params.get("strategy_selection"), "k": 100,
+            **{m: values.get(m) for m in HEADLINE_METRICS}}
