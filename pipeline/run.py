@@ -6,6 +6,7 @@ with its error and leaves the published run untouched (nothing is published unti
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -201,20 +202,37 @@ def _ranked_blocks(events: pd.DataFrame, users: pd.DataFrame, products: pd.DataF
 
 def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
                      params: RunParams, stages: _Stages, catalogue: pd.DataFrame | None = None) -> np.ndarray:
-    """Rank, pack and write every product's audience block by block; returns audiences per user."""
+    """Rank, pack and write every product's audience block by block; returns audiences per user.
+
+    Packing (numpy, which releases the GIL) runs in a second thread, so on two cores it overlaps with
+    ranking the next block and with SQLite writing the previous one (all writes stay on this thread)."""
     product_ids = products["product_id"].to_numpy()
     customer_ids = users["customer_id"].to_numpy()
     id_width = digit_width(customer_ids.max())
     exposure = np.zeros(len(users), dtype=np.int64)
     done = 0
-    for block in _ranked_blocks(events, users, products, params, catalogue):
-        valid = np.arange(block.customer_ids.shape[1])[None, :] < block.sizes[:, None]
-        exposure += np.bincount(np.searchsorted(customer_ids, block.customer_ids[valid]), minlength=len(users))
-        writer.write_audience_lists(wdb, run_id, block.product_ids, block.sizes,
-                                    pack_ids(block.customer_ids, id_width),
-                                    pack_scores(block.scores, SCORE_WIDTH), id_width, SCORE_WIDTH)
+
+    def pack(block):
+        return block, pack_ids(block.customer_ids, id_width), pack_scores(block.scores, SCORE_WIDTH)
+
+    def write(packed) -> None:
+        nonlocal done
+        block, ids, scores = packed.result()
+        writer.write_audience_lists(wdb, run_id, block.product_ids, block.sizes, ids, scores, id_width, SCORE_WIDTH)
         done += len(block.product_ids)
         stages.partial("audiences", done / max(len(product_ids), 1))
+
+    with ThreadPoolExecutor(max_workers=1) as packer:
+        pending = None
+        for block in _ranked_blocks(events, users, products, params, catalogue):
+            valid = np.arange(block.customer_ids.shape[1])[None, :] < block.sizes[:, None]
+            exposure += np.bincount(np.searchsorted(customer_ids, block.customer_ids[valid]), minlength=len(users))
+            packed = packer.submit(pack, block)
+            if pending is not None:
+                write(pending)
+            pending = packed
+        if pending is not None:
+            write(pending)
     return exposure
 
 
