@@ -14,37 +14,36 @@ def split_instant(events: pd.DataFrame, holdout: float) -> pd.Timestamp:
     return events["event_date"].quantile(1 - holdout)
 
 
-def stats(events: pd.DataFrame, users: pd.DataFrame, holdout: float) -> dict[str, float]:
-    n_rows = len(events)
-    n_users = events["customer_id"].nunique()
-    n_products = events["product_id"].nunique()
-    split = split_instant(events, holdout)
-    late = (events["event_date"] >= split).to_numpy()
-    early_users = pd.unique(events["customer_id"].to_numpy()[~late])
-    late_users = pd.unique(events["customer_id"].to_numpy()[late])
-    early_products = pd.unique(events["product_id"].to_numpy()[~late])
-    late_products = pd.unique(events["product_id"].to_numpy()[late])
-    returning = np.intersect1d(early_users, late_users).size
-    new_products = np.setdiff1d(late_products, early_products).size
+def stats(events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame, holdout: float) -> dict[str, float]:
+    """DESIGN.md's statistics. Who is early or late follows from each user's and product's first and last
+    event (early: first before the split; late: last at or after it), so no pass over the events is
+    hashed again: that was 9 of 36 s of this stage at 5M rows."""
+    n_rows, n_users, n_products = len(events), len(users), len(products)
+    split = np.datetime64(split_instant(events, holdout).to_datetime64())
+    user_first, user_last = users["first_event"].to_numpy(), users["last_event"].to_numpy()
+    item_first, item_last = products["first_seen"].to_numpy(), products["last_seen"].to_numpy()
+    early_users, late_users = int((user_first < split).sum()), int((user_last >= split).sum())
+    returning = int(((user_first < split) & (user_last >= split)).sum())
+    late_products, new_products = int((item_last >= split).sum()), int((item_first >= split).sum())
     per_user = users["total_interactions"]
     out = {
         "total_interactions": n_rows,
         "unique_users": n_users,
         "unique_products": n_products,
         "sparsity": 1 - n_rows / (n_users * n_products),
-        "early_period_users": early_users.size,
-        "late_period_users": late_users.size,
+        "early_period_users": early_users,
+        "late_period_users": late_users,
         "returning_users": returning,
-        "retention_rate_pct": 100 * returning / early_users.size if early_users.size else 0.0,
+        "retention_rate_pct": 100 * returning / early_users if early_users else 0.0,
         "median_interactions_per_user": float(per_user.median()),
         "mean_interactions_per_user": float(per_user.mean()),
         "one_time_users_pct": 100 * float((per_user == 1).mean()),
         "low_activity_users_pct": 100 * float(per_user.between(2, 5).mean()),
         "power_users_pct": 100 * float((per_user > 5).mean()),
-        "early_period_products": early_products.size,
-        "late_period_products": late_products.size,
+        "early_period_products": int((item_first < split).sum()),
+        "late_period_products": late_products,
         "new_products_in_test": new_products,
-        "new_products_pct": 100 * new_products / late_products.size if late_products.size else 0.0,
+        "new_products_pct": 100 * new_products / late_products if late_products else 0.0,
     }
     shares = events["event"].value_counts(normalize=True)
     for event in sorted(set(KNOWN_EVENTS) | set(shares.index)):
@@ -90,7 +89,8 @@ def activity_histogram(users: pd.DataFrame) -> pd.DataFrame:
 
 
 def product_table(events: pd.DataFrame, catalogue: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per product seen in the run: category, interactions, distinct users, first and last seen."""
+    """One row per product seen in the run: category, interactions, distinct users, first and last seen
+    (naive UTC datetimes; iso_utc() formats them for the database)."""
     table = events.groupby("product_id", sort=True).agg(
         interactions=("customer_id", "size"), users=("customer_id", "nunique"),
         first_seen=("event_date", "min"), last_seen=("event_date", "max")).reset_index()
@@ -99,9 +99,11 @@ def product_table(events: pd.DataFrame, catalogue: pd.DataFrame | None) -> pd.Da
     else:
         table["category"] = None
     table["category"] = table["category"].fillna("unknown")
-    for col in ("first_seen", "last_seen"):
-        table[col] = np.char.add(np.datetime_as_string(table[col].to_numpy(), unit="s"), "Z")
     return table[["product_id", "category", "interactions", "users", "first_seen", "last_seen"]]
+
+
+def iso_utc(values: pd.Series) -> np.ndarray:
+    return np.char.add(np.datetime_as_string(values.to_numpy(), unit="s"), "Z")
 
 
 def product_months(events: pd.DataFrame) -> pd.DataFrame:

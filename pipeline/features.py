@@ -50,7 +50,7 @@ def user_features(events: pd.DataFrame, params: RunParams) -> pd.DataFrame:
         users[norm] = min_max(users[raw].astype(float))
         score += params.component_weights[name] * users[norm]
     users["engagement_score"] = score
-    users["last_event"] = users["last"]
+    users["first_event"], users["last_event"] = users["first"], users["last"]
     return users.drop(columns=["first", "last"]).reset_index()
 
 

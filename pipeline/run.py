@@ -155,14 +155,15 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
 
 def _write_diagnostics(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
                        params: RunParams) -> None:
-    figures = diagnostics.stats(events, users, params.holdout)
+    figures = diagnostics.stats(events, users, products, params.holdout)
     writer.write_frame(wdb, "stats", run_id, pd.DataFrame({"name": list(figures), "value": list(figures.values())}))
     writer.write_frame(wdb, "cohort_retention", run_id, diagnostics.cohort_retention(events))
     writer.write_frame(wdb, "daily_events", run_id, diagnostics.daily_events(events))
     writer.write_frame(wdb, "activity_histogram", run_id, diagnostics.activity_histogram(users))
     writer.write_frame(wdb, "product_months", run_id, diagnostics.product_months(events))
     writer.write_frame(wdb, "top_products", run_id, diagnostics.top_products(products))
-    writer.write_frame(wdb, "products", run_id, products)
+    seen = {col: diagnostics.iso_utc(products[col]) for col in ("first_seen", "last_seen")}
+    writer.write_frame(wdb, "products", run_id, products.assign(**seen))
 
 
 def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None,

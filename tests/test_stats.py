@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.clean import clean
 from pipeline.config import RunParams
-from pipeline.diagnostics import cohort_retention, product_months, stats
+from pipeline.diagnostics import cohort_retention, product_months, product_table, stats
 from pipeline.features import user_features
 from pipeline.ingest import read_events
 from tests.conftest import write_events
@@ -34,7 +34,7 @@ def events(tmp_path_factory):
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_stat(events, name):
-    got = stats(events, user_features(events, RunParams()), holdout=0.2)
+    got = stats(events, user_features(events, RunParams()), product_table(events, None), holdout=0.2)
     assert got[name] == pytest.approx(EXPECTED[name])
 
 
