@@ -92,5 +92,5 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     # No index on engagement_rank: nothing looks users up by rank, and keeping one costs random B-tree
     # inserts for every user of every run (most of user_features' 50 s write at 5M rows).
     db.execute("DROP INDEX IF EXISTS idx_user_features_run_id_engagement_rank")
-    db["products"].create_index(["run_id", "interactions"], if_not_exists=True)
+    db.execute("DROP INDEX IF EXISTS idx_products_run_id_interactions")  # unused; the same random inserts
     db.create_view("audiences", AUDIENCES_VIEW, ignore=True)
