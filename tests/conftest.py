@@ -19,6 +19,25 @@ FOUR_USERS = [
     (4, 2, "cart", "2023-01-31T06:00:00"),
 ]
 
+# The workbench tests' run: 14 rows read, one exact duplicate and one bad date dropped, so 12 clean
+# interactions by 7 users on 6 products; product 10 is the most active (4 interactions).
+WORKBENCH_EVENTS = """customer_id,product_id,event,event_date
+1,10,purchased,2023-01-05T10:00:00
+1,11,cart,2023-01-20T10:00:00
+1,12,cart,2023-02-03T10:00:00
+1,10,cart,2023-03-01T10:00:00
+2,10,cart,2023-01-06T10:00:00
+2,13,wishlist,2023-02-10T10:00:00
+3,11,purchased,2023-01-10T10:00:00
+4,12,search_keyword,2023-02-15T10:00:00
+5,14,rating,2023-03-10T10:00:00
+6,10,cart,2023-03-12T10:00:00
+6,14,purchased,2023-03-15T10:00:00
+7,15,cart,2023-03-20T10:00:00
+2,10,cart,2023-01-06T10:00:00
+8,11,cart,not-a-date
+"""
+
 
 def write_events(path: Path, rows, header: str = HEADER) -> Path:
     lines = [header] + [",".join(str(v) for v in row) for row in rows]

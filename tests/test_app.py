@@ -26,24 +26,9 @@ from pipeline.run import execute
 from reports.kpis import kpis
 from reports.tables import format_stat
 from store import queries, writer
+from tests.conftest import WORKBENCH_EVENTS as EVENTS
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "workbench.py")
-EVENTS = """customer_id,product_id,event,event_date
-1,10,purchased,2023-01-05T10:00:00
-1,11,cart,2023-01-20T10:00:00
-1,12,cart,2023-02-03T10:00:00
-1,10,cart,2023-03-01T10:00:00
-2,10,cart,2023-01-06T10:00:00
-2,13,wishlist,2023-02-10T10:00:00
-3,11,purchased,2023-01-10T10:00:00
-4,12,search_keyword,2023-02-15T10:00:00
-5,14,rating,2023-03-10T10:00:00
-6,10,cart,2023-03-12T10:00:00
-6,14,purchased,2023-03-15T10:00:00
-7,15,cart,2023-03-20T10:00:00
-2,10,cart,2023-01-06T10:00:00
-8,11,cart,not-a-date
-"""
 
 
 def build_db(tmp: Path, exclude: str = "all", publish: bool = True, db: Path | None = None) -> Path:

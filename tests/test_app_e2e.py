@@ -18,26 +18,12 @@ import pytest
 from pipeline.config import RunParams
 from pipeline.run import execute
 from store import queries
+from tests.conftest import WORKBENCH_EVENTS as EVENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-# 12 clean interactions by 7 users on 6 products; product 10 is the most active (4 interactions).
-EVENTS = """customer_id,product_id,event,event_date
-1,10,purchased,2023-01-05T10:00:00
-1,11,cart,2023-01-20T10:00:00
-1,12,cart,2023-02-03T10:00:00
-1,10,cart,2023-03-01T10:00:00
-2,10,cart,2023-01-06T10:00:00
-2,13,wishlist,2023-02-10T10:00:00
-3,11,purchased,2023-01-10T10:00:00
-4,12,search_keyword,2023-02-15T10:00:00
-5,14,rating,2023-03-10T10:00:00
-6,10,cart,2023-03-12T10:00:00
-6,14,purchased,2023-03-15T10:00:00
-7,15,cart,2023-03-20T10:00:00
-"""
 # url path -> (title, plotly charts at least, dataframes at least)
 PAGES = {"": ("Overview", 5, 1), "audiences": ("Audiences", 1, 1), "retrain": ("Retrain", 0, 0),
          "runs": ("Runs", 0, 1), "service": ("Service", 0, 0)}
