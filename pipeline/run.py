@@ -58,7 +58,6 @@ class _Stages:
         self.db, self.run_id, self.progress = db, run_id, progress
         self.seconds: dict[str, float] = {}
         self._started = time.perf_counter()
-        self._current = "read"
         self._announce("read", 0.0)
 
     def _announce(self, stage: str, fraction: float) -> None:
