@@ -1,8 +1,8 @@
 """The serving cache: one published run held in memory as a few flat numpy arrays.
 
 Requests only index these arrays. The audiences are read straight from the packed ``audience_lists``
-rows instead of through ``store.queries.audience_matrix``, which decodes a whole run through int64
-digit matrices (about 8 s and a 2 GB peak on the 500K demo run). Here:
+rows, not by decoding a whole run into int64 digit matrices at once (measured: about 8 s and a 2 GB
+peak on the 500K demo run). Here:
 
 * identical lists are decoded and stored once: strategies that rank from one shared order
   (engagement: 112 distinct lists for 195K products on the demo run) cost almost nothing, and

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights, default_event_weights
 from pipeline.strategies import AUTO, STRATEGIES
@@ -138,6 +137,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected {type(exc).__name__}: {exc} (the published run is unchanged)", file=sys.stderr)
         return 1
 
-
-def resolve(path: str | None) -> Path | None:
-    return Path(path) if path else None

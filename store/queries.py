@@ -129,7 +129,7 @@ def latest_stress_run(con: sqlite3.Connection) -> dict | None:
 
 @dataclass(frozen=True)
 class AudienceMatrix:
-    """Every audience of a run as dense arrays: row i is product_ids[i], valid up to sizes[i]."""
+    """A batch of a run's audiences as dense arrays: row i is product_ids[i], valid up to sizes[i]."""
     product_ids: np.ndarray  # (P,) int64, sorted
     sizes: np.ndarray        # (P,) int32
     customer_ids: np.ndarray  # (P, D) int64
@@ -149,13 +149,6 @@ def _decode_rows(rows: list[tuple]) -> AudienceMatrix:
     ids = unpack_ids(ids_blob, id_w, depth * len(rows)).reshape(len(rows), depth)
     scores = unpack_scores(score_blob, score_w, depth * len(rows)).reshape(len(rows), depth)
     return AudienceMatrix(product_ids, sizes, ids, scores)
-
-
-def audience_matrix(con: sqlite3.Connection, run_id: int) -> AudienceMatrix:
-    """All of a run's audiences decoded at once (the API's startup cache)."""
-    rows = con.execute("SELECT product_id, size, id_width, score_width, customer_ids, scores "
-                       "FROM audience_lists WHERE run_id = ? ORDER BY product_id", [run_id]).fetchall()
-    return _decode_rows(rows)
 
 
 def iter_audience_frames(con: sqlite3.Connection, run_id: int, product_ids: Iterable[int] | None = None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from store import queries, writer
@@ -36,5 +37,6 @@ def test_the_view_expands_packed_rows_exactly(tmp_path):
         assert got["rank"].tolist() == list(range(1, sizes[i] + 1))
         assert got["customer_id"].tolist() == ids[i, :sizes[i]].tolist()
         assert np.allclose(got["score"], scores[i, :sizes[i]], atol=5e-10)
-    matrix = queries.audience_matrix(con, 1)
-    assert (matrix.customer_ids == ids).all() and (matrix.sizes == sizes).all()
+    streamed = pd.concat(queries.iter_audience_frames(con, 1, chunk=7))
+    assert streamed.groupby("product_id").size().reindex(range(100, 140), fill_value=0).tolist() == sizes.tolist()
+    assert streamed["customer_id"].tolist() == [c for i in range(40) for c in ids[i, :sizes[i]].tolist()]
