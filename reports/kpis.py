@@ -29,24 +29,14 @@ KPIS = {
 }
 
 
-def _value(kind: str, v: float) -> str:
+def _format(kind: str, v: float, change: bool = False) -> str:
+    """A KPI value, or (change=True) a signed change in it; shares and percentages change in points."""
+    sign, unit = ("+", " pp") if change else ("", "%")
     if kind == "count":
-        return f"{v:,.0f}"
-    if kind == "share":
-        return f"{100 * v:.4f}%"
+        return f"{v:{sign},.0f}"
     if kind == "mean":
-        return f"{v:.2f}"
-    return f"{v:.2f}%"
-
-
-def _delta(kind: str, now: float, before: float) -> str:
-    if kind == "count":
-        return f"{now - before:+,.0f}"
-    if kind == "share":
-        return f"{100 * (now - before):+.4f} pp"
-    if kind == "mean":
-        return f"{now - before:+.2f}"
-    return f"{now - before:+.2f} pp"
+        return f"{v:{sign}.2f}"
+    return f"{100 * v if kind == 'share' else v:{sign}.{4 if kind == 'share' else 2}f}{unit}"
 
 
 def kpis(stats: Mapping[str, float], previous: Mapping[str, float] | None) -> list[Kpi]:
@@ -56,6 +46,6 @@ def kpis(stats: Mapping[str, float], previous: Mapping[str, float] | None) -> li
         if now is None:
             continue
         before = None if previous is None else previous.get(name)
-        out.append(Kpi(label, _value(kind, now), None if before is None else _delta(kind, now, before),
+        out.append(Kpi(label, _format(kind, now), None if before is None else _format(kind, now - before, change=True),
                        color, help_text))
     return out
