@@ -44,7 +44,8 @@ def _read_times(db: Path, run_id: int, seed: int) -> np.ndarray:
     return np.array(times)
 
 
-def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: float = 0.2) -> int:
+def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: float = 0.2,
+          cap: int | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     data = _generate_once(rows, seed, workdir)
     db = workdir / f"bench-{rows}.db"
@@ -53,7 +54,7 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
     started = time.perf_counter()
     # By default as `run` does: every strategy scored on the holdout, the best one published.
     result = execute(data / "interactions.csv", db=db, products_path=data / "products.csv",
-                     params=RunParams(strategy=strategy, holdout=holdout), source=f"bench (rows={rows}, seed={seed})")
+                     params=RunParams(strategy=strategy, holdout=holdout, max_audiences_per_user=cap), source=f"bench (rows={rows}, seed={seed})")
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reads = _read_times(db, result.run_id, seed)

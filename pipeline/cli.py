@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--strategy", default=None,
                        help="force one strategy (default: as `run`, every strategy evaluated, the best published)")
     bench.add_argument("--holdout", type=float, default=0.2, help="holdout share (0: no evaluation)")
+    bench.add_argument("--max-audiences-per-user", type=int, default=None, help="time a capped run")
     return parser
 
 
