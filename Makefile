@@ -5,10 +5,10 @@ export AUDIENCE_DB ?= data/audiences.db
 
 .PHONY: up test demo bench
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e .
 	touch $@
 
 # Debian's chromium drives the app's end-to-end test (Playwright never downloads a browser here).

@@ -1,17 +1,9 @@
 """Audience Workbench: `streamlit run app/workbench.py` from the repository root."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-# `streamlit run` puts app/ on sys.path, not the repository root that holds store/ and reports/.
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-
-from app import context  # noqa: E402
+from app import context  # the project is installed (`pip install -e .`), so app/ imports as a package
 
 # The page registry: adding a page is one line here.
 PAGES = [

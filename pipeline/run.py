@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import diagnostics, evaluate
-from pipeline.audiences import fallback_audience
-from pipeline.cap import capped_blocks
-from pipeline.clean import CHECKS, clean
+from pipeline.data import diagnostics
+from pipeline.evaluation import holdout as evaluate
+from pipeline.strategies.ranking import fallback_audience
+from pipeline.evaluation.cap import capped_blocks
+from pipeline.data.clean import CHECKS, clean
 from pipeline.config import RunParams
-from pipeline.features import engagement_order, user_features
-from pipeline.ingest import read_events, read_products
+from pipeline.data.features import engagement_order, user_features
+from pipeline.data.ingest import read_events, read_products
 from pipeline.strategies import AUTO, get_strategy
 from store import writer
 from store.errors import WorkbenchError

@@ -112,7 +112,7 @@ def _evaluation(con, run_id: int) -> str:
 def _evaluation_reading(con, run_id: int, table: pd.DataFrame) -> str:
     """The published strategy against the reachable ceiling, recall against reach, and every metric and
     strategy in plain words (the app's Evaluation page says the same)."""
-    from pipeline.metrics import EXPLANATIONS
+    from pipeline.evaluation.metrics import EXPLANATIONS
     from pipeline.strategies import DESCRIPTIONS
     params = queries.run(con, run_id)["params"]
     stats = queries.stats(con, run_id)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.audiences import engagement_audiences, fallback_audience, skip_excluded
-from pipeline.clean import clean
+from pipeline.strategies.ranking import engagement_audiences, fallback_audience, skip_excluded
+from pipeline.data.clean import clean
 from pipeline.config import RunParams
-from pipeline.features import user_features
-from pipeline.ingest import read_events
+from pipeline.data.features import user_features
+from pipeline.data.ingest import read_events
 from tests.conftest import FOUR_USERS, write_events
 
 
@@ -79,7 +79,7 @@ def test_same_input_gives_identical_audiences(path):
 
 
 def test_ranking_a_subset_of_products_ignores_the_others_exclusions():
-    from pipeline.audiences import rank_by_shared_order
+    from pipeline.strategies.ranking import rank_by_shared_order
     ids, scores = np.array([10, 20, 30, 40]), np.array([0.4, 0.3, 0.2, 0.1])
     # product 5 excludes positions 0 and 1, product 7 excludes position 0; only 5 and 9 are ranked
     blocks = list(rank_by_shared_order(np.array([5, 9]), np.array([5, 5, 7]), np.array([0, 1, 0]), ids, scores, 2))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.cap import apply_cap, reach_priority
+from pipeline.evaluation.cap import apply_cap, reach_priority
 from pipeline.config import RunParams
 from pipeline.run import execute
 from store import queries

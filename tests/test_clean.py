@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.clean import CHECKS, clean
+from pipeline.data.clean import CHECKS, clean
 from pipeline.config import RunParams
-from pipeline.ingest import read_events
+from pipeline.data.ingest import read_events
 from tests.conftest import write_events
 
 ROWS = [

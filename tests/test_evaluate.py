@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from pipeline.clean import clean
+from pipeline.data.clean import clean
 from pipeline.config import RunParams
-from pipeline.evaluate import Scored, best_strategy, evaluate_all, make_holdout
-from pipeline.features import user_features
-from pipeline.ingest import read_events
-from pipeline.metrics import METRICS
+from pipeline.evaluation.holdout import Scored, best_strategy, evaluate_all, make_holdout
+from pipeline.data.features import user_features
+from pipeline.data.ingest import read_events
+from pipeline.evaluation.metrics import METRICS
 from pipeline.run import execute
 from pipeline.strategies import AUTO, STRATEGIES
 from store import queries

@@ -13,10 +13,10 @@ import math
 
 import pytest
 
-from pipeline.clean import clean
+from pipeline.data.clean import clean
 from pipeline.config import RunParams
-from pipeline.features import engagement_order, user_features
-from pipeline.ingest import read_events
+from pipeline.data.features import engagement_order, user_features
+from pipeline.data.ingest import read_events
 from tests.conftest import write_events
 
 AVG = {1: 11 / 3, 2: 2.0, 3: 1.75, 4: 3.0}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.generate import BOT_ROWS, generate
+from pipeline.demo.generate import BOT_ROWS, generate
 
 KNOWN_EVENTS = ("purchased", "cart", "rating", "wishlist", "search_keyword")
 BOT_DAILY_LIMIT = 1000

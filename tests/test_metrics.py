@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.metrics import METRICS, evaluate_audiences, expected_random_recall, gini, make_truth
+from pipeline.evaluation.metrics import METRICS, evaluate_audiences, expected_random_recall, gini, make_truth
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.clean import clean
+from pipeline.data.clean import clean
 from pipeline.config import RunParams
-from pipeline.diagnostics import cohort_retention, product_months, product_table, stats
-from pipeline.features import user_features
-from pipeline.ingest import read_events
+from pipeline.data.diagnostics import cohort_retention, product_months, product_table, stats
+from pipeline.data.features import user_features
+from pipeline.data.ingest import read_events
 from tests.conftest import write_events
 
 ROWS = [(1, 1, "cart", "2023-01-01"), (2, 1, "purchased", "2023-01-02"), (1, 2, "cart", "2023-01-03"),

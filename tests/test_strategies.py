@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import als
-from pipeline.audiences import engagement_audiences
-from pipeline.baselines import activity_scores
-from pipeline.clean import clean
+from pipeline.strategies import als
+from pipeline.strategies.ranking import engagement_audiences
+from pipeline.strategies.baselines import activity_scores
+from pipeline.data.clean import clean
 from pipeline.config import RunParams
-from pipeline.features import user_features
-from pipeline.ingest import read_events
+from pipeline.data.features import user_features
+from pipeline.data.ingest import read_events
 from pipeline.strategies import DESCRIPTIONS, STRATEGIES, get_strategy
 from store.errors import InputError
 from tests.conftest import FOUR_USERS, write_events
@@ -177,7 +177,7 @@ def test_randomized_svd_matches_the_exact_one():
 
 
 def test_merging_puts_empty_cells_last_and_breaks_ties_in_engagement_order():
-    from pipeline.affinity import merge_disjoint
+    from pipeline.strategies.affinity import merge_disjoint
     eng_rank = np.array([3, 0, 2, 1])  # engagement order: users 1, 3, 2, 0
     positions = [np.array([[0, 1]]), np.array([[2, 3]])]  # user 1's cell is empty, though most engaged
     scores = [np.array([[0.5, -np.inf]]), np.array([[0.0, 0.0]])]
@@ -195,7 +195,7 @@ def test_a_product_the_events_never_mention_gets_a_full_audience(communities, na
 def test_the_als_taste_pool_is_bounded_broadest_histories_first(monkeypatch):
     import numpy as np
 
-    from pipeline import als
+    from pipeline.strategies import als
     monkeypatch.setattr(als, "MAX_POOL", 2)
     unique = np.array([1, 3, 2, 5, 2])          # user 0 has one product: never in the pool
     eng_rank = np.array([0, 4, 1, 3, 2])        # among the 2-product users, 2 ranks above 4

@@ -2,8 +2,8 @@
 import streamlit as st
 
 from app import context, data
-from pipeline.evaluate import leaderboard
-from pipeline.metrics import EXPLANATIONS
+from pipeline.evaluation.holdout import leaderboard
+from pipeline.evaluation.metrics import EXPLANATIONS
 from pipeline.strategies import DESCRIPTIONS
 from reports import figures
 

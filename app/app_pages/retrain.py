@@ -4,7 +4,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import context, data, retrain
-from pipeline.cli import DEMO_ROWS, DEMO_SEED
+from pipeline.demo import DEMO_ROWS, DEMO_SEED
 from pipeline.config import EXCLUDE_RULES, RunParams
 from pipeline.strategies import DESCRIPTIONS, STRATEGIES
 from reports import figures

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from pipeline.audiences import AudienceBlock, engagement_audiences
-from pipeline.baselines import activity_audiences, random_audiences
+from pipeline.strategies.ranking import AudienceBlock, engagement_audiences
+from pipeline.strategies.baselines import activity_audiences, random_audiences
 from pipeline.config import RunParams
 
 Strategy = Callable[..., Iterator[AudienceBlock]]
@@ -29,12 +29,12 @@ def _engagement(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, pr
 
 
 def _affinity(*args, **kwargs) -> Iterator[AudienceBlock]:
-    from pipeline.affinity import affinity_audiences
+    from pipeline.strategies.affinity import affinity_audiences
     return affinity_audiences(*args, **kwargs)
 
 
 def _als(*args, **kwargs) -> Iterator[AudienceBlock]:
-    from pipeline.als import als_audiences
+    from pipeline.strategies.als import als_audiences
     return als_audiences(*args, **kwargs)
 
 

@@ -1,11 +1,11 @@
-"""What each CLI command does; argument parsing lives in pipeline.cli."""
+"""What each CLI command does; argument parsing lives in pipeline.cli.parser."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from pipeline.cli import _params
+from pipeline.cli.parser import _params
 from pipeline.run import RunResult, execute
 from pipeline.strategies import AUTO
 from store import queries, writer
@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace, input_path: Path, products: str | None, sourc
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from pipeline.generate import generate
+    from pipeline.demo.generate import generate
     if args.rows < 1:
         raise InputError(f"--rows must be at least 1, got {args.rows}")
     info = generate(rows=args.rows, seed=args.seed, out_dir=args.out)
@@ -126,6 +126,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pipeline.bench import bench
+    from pipeline.cli.bench import bench
     return bench(rows=args.rows, seed=args.seed, workdir=Path(args.dir), strategy=args.strategy or AUTO,
                  holdout=args.holdout, cap=args.max_audiences_per_user)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.arrays import sorted_unique
-from pipeline.audiences import PRODUCT_BLOCK, AudienceBlock, exclusion_mask, rank_by_shared_order
+from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, exclusion_mask, rank_by_shared_order
 from pipeline.config import RunParams
 
 ACTIVITY_WINDOW_DAYS = 30

@@ -8,13 +8,11 @@ import argparse
 import json
 import sys
 
+from pipeline.demo import DEMO_DIR, DEMO_ROWS, DEMO_SEED
 from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights, default_event_weights
 from pipeline.strategies import AUTO, STRATEGIES
 from store.errors import InputError, WorkbenchError
 
-DEMO_ROWS = 500_400
-DEMO_SEED = 42
-DEMO_DIR = "data/demo"
 
 
 def _weights(text: str, defaults: dict[str, float], flag: str) -> dict[str, float]:
@@ -125,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pipeline import commands
+    from pipeline.cli import commands
     try:
         return getattr(commands, f"cmd_{args.command}")(args)
     except WorkbenchError as exc:

@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from pipeline.baselines import product_pairs
-from pipeline.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
+from pipeline.strategies.baselines import product_pairs
+from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.config import RunParams
-from pipeline.diagnostics import split_instant
-from pipeline.features import user_features
-from pipeline.metrics import METRICS, Truth, evaluate_audiences, make_truth
+from pipeline.data.diagnostics import split_instant
+from pipeline.data.features import user_features
+from pipeline.evaluation.metrics import METRICS, Truth, evaluate_audiences, make_truth
 from pipeline.strategies import STRATEGIES, get_strategy
 
 KS = (10, 100)

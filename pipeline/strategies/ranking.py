@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import RunParams
-from pipeline.features import engagement_order
+from pipeline.data.features import engagement_order
 
 PRODUCT_BLOCK = 50_000  # products ranked at once: bounds memory at (block x depth) cells
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.clean import event_weight
+from pipeline.data.clean import event_weight
 from pipeline.config import RunParams
 
 DAY = np.timedelta64(1, "D")
