@@ -15,7 +15,11 @@ from store.errors import InputError
 OFFSET_AFTER_TIME = r"\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
 # A positive-looking integer, optionally written as 12.0; at most 18 digits so it fits int64.
 INTEGER_TEXT = r"^\+?\d{1,18}(\.0*)?$"
-CHECKS = ("rows_read", "missing_fields", "bad_dates", "duplicates", "bot_rows", "unknown_events", "rows_clean")
+CHECKS = ("rows_read", "missing_fields", "bad_dates", "future_dates", "absurd_dates", "duplicates", "bot_rows",
+          "unknown_events", "rows_clean")
+DROPPED = CHECKS[1:7]  # the checks that drop rows: rows_read - their sum == rows_clean
+# No marketplace event predates this: such a date is a default or a typo (1970-01-01, 0023-...), not history.
+EARLIEST = pd.Timestamp("2000-01-01")
 
 
 @dataclass
@@ -79,7 +83,15 @@ def _bot_customers(events: pd.DataFrame, limit: int) -> np.ndarray:
     return per_day[per_day > limit].index.get_level_values("c").unique().to_numpy()
 
 
-def clean(raw: pd.DataFrame, params: RunParams) -> Cleaned:
+def _keep(events: pd.DataFrame, drop: pd.Series, counts: dict[str, int], check: str) -> pd.DataFrame:
+    counts[check] = int(drop.sum())
+    return events[~drop.to_numpy()] if counts[check] else events
+
+
+def clean(raw: pd.DataFrame, params: RunParams, now: pd.Timestamp | None = None) -> Cleaned:
+    """now: the time of the run (default: the clock); an event after it cannot have happened yet."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = (now.tz_convert("UTC") if now.tzinfo else now.tz_localize("UTC")).tz_convert(None)
     counts = {"rows_read": len(raw)}
 
     customer, customer_ok = _positive_ids(raw["customer_id"])
@@ -95,24 +107,19 @@ def clean(raw: pd.DataFrame, params: RunParams) -> Cleaned:
         # Naive UTC from here on: same instants, and numpy handles it without per-row Timestamp objects.
         "event_date": _parse_dates(raw["event_date"][ok]).dt.tz_convert(None).to_numpy(),
     })
-    parsed = events["event_date"].notna()
-    counts["bad_dates"] = int((~parsed).sum())
-    events = events[parsed]
-
+    events = _keep(events, events["event_date"].isna(), counts, "bad_dates")
+    events = _keep(events, events["event_date"] > now, counts, "future_dates")
+    events = _keep(events, events["event_date"] < EARLIEST, counts, "absurd_dates")
     duplicated = events.duplicated(["customer_id", "product_id", "event", "event_date"], keep="first")
-    counts["duplicates"] = int(duplicated.sum())
-    events = events[~duplicated]
-
+    events = _keep(events, duplicated, counts, "duplicates")
     bots = _bot_customers(events, params.bot_daily_limit)
-    is_bot = events["customer_id"].isin(bots)
-    counts["bot_rows"] = int(is_bot.sum())
-    events = events[~is_bot]
+    events = _keep(events, events["customer_id"].isin(bots), counts, "bot_rows")
 
     events["event"] = events["event"].cat.remove_unused_categories()
     counts["unknown_events"] = int((~events["event"].isin(list(params.event_weights))).sum())
     counts["rows_clean"] = len(events)
     if events.empty:
-        dropped = ", ".join(f"{k}={counts[k]}" for k in CHECKS[1:5])
+        dropped = ", ".join(f"{k}={counts[k]}" for k in DROPPED)
         raise InputError(f"no valid row left after cleaning ({dropped}); check the ids, events and dates")
     # Grouped by customer (stable, so each customer's rows keep their file order): every later groupby
     # and hash on customer ids then walks memory in order, ~20% faster at millions of rows.
