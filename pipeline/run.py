@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import gates
 from pipeline.data import diagnostics
 from pipeline.evaluation import holdout as evaluate
 from pipeline.strategies.ranking import fallback_audience
@@ -21,7 +22,7 @@ from pipeline.evaluation.cap import capped_blocks
 from pipeline.data.clean import CHECKS, clean
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order, user_features
-from pipeline.data.ingest import read_events, read_products
+from pipeline.data.ingest import Catalogue, read_catalogue, read_events
 from pipeline.strategies import AUTO, get_strategy
 from store import writer
 from store.errors import WorkbenchError
@@ -45,11 +46,14 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per stage: they add up to the run's time
     strategy: str = ""
     strategy_seconds: dict[str, float] = field(default_factory=dict)  # inside the evaluate stage
+    held: list[str] = field(default_factory=list)  # publish gates failed (pipeline/gates.py)
+    catalogue_duplicates: int = 0  # catalogue rows repeating an earlier product_id (the first one is kept)
 
     def summary(self) -> dict:
         return {"run_id": self.run_id, "published": self.published, "rows_read": self.counts["rows_read"],
                 "rows_clean": self.counts["rows_clean"], "users": self.users, "products": self.products,
-                "strategy": self.strategy, "seconds": self.seconds, "strategy_seconds": self.strategy_seconds}
+                "strategy": self.strategy, "seconds": self.seconds, "strategy_seconds": self.strategy_seconds,
+                "held": self.held, "catalogue_duplicates": self.catalogue_duplicates}
 
 
 class _Stages:
@@ -113,7 +117,10 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
              publish: bool, progress: Progress | None) -> RunResult:
     stages = _Stages(wdb, run_id, progress)
     raw = read_events(input_path)
-    catalogue = read_products(products_path) if products_path else None
+    listed = read_catalogue(products_path) if products_path else None
+    catalogue = listed.products if listed else None
+    if listed:
+        _write_catalogue_stats(wdb, run_id, listed)
     stages.done("read", "clean")
 
     cleaned = clean(raw, params)
@@ -141,16 +148,33 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     _write_user_features(wdb, run_id, users)
     stages.done("audiences", "publish")
 
-    result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds,
-                       params.strategy, strategy_seconds)
+    held = _gate(wdb, run_id, params)
+    result = RunResult(run_id, publish and not held, cleaned.counts, len(users), len(products), stages.seconds,
+                       params.strategy, strategy_seconds, held, listed.duplicates if listed else 0)
+    writer.set_held(wdb, run_id, held)  # before 'succeeded': a run killed in between is failed, never half-held
     writer.finish_run(wdb, run_id, result.summary())
-    if publish:
+    if result.published:
         writer.publish(wdb, run_id)
     writer.prune_runs(wdb, params.keep_runs)
     stages.done("publish")
     result.seconds = stages.seconds
     writer.finish_run(wdb, run_id, result.summary())
     return result
+
+
+def _write_catalogue_stats(wdb, run_id: int, listed: Catalogue) -> None:
+    """A catalogue listing a product twice is counted, not refused (its first row is used)."""
+    writer.write_frame(wdb, "stats", run_id, pd.DataFrame({
+        "name": ["catalogue_products", "catalogue_duplicate_ids"],
+        "value": [float(len(listed.products)), float(listed.duplicates)]}))
+
+
+def _gate(wdb, run_id: int, params: RunParams) -> list[str]:
+    """Why this run must not replace the served one ([] = it may); --no-gates skips the checks."""
+    if not params.gates:
+        return []
+    return gates.check(wdb.conn, run_id, gates.Thresholds(params.min_share, params.max_dropped,
+                                                          params.recall_alpha))
 
 
 def _write_diagnostics(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,

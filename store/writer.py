@@ -116,6 +116,12 @@ def finish_run(db: sqlite_utils.Database, run_id: int, summary: dict) -> None:
                    "summary = ? WHERE run_id = ?", [utc_now(), json.dumps(summary), run_id])
 
 
+def set_held(db: sqlite_utils.Database, run_id: int, reasons: list[str]) -> None:
+    """The publish gates a succeeded run failed (NULL: none); such a run is not published automatically."""
+    with db.conn:
+        db.execute("UPDATE runs SET held = ? WHERE run_id = ?", [json.dumps(reasons) if reasons else None, run_id])
+
+
 def fail_run(db: sqlite_utils.Database, run_id: int, error: str) -> None:
     with db.conn:
         db.execute("UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
