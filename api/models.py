@@ -65,6 +65,7 @@ class HealthResponse(BaseModel):
 
 class EvaluationRow(BaseModel):
     strategy: str
+    cap: int | None = None  # the per-user exposure cap the row was scored under (None: uncapped)
     k: int
     metric: str
     value: float | None
@@ -79,7 +80,7 @@ class MetricsResponse(BaseModel):
         "stats": {"total_interactions": 498879.0, "sparsity": 0.999994},
         "data_quality": {"rows_read": 500400, "rows_clean": 498879},
         "evaluation": [{"strategy": "affinity", "k": 100, "metric": "recall_micro", "value": 0.0021}],
-        "headline": {"strategy": "affinity", "selection": "best recall_micro@100 on the holdout", "k": 100,
+        "headline": {"strategy": "affinity", "cap": None, "selection": "best recall_micro@100 on the holdout", "k": 100,
                      "recall_micro": 0.0021, "precision_micro": 0.00005, "hit_rate": 0.0048, "ndcg": 0.0006,
                      "user_coverage": 0.0217, "exposure_gini": 0.9963,
                      "lift_over_random": 55.9, "reachable_ceiling": 0.1325}})

@@ -61,6 +61,6 @@ def data_quality(con: sqlite3.Connection, run_id: int) -> dict[str, int]:
 
 
 def evaluation(con: sqlite3.Connection, run_id: int) -> list[dict]:
-    cursor = con.execute("SELECT strategy, k, metric, value FROM evaluation WHERE run_id = ? "
-                         "ORDER BY strategy, k, metric", [run_id])
-    return [dict(zip(("strategy", "k", "metric", "value"), row)) for row in cursor]
+    cursor = con.execute("SELECT strategy, cap, k, metric, value FROM evaluation WHERE run_id = ? "
+                         "ORDER BY strategy, cap IS NOT NULL, cap, k, metric", [run_id])
+    return [dict(zip(("strategy", "cap", "k", "metric", "value"), row)) for row in cursor]

@@ -26,6 +26,7 @@ from pipeline.data.ingest import Catalogue, read_catalogue, read_events
 from pipeline.strategies import AUTO, get_strategy
 from store import writer
 from store.errors import WorkbenchError
+from store.names import strategy_label
 from store.packing import SCORE_WIDTH, digit_width, pack_ids, pack_scores
 
 Progress = Callable[[str, float], None]
@@ -207,7 +208,7 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
             else "engagement: no holdout to choose on"
     params = replace(params, strategy=chosen)
     _record_params(wdb, run_id, params, selection)
-    return params, {s.name: round(s.seconds, 3) for s in scored}
+    return params, {strategy_label(s.name, s.cap): round(s.seconds, 3) for s in scored}
 
 
 def _record_params(wdb, run_id: int, params: RunParams, selection: str) -> None:

@@ -170,8 +170,8 @@ def evaluation(table: pd.DataFrame, metric: str | None = None) -> go.Figure:
     for m in metrics:
         part = table[table["metric"] == m]
         for i, k in enumerate(ks):
-            rows = part[part["k"] == k].sort_values("strategy")
-            fig.add_trace(go.Bar(x=rows["strategy"], y=rows["value"], name=f"k = {k}", visible=m == shown,
+            rows = part[part["k"] == k].sort_values("label")
+            fig.add_trace(go.Bar(x=rows["label"], y=rows["value"], name=f"k = {k}", visible=m == shown,
                                  marker_color=palette[i % len(palette)], legendgroup=f"k{k}",
                                  text=[f"{v:.3g}" for v in rows["value"]], textposition="outside",
                                  hovertemplate="%{x}, k=" + str(k) + ": %{y:.4f}<extra>" + m + "</extra>"))
@@ -209,13 +209,10 @@ STRATEGY_COLORS = {"affinity": "#F58518", "als": "#B279A2", "engagement": "#4C78
                    "random": "#9D755D"}
 
 
-def _base_strategy(name: str) -> str:
-    return name.split("+cap")[0]
-
-
 def _metric_at(table: pd.DataFrame, metric: str, k: int) -> pd.Series:
+    """One metric at one k, indexed by the label people see (a strategy and its cap, if any)."""
     rows = table[(table["metric"] == metric) & (table["k"] == k)]
-    return rows.set_index("strategy")["value"]
+    return rows.set_index("label")["value"]
 
 
 def recall_vs_coverage(table: pd.DataFrame, k: int = 100, published: str | None = None) -> go.Figure:
@@ -230,10 +227,11 @@ def recall_vs_coverage(table: pd.DataFrame, k: int = 100, published: str | None 
     positive = recall[recall > 0]
     floor = float(positive.min()) / 3 if len(positive) else max(top, 1e-6) / 1e4
     drawn = recall.where(recall > 0, floor)
-    names = sorted(set(recall.index) & set(coverage.index), key=lambda n: (_base_strategy(n), n))
+    base_of = dict(zip(table["label"], table["strategy"]))
+    names = sorted(set(recall.index) & set(coverage.index), key=lambda n: (base_of[n], n))
     fig = go.Figure()
     for name in names:
-        base = _base_strategy(name)
+        base = base_of[name]
         capped = name != base
         color = STRATEGY_COLORS.get(base, OTHER_COLOR)
         if capped and base in names:
@@ -274,7 +272,7 @@ def lift_over_random(table: pd.DataFrame) -> go.Figure:
     """evaluation rows: lift_over_random per strategy and k, with 1 (no better than chance) marked."""
     rows = table[table["metric"] == "lift_over_random"]
     ks = sorted(rows["k"].unique())
-    order = (rows[rows["k"] == max(ks)].sort_values("value")["strategy"].tolist() if ks else [])
+    order = (rows[rows["k"] == max(ks)].sort_values("value")["label"].tolist() if ks else [])
     palette = ["#4C78A8", "#F58518", "#54A24B"]
     fig = go.Figure([go.Bar(y=order, x=_metric_at(table, "lift_over_random", k).reindex(order).to_numpy(),
                             name=f"k = {k}", orientation="h", marker_color=palette[i % len(palette)],

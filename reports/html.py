@@ -14,6 +14,7 @@ from reports.kpis import kpis
 from reports.reading import reading
 from reports.tables import stat_table, stress_cards, stress_endpoints
 from store import queries
+from store.names import published_label
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2933; background: #f7f8fa; }
@@ -100,9 +101,10 @@ def _evaluation(con, run_id: int) -> str:
     table = queries.evaluation(con, run_id)
     if table.empty:
         return _section("evaluation", "Evaluation", '<p class="note">No offline evaluation stored for this run.</p>')
-    wide = table.pivot_table(index=["strategy", "k"], columns="metric", values="value").reset_index()
+    wide = table.pivot_table(index=["label", "k"], columns="metric", values="value").reset_index()
+    wide = wide.rename(columns={"label": "strategy"})
     wide.columns.name = None
-    published = queries.run(con, run_id)["params"].get("strategy")
+    published = published_label(set(table["label"]), queries.run(con, run_id)["params"])
     charts = (_chart(figures.evaluation(table)) + _chart(figures.recall_vs_coverage(table, published=published))
               + _chart(figures.lift_over_random(table)))
     return _section("evaluation", "Evaluation", charts + _table(wide, "{:.4g}")
@@ -116,12 +118,13 @@ def _evaluation_reading(con, run_id: int, table: pd.DataFrame) -> str:
     from pipeline.strategies import DESCRIPTIONS
     params = queries.run(con, run_id)["params"]
     stats = queries.stats(con, run_id)
-    at100 = table[table["k"] == 100].pivot_table(index="strategy", columns="metric", values="value")
+    at100 = table[table["k"] == 100].pivot_table(index="label", columns="metric", values="value")
+    at100.index.name = "strategy"
     needed = ["recall_micro", "user_coverage", "exposure_gini", "lift_over_random", "reachable_ceiling"]
     body = ""
     if set(needed) <= set(at100.columns):
         ceiling = float(at100["reachable_ceiling"].max())
-        published = params.get("strategy", "engagement")
+        published = published_label(set(table["label"]), params)
         selection = params.get("strategy_selection")
         facts = (f"Published strategy: <strong>{html.escape(str(published))}</strong>"
                  + (f" ({html.escape(str(selection))})" if selection else "") + ". "

@@ -15,7 +15,7 @@ import pandas as pd
 
 from store.errors import NoDatabaseError, NoPublishedRunError, RunNotFoundError
 from store.packing import digits_to_int, unpack_ids, unpack_scores
-from store.names import CURRENT_RUN_SQL, db_path
+from store.names import CURRENT_RUN_SQL, db_path, strategy_label
 
 CHART_TABLES = ("cohort_retention", "daily_events", "activity_histogram", "product_months", "top_products")
 
@@ -85,8 +85,11 @@ def data_quality(con: sqlite3.Connection, run_id: int) -> pd.DataFrame:
 
 
 def evaluation(con: sqlite3.Connection, run_id: int) -> pd.DataFrame:
-    return pd.read_sql_query("SELECT strategy, k, metric, value FROM evaluation WHERE run_id = ? "
-                             "ORDER BY strategy, k, metric", con, params=[run_id])
+    """strategy (base name), cap (NaN when uncapped), label (how people see the pair), k, metric, value."""
+    table = pd.read_sql_query("SELECT strategy, cap, k, metric, value FROM evaluation WHERE run_id = ? "
+                              "ORDER BY strategy, cap IS NOT NULL, cap, k, metric", con, params=[run_id])
+    table.insert(2, "label", [strategy_label(s, c) for s, c in zip(table["strategy"], table["cap"])])
+    return table
 
 
 def chart_table(con: sqlite3.Connection, name: str, run_id: int) -> pd.DataFrame:

@@ -39,8 +39,9 @@ TABLES: dict[str, dict] = {
         pk=("run_id", "product_id")),
     "fallback_audience": dict(columns={"run_id": int, "rank": int, "customer_id": int, "score": float},
                               pk=("run_id", "rank")),
-    "evaluation": dict(columns={"run_id": int, "strategy": str, "k": int, "metric": str, "value": float},
-                       pk=("run_id", "strategy", "k", "metric")),
+    # strategy is the base name; cap is NULL or the per-user exposure cap the row was scored under.
+    "evaluation": dict(columns={"run_id": int, "strategy": str, "cap": int, "k": int, "metric": str,
+                                "value": float}, pk=None),
     "products": dict(
         columns={"run_id": int, "product_id": int, "category": str, "interactions": int, "users": int,
                  "first_seen": str, "last_seen": str},
@@ -80,6 +81,16 @@ FROM audience_lists AS l JOIN ranks AS r ON r.rank <= l.size
 """.format(scale=SCORE_SCALE)
 
 
+def _migrate_evaluation(db: sqlite_utils.Database) -> None:
+    """Databases written before the cap column named capped rows 'strategy+capK': split that into data."""
+    if "cap" in db["evaluation"].columns_dict:
+        return
+    db["evaluation"].transform(types={"run_id": int}, pk=None)
+    db["evaluation"].add_column("cap", int)
+    db.execute("UPDATE evaluation SET cap = CAST(substr(strategy, instr(strategy, '+cap') + 4) AS INTEGER), "
+               "strategy = substr(strategy, 1, instr(strategy, '+cap') - 1) WHERE instr(strategy, '+cap') > 0")
+
+
 def ensure_schema(db: sqlite_utils.Database) -> None:
     """Create every table, index and view that does not exist yet (idempotent)."""
     for name, spec in TABLES.items():
@@ -90,6 +101,8 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         db["ranks"].create({"rank": int}, pk="rank")
         db["ranks"].insert_all(({"rank": r} for r in range(1, MAX_DEPTH + 1)))
     db["runs"].create_index(["status", "published_at"], if_not_exists=True)
+    _migrate_evaluation(db)
+    db["evaluation"].create_index(["run_id"], if_not_exists=True)
     # No index on engagement_rank: nothing looks users up by rank, and keeping one costs random B-tree
     # inserts for every user of every run (most of user_features' 50 s write at 5M rows).
     db.execute("DROP INDEX IF EXISTS idx_user_features_run_id_engagement_rank")

@@ -94,17 +94,16 @@ def test_a_cap_is_scored_next_to_the_uncapped_audiences(csv):
     params = RunParams(holdout=holdout_for(len(ROWS), len(LATE)), max_audiences_per_user=1)
     events = clean(read_events(csv), params).events
     _, scored = evaluate_all(events, params, None, names=["affinity"])
-    names = [s.name for s in scored]
-    assert names == ["affinity", "affinity+cap1"]
+    assert [(s.name, s.cap) for s in scored] == [("affinity", None), ("affinity", 1)]
     capped = scored[1].metrics
     # Two products, one audience each per user: the two audiences share nobody.
     assert capped[(10, "user_coverage")] == pytest.approx(20 / 128)
     assert capped[(10, "exposure_gini")] < scored[0].metrics[(10, "exposure_gini")]
 
 
-def scored(name: str, recall: float, macro: float = 0.0) -> Scored:
+def scored(name: str, recall: float, macro: float = 0.0, cap: int | None = None) -> Scored:
     metrics = {(100, "recall_micro"): recall, (100, "recall_macro"): macro, (100, "ndcg"): 0.0}
-    return Scored(name, metrics, 0.0)
+    return Scored(name, metrics, 0.0, cap)
 
 
 def test_best_is_the_highest_recall_at_100_never_random_and_the_reference_on_ties():
@@ -115,8 +114,8 @@ def test_best_is_the_highest_recall_at_100_never_random_and_the_reference_on_tie
         == "engagement"
     assert best_strategy([scored("als", 0.2, 0.5), scored("affinity", 0.2, 0.4)], False) == "als"
     # With a cap, the capped scores decide.
-    assert best_strategy([scored("affinity", 0.3), scored("affinity+cap5", 0.1),
-                          scored("als", 0.2), scored("als+cap5", 0.15)], True) == "als"
+    assert best_strategy([scored("affinity", 0.3), scored("affinity", 0.1, cap=5),
+                          scored("als", 0.2), scored("als", 0.15, cap=5)], True) == "als"
 
 
 def test_a_run_without_a_strategy_publishes_the_best_and_says_so(csv, params, tmp_path):
@@ -215,3 +214,18 @@ def test_the_report_says_the_same_in_its_evaluation_section(csv, params, tmp_pat
     assert f"Reachable ceiling at k = 100: <strong>{6 / 7:.3%}</strong>" in section
     assert all(f"<strong>{m}</strong>" in section for m in METRICS)
     assert all(f"<strong>{name}</strong>:" in section for name in STRATEGIES)
+
+
+def test_a_database_from_before_the_cap_column_gets_its_capped_rows_split(tmp_path):
+    import sqlite_utils
+
+    from store.schema import ensure_schema
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    db["evaluation"].create({"run_id": int, "strategy": str, "k": int, "metric": str, "value": float},
+                            pk=("run_id", "strategy", "k", "metric"))
+    db["evaluation"].insert_all([{"run_id": 1, "strategy": "affinity", "k": 10, "metric": "hit_rate", "value": 0.5},
+                                 {"run_id": 1, "strategy": "affinity+cap12", "k": 10, "metric": "hit_rate",
+                                  "value": 0.25}])
+    ensure_schema(db)
+    rows = db.execute("SELECT strategy, cap, value FROM evaluation ORDER BY value").fetchall()
+    assert rows == [("affinity", 12, 0.25), ("affinity", None, 0.5)]

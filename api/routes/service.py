@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from api import __version__
 from api.deps import Cache, Holder
 from api.models import ErrorResponse, HealthResponse, MetricsResponse, RootResponse
+from store.names import published_label, strategy_label
 
 router = APIRouter(tags=["service"])
 
@@ -60,8 +61,9 @@ HEADLINE_METRICS = ("recall_micro", "precision_micro", "hit_rate", "ndcg", "user
 def headline(evaluation: list[dict], strategy: str, params: dict) -> dict:
     """The published strategy's holdout scores at k = 100 (its capped variant when the run has a cap)."""
     cap = params.get("max_audiences_per_user")
-    scored = f"{strategy}+cap{cap}" if cap and any(r["strategy"] == f"{strategy}+cap{cap}" for r in evaluation) \
-        else strategy
-    values = {r["metric"]: r["value"] for r in evaluation if r["strategy"] == scored and r["k"] == 100}
-    return {"strategy": scored, "selection": params.get("strategy_selection"), "k": 100,
+    if published_label({strategy_label(r["strategy"], r["cap"]) for r in evaluation}, params) == strategy:
+        cap = None  # the run was not scored under its cap: report the uncapped rows
+    values = {r["metric"]: r["value"] for r in evaluation
+              if r["strategy"] == strategy and r["cap"] == cap and r["k"] == 100}
+    return {"strategy": strategy, "cap": cap, "selection": params.get("strategy_selection"), "k": 100,
             **{m: values.get(m) for m in HEADLINE_METRICS}}

@@ -6,6 +6,7 @@ from pipeline.evaluation.holdout import leaderboard
 from pipeline.evaluation.metrics import EXPLANATIONS
 from pipeline.strategies import DESCRIPTIONS
 from reports import figures
+from store.names import published_label
 
 
 def _pct(value: float | None) -> str:
@@ -13,15 +14,14 @@ def _pct(value: float | None) -> str:
 
 
 def _value(table, strategy: str, metric: str, k: int) -> float | None:
-    rows = table[(table["strategy"] == strategy) & (table["metric"] == metric) & (table["k"] == k)]
+    rows = table[(table["label"] == strategy) & (table["metric"] == metric) & (table["k"] == k)]
     return None if rows.empty else float(rows["value"].iloc[0])
 
 
 def headline(table, stats: dict, params: dict) -> str:
     """Cards for the published strategy against the ceiling; returns the name its rows go by."""
     strategy = params.get("strategy", "engagement")
-    cap = params.get("max_audiences_per_user")
-    scored_as = f"{strategy}+cap{cap}" if cap and f"{strategy}+cap{cap}" in set(table["strategy"]) else strategy
+    scored_as = published_label(set(table["label"]), params)
     cards = [("Published strategy", strategy, params.get("strategy_selection")),
              ("Its recall@100", _pct(_value(table, scored_as, "recall_micro", 100)),
               EXPLANATIONS["recall_micro"]),
@@ -50,7 +50,7 @@ def leaderboard_section(table, published: str) -> None:
               for m in board.columns if m in EXPLANATIONS and m != "lift_over_random"}
     config["lift_over_random"] = st.column_config.NumberColumn("lift over random (×)",
                                                                help=EXPLANATIONS["lift_over_random"], format="%.1f")
-    config["strategy"] = st.column_config.TextColumn("strategy", help="+capK: the same strategy under the "
+    config["strategy"] = st.column_config.TextColumn("strategy", help="(cap K): the same strategy under the "
                                                      "exposure cap of K audiences per user")
     board["strategy"] = [f"{s} ★" if s == published else s for s in board["strategy"]]
     st.dataframe(board, hide_index=True, width="stretch", column_config=config)

@@ -46,6 +46,7 @@ class Scored:
     name: str
     metrics: dict[tuple[int, str], float]
     seconds: float
+    cap: int | None = None  # the per-user exposure cap these audiences were capped to, if any
 
 
 def make_holdout(events: pd.DataFrame, params: RunParams) -> Holdout | None:
@@ -87,12 +88,8 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
         capped = cap_ranked(positions, scores, sizes, holdout.early, holdout.users, params, holdout.products,
                             holdout.reach, depth)
         metrics = evaluate_audiences(capped.positions, capped.sizes, holdout.truth, KS)
-        out.append(Scored(capped_name(name, cap), metrics, time.perf_counter() - started))
+        out.append(Scored(name, metrics, time.perf_counter() - started, cap))
     return out
-
-
-def capped_name(name: str, cap: int) -> str:
-    return f"{name}+cap{cap}"
 
 
 def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFrame | None,
@@ -115,19 +112,15 @@ def best_strategy(scored: list[Scored], capped: bool) -> str:
 
     `random` is the yardstick, not a candidate: with a handful of hits its score is noise, and
     publishing noise is never the better choice (force it with --strategy random)."""
-    candidates = [s for s in scored if ("+cap" in s.name) == capped and base_name(s.name) not in YARDSTICKS]
+    candidates = [s for s in scored if (s.cap is not None) == capped and s.name not in YARDSTICKS]
     if not candidates:
         return "engagement"
     preference = {n: i for i, n in enumerate(TIE_PREFERENCE)}
 
     def key(s: Scored):
         return (-s.metrics[HEADLINE], -s.metrics[(100, "recall_macro")], -s.metrics[(100, "ndcg")],
-                preference.get(base_name(s.name), len(preference)))
-    return base_name(min(candidates, key=key).name)
-
-
-def base_name(name: str) -> str:
-    return name.split("+cap")[0]
+                preference.get(s.name, len(preference)))
+    return min(candidates, key=key).name
 
 
 def holdout_stats(holdout: Holdout) -> pd.DataFrame:
@@ -140,19 +133,21 @@ def holdout_stats(holdout: Holdout) -> pd.DataFrame:
 
 
 def evaluation_rows(scored: list[Scored]) -> pd.DataFrame:
-    """Long rows for the `evaluation` table: strategy, k, metric, value."""
-    rows = [(s.name, k, metric, value) for s in scored for (k, metric), value in s.metrics.items()]
-    return pd.DataFrame(rows, columns=["strategy", "k", "metric", "value"])
+    """Long rows for the `evaluation` table: strategy, cap, k, metric, value."""
+    rows = [(s.name, s.cap, k, metric, value) for s in scored for (k, metric), value in s.metrics.items()]
+    frame = pd.DataFrame(rows, columns=["strategy", "cap", "k", "metric", "value"])
+    frame["cap"] = pd.Series([s.cap for s in scored for _ in s.metrics], dtype=object)  # None stays NULL
+    return frame
 
 
 def leaderboard(rows: pd.DataFrame, k: int) -> pd.DataFrame:
     """Evaluation rows at one k as strategy x metric, best recall_micro first; shares in percent (lift
     stays a ratio). The reachable ceiling is the same for every strategy, so it is left to the caller."""
-    part = rows[rows["k"] == k].pivot_table(index="strategy", columns="metric", values="value")
+    part = rows[rows["k"] == k].pivot_table(index="label", columns="metric", values="value")
     columns = [m for m in METRICS if m in part.columns and m != "reachable_ceiling"]
     part = part[columns].sort_values([c for c in ("recall_micro", "recall_macro") if c in columns],
                                      ascending=False)
     shares = [c for c in columns if c != "lift_over_random"]
     part[shares] = part[shares] * 100
     part.columns.name = None
-    return part.reset_index()
+    return part.rename_axis("strategy").reset_index()
