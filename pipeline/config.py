@@ -36,6 +36,7 @@ class RunParams:
     min_share: float = 0.5
     max_dropped: float = 0.2
     recall_alpha: float = 0.05
+    retention_days: float = 7.0  # exports, rejected uploads and logs beside the database older than this go
 
     def validate(self) -> "RunParams":
         from store.schema import MAX_DEPTH
@@ -72,6 +73,8 @@ class RunParams:
         for flag, value in (("--min-share", self.min_share), ("--max-dropped", self.max_dropped)):
             if not 0 <= value <= 1:
                 raise InputError(f"{flag} is a share between 0 and 1, got {value:g}")
+        if not self.retention_days >= 0:
+            raise InputError(f"--retention-days must be 0 or more, got {self.retention_days:g}")
         if not 0 < self.recall_alpha < 1:
             raise InputError(f"--recall-alpha is a significance level between 0 and 1, got {self.recall_alpha:g}")
 

@@ -24,6 +24,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from store import queries
+from store.names import published_label
 
 RECALL_K = 100  # the headline cut-off: the strategy to publish is chosen by recall@100
 # Statistics that count things: never negative.
@@ -144,16 +145,20 @@ def run_figures(con: sqlite3.Connection, run_id: int) -> RunFigures:
 
 
 def _recall_counts(con: sqlite3.Connection, run_id: int, stats: dict[str, float]) -> tuple[int | None, int | None]:
-    """(hits, truth pairs) of the run's own strategy (and cap) at k=100: recall_micro x truth pairs."""
+    """(hits, truth pairs) at k=100 of the rows that score the run's own audiences (store.names'
+    published_label: its strategy, under its cap when evaluated so): recall_micro x truth pairs."""
     row = con.execute("SELECT params FROM runs WHERE run_id = ?", [run_id]).fetchone()
     params = json.loads(row[0]) if row and row[0] else {}
+    rows = queries.evaluation(con, run_id)
     truth = stats.get("holdout_truth_pairs")
-    found = con.execute("SELECT value FROM evaluation WHERE run_id = ? AND strategy = ? AND cap IS ? AND k = ? "
-                        "AND metric = 'recall_micro'",
-                        [run_id, params.get("strategy"), params.get("max_audiences_per_user"), RECALL_K]).fetchone()
-    if found is None or not truth:
+    if rows.empty or not truth:
         return None, None
-    return round(found[0] * truth), int(truth)
+    label = published_label(set(rows["label"]), params)
+    recall = rows.loc[(rows["label"] == label) & (rows["k"] == RECALL_K) & (rows["metric"] == "recall_micro"),
+                      "value"]
+    if recall.empty:
+        return None, None
+    return round(float(recall.iloc[0]) * truth), int(truth)
 
 
 def check(con: sqlite3.Connection, run_id: int, limits: Thresholds) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import gates
+from pipeline import gates, retention
 from pipeline.data import diagnostics
 from pipeline.evaluation import holdout as evaluate
 from pipeline.strategies.ranking import fallback_audience
@@ -157,6 +157,7 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     if result.published:
         writer.publish(wdb, run_id)
     writer.prune_runs(wdb, params.keep_runs)
+    retention.remove_expired(writer.data_folder(wdb), params.retention_days, wdb.conn)
     stages.done("publish")
     result.seconds = stages.seconds
     writer.finish_run(wdb, run_id, result.summary())

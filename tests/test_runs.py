@@ -8,6 +8,7 @@ import time
 import pytest
 
 from pipeline.config import RunParams
+from pipeline.data.clean import CHECKS
 from pipeline.run import execute
 from store import queries, writer
 from store.errors import InputError, RunInProgressError, RunNotFoundError
@@ -86,7 +87,7 @@ def test_old_runs_audiences_are_pruned_but_their_stats_stay(tmp_path, four_users
     con = queries.connect(db)
     assert [queries.has_audiences(con, r) for r in ids] == [False, True, True]
     assert queries.stats(con, ids[0])["unique_users"] == 4
-    assert len(queries.data_quality(con, ids[0])) == 7
+    assert len(queries.data_quality(con, ids[0])) == len(CHECKS)
     with pytest.raises(RunNotFoundError, match="pruned"):
         writer.publish(writer.connect(db), ids[0])
 
