@@ -5,6 +5,8 @@ with its error and leaves the published run untouched (nothing is published unti
 """
 from __future__ import annotations
 
+import errno
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
@@ -25,7 +27,7 @@ from pipeline.data.features import engagement_order, user_features
 from pipeline.data.ingest import Catalogue, read_catalogue, read_events
 from pipeline.strategies import AUTO, get_strategy
 from store import writer
-from store.errors import WorkbenchError
+from store.errors import DiskFullError, WorkbenchError
 from store.names import strategy_label
 from store.packing import SCORE_WIDTH, digit_width, pack_ids, pack_scores
 
@@ -105,13 +107,32 @@ def execute(input_path: str | Path, db: str | Path | None = None, params: RunPar
             _abandon(wdb, run_id, str(exc))
             raise
         except BaseException as exc:  # KeyboardInterrupt included: the run row must not stay 'running'
-            _abandon(wdb, run_id, f"{type(exc).__name__}: {exc}")
+            full = _disk_full(wdb, run_id, exc)
+            _abandon(wdb, run_id, str(full) if full else f"{type(exc).__name__}: {exc}")
+            if full:
+                raise full from None
             raise
 
 
 def _abandon(wdb, run_id: int, error: str) -> None:
-    writer.fail_run(wdb, run_id, error)
-    writer.delete_run_rows(wdb, run_id)
+    """Mark the run failed and drop its bulk rows. If even that cannot be written (the disk is still
+    full, the file went bad), the next run marks this one failed: the original error is what matters."""
+    try:
+        writer.fail_run(wdb, run_id, error)
+        writer.delete_run_rows(wdb, run_id)
+    except (sqlite3.Error, OSError):
+        pass
+
+
+def _disk_full(wdb, run_id: int, exc: BaseException) -> DiskFullError | None:
+    """A full disk, whether the file system (ENOSPC) or SQLite ('database or disk is full') says so."""
+    if not ((isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+            or (isinstance(exc, sqlite3.OperationalError) and "full" in str(exc))):
+        return None
+    row = wdb.execute("SELECT stage FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return DiskFullError(f"no space left on the disk during run {run_id} (stage {row[0] if row else '?'}); "
+                         "free some (`python -m pipeline gc` removes old exports, uploads and old runs' rows) "
+                         "and run again; the published run is unchanged")
 
 
 def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path: Path | None,
