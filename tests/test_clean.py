@@ -31,10 +31,13 @@ ROWS = [
     ("3", "11", "cart", "2024-01-01T00:00:01Z"),
     ("3", "11", "cart", "2023-12-31T23:30:00-01:00"),          # 2024-01-01 00:30 UTC
     ("3", "11", "cart", "2024-01-01T00:00:00"),                # kept
+    ("3", "11", "cart", "9999-12-31"),                         # beyond what a timestamp holds: still future
     # absurd_dates: before 2000-01-01 UTC; the first instant of 2000 is kept
     ("3", "12", "cart", "1970-01-01T00:00:00Z"),
     ("3", "12", "cart", "2000-01-01T00:30:00+01:00"),          # 1999-12-31 23:30 UTC
     ("3", "12", "cart", "2000-01-01T00:00:00"),                # kept
+    ("3", "12", "cart", "0023-05-01T10:00:00Z"),               # before what a timestamp holds: still absurd
+    ("3", "12", "cart", "0023-13-01"),                         # no month 13: a bad date, whatever the year
     # duplicates of the first row: same normalized event, same instant in other ISO styles
     ("1", "10", "CART", "2023-01-01T10:00:00+00:00"),
     ("1", "10", "cart ", "2023-01-01T11:00:00.000+01:00"),
@@ -50,7 +53,7 @@ ROWS = [
     ("8", "22", "cart", "2023-01-03T22:30:00"),
     ("8", "23", "cart", "2023-01-03T23:30:00-02:00"),        # 2023-01-04 01:30 UTC
 ]
-EXPECTED = {"rows_read": 31, "missing_fields": 5, "bad_dates": 3, "future_dates": 2, "absurd_dates": 2,
+EXPECTED = {"rows_read": 34, "missing_fields": 5, "bad_dates": 4, "future_dates": 3, "absurd_dates": 3,
             "duplicates": 2, "bot_rows": 5, "unknown_events": 1, "rows_clean": 12}
 RUN_TIME = pd.Timestamp("2024-01-01T00:00:00Z")
 

@@ -20,6 +20,7 @@ CHECKS = ("rows_read", "missing_fields", "bad_dates", "future_dates", "absurd_da
 DROPPED = CHECKS[1:7]  # the checks that drop rows: rows_read - their sum == rows_clean
 # No marketplace event predates this: such a date is a default or a typo (1970-01-01, 0023-...), not history.
 EARLIEST = pd.Timestamp("2000-01-01")
+ISO_DATE = r"^\s*(\d{4})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?:$|[T ])"
 
 
 @dataclass
@@ -83,6 +84,15 @@ def _bot_customers(events: pd.DataFrame, limit: int) -> np.ndarray:
     return per_day[per_day > limit].index.get_level_values("c").unique().to_numpy()
 
 
+def _out_of_range_years(text: pd.Series) -> np.ndarray:
+    """The year of well-formed ISO dates a timestamp cannot hold (before 1677 or after 2262), else 0:
+    year 0023 or 9999 is an absurd or a future date, not an unparseable one."""
+    if not _is_text(text):
+        return np.zeros(len(text), dtype=np.int64)
+    year = pd.to_numeric(text.astype(object).str.extract(ISO_DATE, expand=False), errors="coerce")
+    return year.fillna(0).astype(np.int64).to_numpy()
+
+
 def _keep(events: pd.DataFrame, drop: pd.Series, counts: dict[str, int], check: str) -> pd.DataFrame:
     counts[check] = int(drop.sum())
     return events[~drop.to_numpy()] if counts[check] else events
@@ -100,16 +110,25 @@ def clean(raw: pd.DataFrame, params: RunParams, now: pd.Timestamp | None = None)
     ok = customer_ok & product_ok & (event != "").to_numpy()
     counts["missing_fields"] = int((~ok).sum())
 
+    dates = raw["event_date"][ok]
     events = pd.DataFrame({
         "customer_id": customer[ok],
         "product_id": product[ok],
         "event": event[ok].reset_index(drop=True),
         # Naive UTC from here on: same instants, and numpy handles it without per-row Timestamp objects.
-        "event_date": _parse_dates(raw["event_date"][ok]).dt.tz_convert(None).to_numpy(),
+        "event_date": _parse_dates(dates).dt.tz_convert(None).to_numpy(),
     })
-    events = _keep(events, events["event_date"].isna(), counts, "bad_dates")
-    events = _keep(events, events["event_date"] > now, counts, "future_dates")
-    events = _keep(events, events["event_date"] < EARLIEST, counts, "absurd_dates")
+    unparsed = events["event_date"].isna().to_numpy()
+    events["year_out_of_range"] = 0
+    events.loc[unparsed, "year_out_of_range"] = _out_of_range_years(dates[unparsed])  # the few unparsed rows
+    year = events["year_out_of_range"]
+    events = _keep(events, events["event_date"].isna() & (year == 0), counts, "bad_dates")
+    year = events["year_out_of_range"]
+    events = _keep(events, (events["event_date"] > now) | (year > now.year), counts, "future_dates")
+    year = events["year_out_of_range"]
+    events = _keep(events, (events["event_date"] < EARLIEST) | year.between(1, EARLIEST.year - 1), counts,
+                   "absurd_dates")
+    events = events.drop(columns="year_out_of_range")
     duplicated = events.duplicated(["customer_id", "product_id", "event", "event_date"], keep="first")
     events = _keep(events, duplicated, counts, "duplicates")
     bots = _bot_customers(events, params.bot_daily_limit)
