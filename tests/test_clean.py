@@ -26,6 +26,7 @@ ROWS = [
     # bad_dates
     ("3", "11", "cart", "not a date"),
     ("3", "11", "cart", "2023-13-45"),
+    ("3", "11", "cart", "2023-02-30"),                       # a well-formed date that does not exist
     ("3", "11", "cart", ""),
     # future_dates: after the time of the run (2024-01-01T00:00:00Z in this test); the instant itself is kept
     ("3", "11", "cart", "2024-01-01T00:00:01Z"),
@@ -53,7 +54,7 @@ ROWS = [
     ("8", "22", "cart", "2023-01-03T22:30:00"),
     ("8", "23", "cart", "2023-01-03T23:30:00-02:00"),        # 2023-01-04 01:30 UTC
 ]
-EXPECTED = {"rows_read": 34, "missing_fields": 5, "bad_dates": 4, "future_dates": 3, "absurd_dates": 3,
+EXPECTED = {"rows_read": 35, "missing_fields": 5, "bad_dates": 5, "future_dates": 3, "absurd_dates": 3,
             "duplicates": 2, "bot_rows": 5, "unknown_events": 1, "rows_clean": 12}
 RUN_TIME = pd.Timestamp("2024-01-01T00:00:00Z")
 
@@ -73,6 +74,10 @@ def test_counts_add_up(cleaned):
     c = cleaned.counts
     assert DROPPED == ("missing_fields", "bad_dates", "future_dates", "absurd_dates", "duplicates", "bot_rows")
     assert c["rows_read"] - sum(c[check] for check in DROPPED) == c["rows_clean"]
+
+
+def test_no_row_is_kept_without_a_date(cleaned):
+    assert cleaned.events["event_date"].notna().all()
 
 
 def test_the_boundary_instants_are_kept(cleaned):

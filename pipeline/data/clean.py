@@ -90,7 +90,9 @@ def _out_of_range_years(text: pd.Series) -> np.ndarray:
     if not _is_text(text):
         return np.zeros(len(text), dtype=np.int64)
     year = pd.to_numeric(text.astype(object).str.extract(ISO_DATE, expand=False), errors="coerce")
-    return year.fillna(0).astype(np.int64).to_numpy()
+    year = year.fillna(0).astype(np.int64).to_numpy()
+    # A year a timestamp can hold did not parse for another reason (2023-02-30): that is a bad date.
+    return np.where((year < pd.Timestamp.min.year) | (year > pd.Timestamp.max.year), year, 0)
 
 
 def _keep(events: pd.DataFrame, drop: pd.Series, counts: dict[str, int], check: str) -> pd.DataFrame:
