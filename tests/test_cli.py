@@ -143,6 +143,13 @@ def test_export_to_a_directory_says_to_name_a_file(published_db, tmp_path, capsy
                                        f"e.g. {tmp_path / 'audiences.csv'}\n")
 
 
+def test_export_under_a_file_says_which_is_in_the_way(published_db, tmp_path, capsys):
+    (tmp_path / "report.csv").write_text("mine")
+    assert main(["export", "--db", str(published_db), "--all", "--out", str(tmp_path / "report.csv" / "a.csv")]) == 2
+    assert capsys.readouterr().err == (f"error: --out {tmp_path / 'report.csv' / 'a.csv'}: {tmp_path / 'report.csv'} "
+                                       "is a file, not a folder; choose another place for the export\n")
+
+
 @pytest.mark.parametrize("argv", [["runs"], ["publish", "--run", "1"], ["export", "--all", "--out", "x.csv"],
                                   ["run", "--input", "x.csv"], ["gc"]])
 def test_a_directory_as_db_says_to_name_the_file(argv, tmp_path, capsys, monkeypatch):

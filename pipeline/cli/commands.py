@@ -148,6 +148,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise InputError(f"--out {out} is a directory; give the file to write, e.g. {out / 'audiences.csv'}")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise InputError(f"--out {out}: {blocking} is a file, not a folder; choose another place for the export")
     con = queries.connect(args.db)
     run_id = args.run if args.run is not None else queries.require_current_run(con)
     run = queries.run(con, run_id)
