@@ -103,6 +103,19 @@ def test_a_full_disk_fails_the_run_with_one_clear_line(write, fault, stage, publ
     assert not queries.has_audiences(queries.connect(published_db), 2)
 
 
+def test_a_full_disk_during_an_export_leaves_no_half_file(published_db, tmp_path, monkeypatch, capsys):
+    def half_then_full(db, run_id, products, n, out):
+        out.write_text("product_id,rank,customer_id,score\n1,1,")
+        raise OSError(errno.ENOSPC, "No space left on device", str(out))
+
+    monkeypatch.setattr("pipeline.cli.commands.write_export", half_then_full)
+    out = tmp_path / "all.csv"
+    assert main(["export", "--db", str(published_db), "--all", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"error: no space left on the disk ({out}); free some (`python -m pipeline "
+                                       "gc`) and try again (the published run is unchanged)\n")
+    assert not out.exists()
+
+
 def _checkpointed(db: Path) -> bytes:
     """The database as one file (WAL folded in), so damaging its bytes damages the database."""
     with sqlite3.connect(db) as con:

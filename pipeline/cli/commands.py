@@ -159,7 +159,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     depth = run["params"].get("depth", 100)
     if args.n is not None and not 1 <= args.n <= depth:
         raise InputError(f"--n must be between 1 and the run's depth {depth}, got {args.n}")
-    done = write_export(str(db_path(args.db)), run_id, _wanted_products(args), args.n or depth, out)
+    wanted = _wanted_products(args)
+    try:
+        done = write_export(str(db_path(args.db)), run_id, wanted, args.n or depth, out)
+    except BaseException:
+        out.unlink(missing_ok=True)  # a half-written export (disk full, Ctrl-C) must not pass for a whole one
+        raise
     if done.unknown:
         shown = ", ".join(map(str, done.unknown[:10])) + (" …" if len(done.unknown) > 10 else "")
         print(f"note: {len(done.unknown)} product(s) not in run {run_id} got the fallback audience: {shown}",
