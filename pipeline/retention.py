@@ -39,20 +39,31 @@ def expired(folder: Path, days: float, now: float, keep: set[Path]) -> list[Path
     """Files (and abandoned demo folders) under data_folder's expiring folders older than `days`."""
     cutoff = now - days * DAY
     found = [p for name, pattern in EXPIRING.items() for p in (folder / name).glob(pattern)
-             if p.is_file() and p.stat().st_mtime < cutoff and p.resolve() not in keep]
+             if p.is_file() and _mtime(p) < cutoff and p.resolve() not in keep]
     # A demo generation killed before its folder was renamed into place leaves a hidden .tmp folder.
-    found += [p for p in folder.glob(".demo-*.tmp-*") if p.is_dir() and p.stat().st_mtime < cutoff]
+    found += [p for p in folder.glob(".demo-*.tmp-*") if p.is_dir() and _mtime(p) < cutoff]
     return found
+
+
+def _mtime(path: Path) -> float:
+    """Modification time; a file removed meanwhile (the app, another gc) is simply not expired."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return float("inf")
 
 
 def remove_expired(folder: Path, days: float, con: sqlite3.Connection, now: float | None = None) -> Removed:
     removed = Removed()
     for path in expired(folder, days, time.time() if now is None else now, kept_sources(con)):
         size = _size(path)
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            continue  # not ours to force (permissions): left for the next time, not counted as removed
         removed.add(path, size)
     return removed
 

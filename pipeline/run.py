@@ -51,6 +51,7 @@ class RunResult:
     strategy_seconds: dict[str, float] = field(default_factory=dict)  # inside the evaluate stage
     held: list[str] = field(default_factory=list)  # publish gates failed (pipeline/gates.py)
     catalogue_duplicates: int = 0  # catalogue rows repeating an earlier product_id (the first one is kept)
+    notes: list[str] = field(default_factory=list)  # housekeeping after the run that could not be done
 
     def summary(self) -> dict:
         return {"run_id": self.run_id, "published": self.published, "rows_read": self.counts["rows_read"],
@@ -177,12 +178,30 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     writer.finish_run(wdb, run_id, result.summary())
     if result.published:
         writer.publish(wdb, run_id)
-    writer.prune_runs(wdb, params.keep_runs)
-    retention.remove_expired(writer.data_folder(wdb), params.retention_days, wdb.conn)
+    # The run is final from here: housekeeping that fails is reported, and never turns it into a failed run
+    # (that would unpublish it and delete the rows being served).
+    result.notes = _housekeeping(wdb, params)
     stages.done("publish")
     result.seconds = stages.seconds
-    writer.finish_run(wdb, run_id, result.summary())
+    try:
+        writer.finish_run(wdb, run_id, result.summary())  # only adds the last stage's seconds
+    except (sqlite3.Error, OSError):
+        pass
     return result
+
+
+def _housekeeping(wdb, params: RunParams) -> list[str]:
+    """Prune old runs' bulk rows and expired files; what could not be done is left for the next run or gc."""
+    notes = []
+    try:
+        writer.prune_runs(wdb, params.keep_runs)
+    except (sqlite3.Error, OSError) as exc:
+        notes.append(f"old runs were not pruned ({exc}); the next run or `python -m pipeline gc` will")
+    try:
+        retention.remove_expired(writer.data_folder(wdb), params.retention_days, wdb.conn)
+    except (sqlite3.Error, OSError) as exc:
+        notes.append(f"expired files were not removed ({exc}); the next run or `python -m pipeline gc` will")
+    return notes
 
 
 def _write_catalogue_stats(wdb, run_id: int, listed: Catalogue) -> None:

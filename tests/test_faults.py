@@ -103,6 +103,25 @@ def test_a_full_disk_fails_the_run_with_one_clear_line(write, fault, stage, publ
     assert not queries.has_audiences(queries.connect(published_db), 2)
 
 
+def _denied(*args, **kwargs):
+    raise PermissionError(errno.EACCES, "Permission denied")
+
+
+@pytest.mark.parametrize("step, fault, note", [
+    ("prune_runs", _sqlite_full, "note: old runs were not pruned (database or disk is full)"),
+    ("data_folder", _denied, "note: expired files were not removed ([Errno 13] Permission denied)"),
+])
+def test_housekeeping_that_fails_after_publishing_leaves_the_run_published(step, fault, note, published_db,
+                                                                           four_users_csv, monkeypatch, capsys):
+    monkeypatch.setattr(writer, step, fault)
+    assert main(["run", "--input", str(four_users_csv), "--db", str(published_db)]) == 0
+    assert f"  {note}; the next run or `python -m pipeline gc` will" in capsys.readouterr().out
+    monkeypatch.undo()
+    con = queries.connect(published_db)
+    assert queries.current_run_id(con) == 2 and queries.run(con, 2)["status"] == "succeeded"
+    assert queries.has_audiences(con, 2)
+
+
 def test_a_full_disk_during_an_export_leaves_no_half_file(published_db, tmp_path, monkeypatch, capsys):
     def half_then_full(db, run_id, products, n, out):
         out.write_text("product_id,rank,customer_id,score\n1,1,")

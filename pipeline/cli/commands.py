@@ -49,6 +49,8 @@ def _print_summary(result: RunResult, db) -> None:
     print(f"  users {result.users:,}  products {result.products:,}  strategy {result.strategy}")
     stages = "  ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items())
     print(f"  seconds: {stages}  total {sum(result.seconds.values()):.2f}s")
+    for note in result.notes:
+        print(f"  note: {note}")
     for reason in result.held:
         print(f"  held: {reason}")
     if result.held:
