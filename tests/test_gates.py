@@ -153,6 +153,8 @@ def test_a_tiny_run_is_held_shown_and_can_still_be_published(published_db, tmp_p
     assert lines[0].startswith("note: published although the publish gates held it: clean rows 1")
     assert lines[-1].startswith("run 2 is now the published run")
     assert queries.current_run_id(con) == 2
+    assert main(["runs", "--db", str(published_db)]) == 0
+    assert "<- published  published anyway, was held: clean rows 1 are 12.5%" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("flags, published", [([], False), (["--no-gates"], True), (["--min-share", "0.1"], True)])

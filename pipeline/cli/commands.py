@@ -183,7 +183,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         seconds = sum((r["summary"].get("seconds") or {}).values()) if r["summary"] else 0
         mark = "  <- published" if r["run_id"] == current else ""
         extra = f"  error: {r['error']}" if r["status"] == "failed" else ""
-        extra += f"  held: {'; '.join(r['held'])}" if r["held"] else ""
+        if r["held"]:  # a held run published with `publish --run` keeps its reasons
+            extra += f"  {'published anyway, was held' if r['published_at'] else 'held'}: {'; '.join(r['held'])}"
         print(f"{r['run_id']:>5}  {r['status']:<10} {r['created_at'][:19]:<20} {seconds:>8.1f}  "
               f"{r['params'].get('strategy', ''):<11} {r['source']}{mark}{extra}")
     return 0
