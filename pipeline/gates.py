@@ -156,7 +156,7 @@ def _recall_counts(con: sqlite3.Connection, run_id: int, stats: dict[str, float]
     label = published_label(set(rows["label"]), params)
     recall = rows.loc[(rows["label"] == label) & (rows["k"] == RECALL_K) & (rows["metric"] == "recall_micro"),
                       "value"]
-    if recall.empty:
+    if recall.empty or not 0 <= float(recall.iloc[0]) <= 1:  # NaN included: nothing to test on
         return None, None
     return round(float(recall.iloc[0]) * truth), int(truth)
 

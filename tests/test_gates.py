@@ -120,15 +120,18 @@ def _stored_run(wdb, params: dict, evaluation: list[tuple]) -> int:
     ({"strategy": "affinity", "max_audiences_per_user": 5}, 16),      # its capped rows: 0.20 x 80
     ({"strategy": "affinity", "max_audiences_per_user": 9}, 20),      # not evaluated under cap 9: uncapped
     ({"strategy": "engagement", "max_audiences_per_user": None}, 8),  # 0.10 x 80
+    ({"strategy": "als", "max_audiences_per_user": None}, None),      # a NaN recall: nothing to test on
+    ({"strategy": "activity", "max_audiences_per_user": None}, None),  # not evaluated at all
 ])
 def test_run_figures_read_the_recall_of_the_runs_own_strategy(tmp_path, params, hits):
     wdb = writer.connect(tmp_path / "a.db")
     run_id = _stored_run(wdb, params, [
         ("affinity", None, 100, "recall_micro", 0.25), ("affinity", 5, 100, "recall_micro", 0.20),
-        ("affinity", None, 10, "recall_micro", 0.05), ("engagement", None, 100, "recall_micro", 0.10)])
+        ("affinity", None, 10, "recall_micro", 0.05), ("engagement", None, 100, "recall_micro", 0.10),
+        ("als", None, 100, "recall_micro", math.nan)])
     got = gates.run_figures(wdb.conn, run_id)
     assert (got.rows_read, got.rows_clean, got.users, got.products) == (120, 100, 40, 7)
-    assert (got.recall_hits, got.recall_truth) == (hits, 80)
+    assert (got.recall_hits, got.recall_truth) == ((hits, 80) if hits is not None else (None, None))
 
 
 # --- end to end ----------------------------------------------------------------------------------------
