@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from pipeline.data.ingest import check_events_file, read_catalogue, read_events
+from pipeline.data.ingest import check_events_file, check_products_file, read_catalogue, read_events
 from store import queries
 from store.errors import InputError
 from tests.conftest import FOUR_USERS, HEADER, write_events
@@ -69,6 +70,22 @@ def test_the_pre_run_check_says_what_the_run_would(tmp_path, name, write, messag
     with pytest.raises(InputError) as by_the_run:
         read_events(path)
     assert str(by_the_run.value) == str(raised.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("product_id,category\n1,shoes\n", None),
+    ("product_id,title\n1,a\n", "is missing column(s) category; columns found: product_id, title"),
+    ("sku;category\n1;shoes\n", "looks ';'-separated"),
+    ("", "is empty"),
+])
+def test_the_catalogue_check(tmp_path, text, message):
+    path = tmp_path / "products.csv"
+    path.write_text(text)
+    if message is None:
+        assert check_products_file(path) is None
+    else:
+        with pytest.raises(InputError, match=re.escape(message)):
+            check_products_file(path)
 
 
 def test_repeated_catalogue_ids_are_counted_and_the_first_row_wins(tmp_path):

@@ -179,11 +179,20 @@ class Catalogue:
     duplicates: int         # rows whose product_id repeats an earlier row's (dropped: the first one wins)
 
 
+def _catalogue_columns(path: Path) -> dict[str, str]:
+    _check_file(path, "products file")
+    return _csv_columns(path, ("product_id", "category"), "products file")
+
+
+def check_products_file(path: str | Path) -> None:
+    """check_events_file's twin for the optional catalogue (CSV with product_id and category)."""
+    _catalogue_columns(Path(path))
+
+
 def read_catalogue(path: str | Path) -> Catalogue:
     """Product catalogue: product_id and category, one row per product, its duplicate ids counted."""
     path = Path(path)
-    _check_file(path, "products file")
-    columns = _csv_columns(path, ("product_id", "category"), "products file")
+    columns = _catalogue_columns(path)
     frame = _read_csv_strings(path, columns, "products file")
     frame["category"] = frame["category"].str.strip()
     ids = pd.to_numeric(frame["product_id"].str.strip(), errors="coerce").astype("float64")
