@@ -121,7 +121,9 @@ def test_demo_data_goes_beside_the_database_in_a_folder_named_by_rows_and_seed(t
 
 @pytest.mark.parametrize("existing, message", [
     ({"interactions.csv": "customer_id\n1\n"}, "holds other data (files it did not write)"),
-    ({"demo.json": '{"rows": 500, "seed": 1}', "interactions.csv": "x"}, "holds other data (rows 500, seed 1)"),
+    ({"demo.json": '{"rows": 500, "seed": 1}', "interactions.csv": "x", "products.csv": "y"},
+     "holds other data (rows 500, seed 1)"),
+    ({"demo.json": "{not json", "interactions.csv": "x"}, "holds other data (files it did not write)"),
 ])
 def test_demo_never_overwrites_a_folder_with_other_data(tmp_path, capsys, existing, message):
     out = tmp_path / "mine"

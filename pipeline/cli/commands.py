@@ -102,12 +102,11 @@ def _demo_data(folder: Path, rows: int, seed: int) -> Path:
         raise InputError(f"--rows must be at least 1, got {rows}")
     wanted = {"rows": rows, "seed": seed}
     if folder.is_dir() and any(folder.iterdir()):
-        mark = folder / DEMO_MARK
-        made = json.loads(mark.read_text()) if mark.is_file() else None
-        if made == wanted and (folder / "interactions.csv").is_file():
+        made = _demo_mark(folder)
+        if made == wanted:
             print(f"reusing {folder} (generated earlier with rows {rows:,}, seed {seed})")
             return folder
-        what = f"rows {made['rows']:,}, seed {made['seed']}" if made else "files it did not write"
+        what = f"rows {made.get('rows')}, seed {made.get('seed')}" if made else "files it did not write"
         raise InputError(f"{folder} already holds other data ({what}); it is never overwritten, since a run "
                          "may have read it: leave out --out (the demo then uses demo-ROWS-sSEED beside the "
                          "database) or pass an empty folder")
@@ -119,11 +118,24 @@ def _demo_data(folder: Path, rows: int, seed: int) -> Path:
         (scratch / DEMO_MARK).write_text(json.dumps(wanted))
         if folder.is_dir():
             folder.rmdir()  # empty (checked above): rename cannot replace a directory on every system
-        scratch.rename(folder)
+        try:
+            scratch.rename(folder)
+        except OSError:
+            if _demo_mark(folder) != wanted:  # not a second `demo` with the same rows and seed, just faster
+                raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"wrote {info['rows_written']:,} rows to {folder / 'interactions.csv'} and {folder / 'products.csv'}")
     return folder
+
+
+def _demo_mark(folder: Path) -> dict | None:
+    """What generated the folder's demo files, if a demo did and they are all there."""
+    try:
+        made = json.loads((folder / DEMO_MARK).read_text())
+    except (OSError, ValueError):
+        return None
+    return made if (folder / "interactions.csv").is_file() and (folder / "products.csv").is_file() else None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
