@@ -2,8 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export AUDIENCE_DB ?= data/audiences.db
+# Where `make up` serves the workbench and the API (the Procfile reads both; the app finds the API by API_PORT).
+export APP_PORT ?= 8501
+export API_PORT ?= 8000
 
-.PHONY: up test demo bench
+.PHONY: up test demo bench ports
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,7 +27,11 @@ $(AUDIENCE_DB): | $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m pipeline demo --db $(AUDIENCE_DB)
 
-up: $(VENV)/.installed $(AUDIENCE_DB)
+# Before the minute the first demo build takes: a busy port is named, with the setting that moves it.
+ports: $(VENV)/.installed
+	@$(PY) -m pipeline.cli.ports APP_PORT=$(APP_PORT) API_PORT=$(API_PORT)
+
+up: $(VENV)/.installed ports $(AUDIENCE_DB)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start
 
 bench: $(VENV)/.installed

@@ -31,6 +31,12 @@ class RunParams:
     keep_runs: int = 5
     max_audiences_per_user: int | None = None
     seed: int = 0
+    # Publish gates (pipeline/gates.py): a run that fails one is held instead of published.
+    gates: bool = True
+    min_share: float = 0.5
+    max_dropped: float = 0.2
+    recall_alpha: float = 0.05
+    retention_days: float = 7.0  # exports, rejected uploads and logs beside the database older than this go
 
     def validate(self) -> "RunParams":
         from store.schema import MAX_DEPTH
@@ -50,7 +56,27 @@ class RunParams:
             raise InputError("component weights must name exactly: " + ", ".join(default_component_weights()))
         if self.max_audiences_per_user is not None and self.max_audiences_per_user < 1:
             raise InputError(f"--max-audiences-per-user must be at least 1, got {self.max_audiences_per_user}")
+        self._validate_weights()
+        self._validate_gates()
         return self
+
+    def _validate_weights(self) -> None:
+        """A negative weight would rank the users who did the most as the least engaged."""
+        for flag, weights in (("--event-weights", {**self.event_weights, "unknown": self.unknown_event_weight}),
+                              ("--component-weights", self.component_weights)):
+            bad = {k: v for k, v in weights.items() if not v >= 0}  # NaN fails too
+            if bad:
+                shown = ", ".join(f"{k}={v:g}" for k, v in bad.items())
+                raise InputError(f"{flag} must not be negative, got {shown}; use 0 to ignore one")
+
+    def _validate_gates(self) -> None:
+        for flag, value in (("--min-share", self.min_share), ("--max-dropped", self.max_dropped)):
+            if not 0 <= value <= 1:
+                raise InputError(f"{flag} is a share between 0 and 1, got {value:g}")
+        if not self.retention_days >= 0:
+            raise InputError(f"--retention-days must be 0 or more, got {self.retention_days:g}")
+        if not 0 < self.recall_alpha < 1:
+            raise InputError(f"--recall-alpha is a significance level between 0 and 1, got {self.recall_alpha:g}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -5,6 +5,8 @@ with its error and leaves the published run untouched (nothing is published unti
 """
 from __future__ import annotations
 
+import errno
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import gates, retention
 from pipeline.data import diagnostics
 from pipeline.evaluation import holdout as evaluate
 from pipeline.strategies.ranking import fallback_audience
@@ -21,10 +24,10 @@ from pipeline.evaluation.cap import capped_blocks
 from pipeline.data.clean import CHECKS, clean
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order, user_features
-from pipeline.data.ingest import read_events, read_products
+from pipeline.data.ingest import Catalogue, read_catalogue, read_events
 from pipeline.strategies import AUTO, get_strategy
 from store import writer
-from store.errors import WorkbenchError
+from store.errors import DiskFullError, WorkbenchError
 from store.names import strategy_label
 from store.packing import SCORE_WIDTH, digit_width, pack_ids, pack_scores
 
@@ -46,11 +49,15 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per stage: they add up to the run's time
     strategy: str = ""
     strategy_seconds: dict[str, float] = field(default_factory=dict)  # inside the evaluate stage
+    held: list[str] = field(default_factory=list)  # publish gates failed (pipeline/gates.py)
+    catalogue_duplicates: int = 0  # catalogue rows repeating an earlier product_id (the first one is kept)
+    notes: list[str] = field(default_factory=list)  # housekeeping after the run that could not be done
 
     def summary(self) -> dict:
         return {"run_id": self.run_id, "published": self.published, "rows_read": self.counts["rows_read"],
                 "rows_clean": self.counts["rows_clean"], "users": self.users, "products": self.products,
-                "strategy": self.strategy, "seconds": self.seconds, "strategy_seconds": self.strategy_seconds}
+                "strategy": self.strategy, "seconds": self.seconds, "strategy_seconds": self.strategy_seconds,
+                "held": self.held, "catalogue_duplicates": self.catalogue_duplicates}
 
 
 class _Stages:
@@ -101,20 +108,42 @@ def execute(input_path: str | Path, db: str | Path | None = None, params: RunPar
             _abandon(wdb, run_id, str(exc))
             raise
         except BaseException as exc:  # KeyboardInterrupt included: the run row must not stay 'running'
-            _abandon(wdb, run_id, f"{type(exc).__name__}: {exc}")
+            full = _disk_full(wdb, run_id, exc)
+            _abandon(wdb, run_id, str(full) if full else f"{type(exc).__name__}: {exc}")
+            if full:
+                raise full from None
             raise
 
 
 def _abandon(wdb, run_id: int, error: str) -> None:
-    writer.fail_run(wdb, run_id, error)
-    writer.delete_run_rows(wdb, run_id)
+    """Mark the run failed and drop its bulk rows. If even that cannot be written (the disk is still
+    full, the file went bad), the next run marks this one failed: the original error is what matters."""
+    try:
+        writer.fail_run(wdb, run_id, error)
+        writer.delete_run_rows(wdb, run_id)
+    except (sqlite3.Error, OSError):
+        pass
+
+
+def _disk_full(wdb, run_id: int, exc: BaseException) -> DiskFullError | None:
+    """A full disk, whether the file system (ENOSPC) or SQLite ('database or disk is full') says so."""
+    if not ((isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+            or (isinstance(exc, sqlite3.OperationalError) and "full" in str(exc))):
+        return None
+    row = wdb.execute("SELECT stage FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return DiskFullError(f"no space left on the disk during run {run_id} (stage {row[0] if row else '?'}); "
+                         "free some (`python -m pipeline gc` removes old exports, uploads and old runs' rows) "
+                         "and run again; the published run is unchanged")
 
 
 def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path: Path | None,
              publish: bool, progress: Progress | None) -> RunResult:
     stages = _Stages(wdb, run_id, progress)
     raw = read_events(input_path)
-    catalogue = read_products(products_path) if products_path else None
+    listed = read_catalogue(products_path) if products_path else None
+    catalogue = listed.products if listed else None
+    if listed:
+        _write_catalogue_stats(wdb, run_id, listed)
     stages.done("read", "clean")
 
     cleaned = clean(raw, params)
@@ -142,16 +171,52 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     _write_user_features(wdb, run_id, users)
     stages.done("audiences", "publish")
 
-    result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds,
-                       params.strategy, strategy_seconds)
+    held = _gate(wdb, run_id, params)
+    result = RunResult(run_id, publish and not held, cleaned.counts, len(users), len(products), stages.seconds,
+                       params.strategy, strategy_seconds, held, listed.duplicates if listed else 0)
+    writer.set_held(wdb, run_id, held)  # before 'succeeded': a run killed in between is failed, never half-held
     writer.finish_run(wdb, run_id, result.summary())
-    if publish:
+    if result.published:
         writer.publish(wdb, run_id)
-    writer.prune_runs(wdb, params.keep_runs)
+    # The run is final from here: housekeeping that fails is reported, and never turns it into a failed run
+    # (that would unpublish it and delete the rows being served).
+    result.notes = _housekeeping(wdb, params)
     stages.done("publish")
     result.seconds = stages.seconds
-    writer.finish_run(wdb, run_id, result.summary())
+    try:
+        writer.finish_run(wdb, run_id, result.summary())  # only adds the last stage's seconds
+    except (sqlite3.Error, OSError):
+        pass
     return result
+
+
+def _housekeeping(wdb, params: RunParams) -> list[str]:
+    """Prune old runs' bulk rows and expired files; what could not be done is left for the next run or gc."""
+    notes = []
+    try:
+        writer.prune_runs(wdb, params.keep_runs)
+    except (sqlite3.Error, OSError) as exc:
+        notes.append(f"old runs were not pruned ({exc}); the next run or `python -m pipeline gc` will")
+    try:
+        retention.remove_expired(writer.data_folder(wdb), params.retention_days, wdb.conn)
+    except (sqlite3.Error, OSError) as exc:
+        notes.append(f"expired files were not removed ({exc}); the next run or `python -m pipeline gc` will")
+    return notes
+
+
+def _write_catalogue_stats(wdb, run_id: int, listed: Catalogue) -> None:
+    """A catalogue listing a product twice is counted, not refused (its first row is used)."""
+    writer.write_frame(wdb, "stats", run_id, pd.DataFrame({
+        "name": ["catalogue_products", "catalogue_duplicate_ids"],
+        "value": [float(len(listed.products)), float(listed.duplicates)]}))
+
+
+def _gate(wdb, run_id: int, params: RunParams) -> list[str]:
+    """Why this run must not replace the served one ([] = it may); --no-gates skips the checks."""
+    if not params.gates:
+        return []
+    return gates.check(wdb.conn, run_id, gates.Thresholds(params.min_share, params.max_dropped,
+                                                          params.recall_alpha))
 
 
 def _write_diagnostics(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,

@@ -23,3 +23,7 @@ class NoDatabaseError(WorkbenchError):
 
 class NoPublishedRunError(WorkbenchError):
     """The database has no published run yet."""
+
+
+class DiskFullError(WorkbenchError):
+    """The disk filled up during a run: the run is failed, the published run is untouched."""

@@ -51,6 +51,7 @@ def _run_dict(row: sqlite3.Row) -> dict:
     run = dict(row)
     for key in ("params", "summary"):
         run[key] = json.loads(run[key]) if run.get(key) else {}
+    run["held"] = json.loads(run["held"]) if run.get("held") else []  # absent in a not yet migrated database
     return run
 
 
@@ -63,6 +64,11 @@ def run(con: sqlite3.Connection, run_id: int) -> dict:
     if row is None:
         raise RunNotFoundError(f"run {run_id} does not exist; `python -m pipeline runs` lists the runs")
     return _run_dict(row)
+
+
+def held_reasons(con: sqlite3.Connection, run_id: int) -> list[str]:
+    """The publish gates the run failed ([] when none, or when it was never held); see pipeline/gates.py."""
+    return run(con, run_id)["held"]
 
 
 def has_audiences(con: sqlite3.Connection, run_id: int) -> bool:

@@ -20,7 +20,7 @@ TABLES: dict[str, dict] = {
     "runs": dict(
         columns={"run_id": int, "created_at": str, "finished_at": str, "status": str, "stage": str,
                  "progress": float, "published_at": str, "params": str, "source": str, "error": str,
-                 "summary": str, "pid": int},
+                 "summary": str, "pid": int, "held": str},
         pk="run_id"),
     "stats": dict(columns={"run_id": int, "name": str, "value": float}, pk=("run_id", "name")),
     "data_quality": dict(columns={"run_id": int, "check": str, "rows": int, "position": int},
@@ -96,6 +96,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     for name, spec in TABLES.items():
         if not db[name].exists():
             db[name].create(spec["columns"], pk=spec["pk"])
+    _add_missing_columns(db)
     if not db["ranks"].exists():
         db["ranks"].create({"rank": int}, pk="rank")
         db["ranks"].insert_all(({"rank": r} for r in range(1, MAX_DEPTH + 1)))
@@ -107,3 +108,16 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_user_features_run_id_engagement_rank")
     db.execute("DROP INDEX IF EXISTS idx_products_run_id_interactions")  # unused; the same random inserts
     db.create_view("audiences", AUDIENCES_VIEW, ignore=True)
+
+
+# Columns added after databases were already in use: a database written by an older version gets them
+# with ALTER TABLE ADD COLUMN (additive: old rows read NULL, old readers ignore the new column).
+ADDED_COLUMNS = {"runs": ("held",)}
+
+
+def _add_missing_columns(db: sqlite_utils.Database) -> None:
+    for table, names in ADDED_COLUMNS.items():
+        have = set(db[table].columns_dict)
+        for name in names:
+            if name not in have:
+                db[table].add_column(name, TABLES[table]["columns"][name])

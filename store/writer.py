@@ -48,6 +48,11 @@ def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
     return db
 
 
+def data_folder(db: sqlite_utils.Database) -> Path:
+    """The folder of the database file: where the app keeps exports, uploads and logs."""
+    return Path(db.execute("PRAGMA database_list").fetchone()[2]).resolve().parent
+
+
 class RunLock:
     """Exclusive, process-lifetime lock that makes the pipeline the only writer."""
 
@@ -116,6 +121,12 @@ def finish_run(db: sqlite_utils.Database, run_id: int, summary: dict) -> None:
                    "summary = ? WHERE run_id = ?", [utc_now(), json.dumps(summary), run_id])
 
 
+def set_held(db: sqlite_utils.Database, run_id: int, reasons: list[str]) -> None:
+    """The publish gates a succeeded run failed (NULL: none); such a run is not published automatically."""
+    with db.conn:
+        db.execute("UPDATE runs SET held = ? WHERE run_id = ?", [json.dumps(reasons) if reasons else None, run_id])
+
+
 def fail_run(db: sqlite_utils.Database, run_id: int, error: str) -> None:
     with db.conn:
         db.execute("UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
@@ -161,6 +172,28 @@ def prune_runs(db: sqlite_utils.Database, keep: int) -> list[int]:
         for table in BULK_TABLES:
             db.execute(f"DELETE FROM {table} WHERE run_id NOT IN ({marks})", keep_ids)
     return old
+
+
+VACUUM_SHARE = 0.10  # rewrite the file when at least this share of it is free pages
+
+
+def free_bytes(db: sqlite_utils.Database) -> tuple[int, int]:
+    """(free bytes inside the file, file bytes): pages left by deleted rows that only VACUUM returns."""
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    free = db.execute("PRAGMA freelist_count").fetchone()[0] * page
+    return free, db.execute("PRAGMA page_count").fetchone()[0] * page
+
+
+def vacuum_if_worthwhile(db: sqlite_utils.Database) -> int:
+    """VACUUM when free pages are at least VACUUM_SHARE of the file; returns the bytes it gave back.
+
+    VACUUM copies the whole database, so it needs about its size of free disk, and waits for readers."""
+    free, total = free_bytes(db)
+    if not total or free < VACUUM_SHARE * total:
+        return 0
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.execute("VACUUM")
+    return total - free_bytes(db)[1]
 
 
 def delete_run_rows(db: sqlite_utils.Database, run_id: int) -> None:

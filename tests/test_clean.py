@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.data.clean import CHECKS, clean
+from pipeline.data.clean import CHECKS, DROPPED, clean
 from pipeline.config import RunParams
 from pipeline.data.ingest import read_events
 from tests.conftest import write_events
@@ -26,7 +26,19 @@ ROWS = [
     # bad_dates
     ("3", "11", "cart", "not a date"),
     ("3", "11", "cart", "2023-13-45"),
+    ("3", "11", "cart", "2023-02-30"),                       # a well-formed date that does not exist
     ("3", "11", "cart", ""),
+    # future_dates: after the time of the run (2024-01-01T00:00:00Z in this test); the instant itself is kept
+    ("3", "11", "cart", "2024-01-01T00:00:01Z"),
+    ("3", "11", "cart", "2023-12-31T23:30:00-01:00"),          # 2024-01-01 00:30 UTC
+    ("3", "11", "cart", "2024-01-01T00:00:00"),                # kept
+    ("3", "11", "cart", "9999-12-31"),                         # beyond what a timestamp holds: still future
+    # absurd_dates: before 2000-01-01 UTC; the first instant of 2000 is kept
+    ("3", "12", "cart", "1970-01-01T00:00:00Z"),
+    ("3", "12", "cart", "2000-01-01T00:30:00+01:00"),          # 1999-12-31 23:30 UTC
+    ("3", "12", "cart", "2000-01-01T00:00:00"),                # kept
+    ("3", "12", "cart", "0023-05-01T10:00:00Z"),               # before what a timestamp holds: still absurd
+    ("3", "12", "cart", "0023-13-01"),                         # no month 13: a bad date, whatever the year
     # duplicates of the first row: same normalized event, same instant in other ISO styles
     ("1", "10", "CART", "2023-01-01T10:00:00+00:00"),
     ("1", "10", "cart ", "2023-01-01T11:00:00.000+01:00"),
@@ -42,14 +54,15 @@ ROWS = [
     ("8", "22", "cart", "2023-01-03T22:30:00"),
     ("8", "23", "cart", "2023-01-03T23:30:00-02:00"),        # 2023-01-04 01:30 UTC
 ]
-EXPECTED = {"rows_read": 25, "missing_fields": 5, "bad_dates": 3, "duplicates": 2, "bot_rows": 5,
-            "unknown_events": 1, "rows_clean": 10}
+EXPECTED = {"rows_read": 35, "missing_fields": 5, "bad_dates": 5, "future_dates": 3, "absurd_dates": 3,
+            "duplicates": 2, "bot_rows": 5, "unknown_events": 1, "rows_clean": 12}
+RUN_TIME = pd.Timestamp("2024-01-01T00:00:00Z")
 
 
 @pytest.fixture(scope="module")
 def cleaned(tmp_path_factory):
     path = write_events(tmp_path_factory.mktemp("clean") / "events.csv", ROWS)
-    return clean(read_events(path), RunParams(bot_daily_limit=3))
+    return clean(read_events(path), RunParams(bot_daily_limit=3), now=RUN_TIME)
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -59,7 +72,23 @@ def test_each_check_counts_its_rows(cleaned, check):
 
 def test_counts_add_up(cleaned):
     c = cleaned.counts
-    assert c["rows_read"] - c["missing_fields"] - c["bad_dates"] - c["duplicates"] - c["bot_rows"] == c["rows_clean"]
+    assert DROPPED == ("missing_fields", "bad_dates", "future_dates", "absurd_dates", "duplicates", "bot_rows")
+    assert c["rows_read"] - sum(c[check] for check in DROPPED) == c["rows_clean"]
+
+
+def test_no_row_is_kept_without_a_date(cleaned):
+    assert cleaned.events["event_date"].notna().all()
+
+
+def test_the_boundary_instants_are_kept(cleaned):
+    kept = cleaned.events.loc[cleaned.events["customer_id"] == 3, "event_date"].sort_values().tolist()
+    assert kept == [pd.Timestamp("2000-01-01"), pd.Timestamp("2024-01-01")]
+
+
+def test_without_a_run_time_the_clock_decides_what_is_in_the_future(tmp_path):
+    path = write_events(tmp_path / "e.csv", [(1, 1, "cart", "2023-01-01"), (1, 2, "cart", "2199-01-01")])
+    counts = clean(read_events(path), RunParams()).counts
+    assert (counts["future_dates"], counts["rows_clean"]) == (1, 1)
 
 
 def test_mixed_timestamp_styles_all_parse_to_the_right_instant(cleaned):

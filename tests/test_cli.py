@@ -2,6 +2,7 @@
 published run untouched; export writes exactly the audiences."""
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,14 @@ BAD_INPUTS = {
     "products without product_id": (lambda p: p.write_text(GOOD), "sku,category\n1,shoes\n",
                                     "products file"),
     "a directory": (lambda p: p.mkdir(), None, "is a directory"),
+    "catalogue without category": (lambda p: p.write_text(GOOD), "product_id,title\n1,shoes\n",
+                                   "is missing column(s) category; columns found: product_id, title"),
+    "tab-separated": (lambda p: p.write_text(GOOD.replace(",", "\t")), None,
+                      "looks tab-separated; save it comma-separated"),
+    "broken gzip": (lambda p: p.write_bytes(b"\x1f\x8b" + b"not really gzip" * 4), None,
+                    "is not a readable gzip file"),
+    "gzip cut short": (lambda p: p.write_bytes(gzip.compress(GOOD.encode())[:30]), None,
+                       "is not a readable gzip file"),
 }
 
 
@@ -86,6 +95,9 @@ def test_a_run_refused_while_another_holds_the_lock_exits_2(published_db, four_u
     (["run", "--input", "x.csv", "--event-weights", "cart"], "--event-weights takes name=value"),
     (["publish", "--run", "7"], "run 7 does not exist"),
     (["export", "--all", "--out", "x.csv", "--n", "50"], "--n must be between 1 and the run's depth 3"),
+    (["run", "--input", "x.csv", "--event-weights", "cart=-1"], "--event-weights must not be negative, got cart=-1"),
+    (["run", "--input", "x.csv", "--component-weights", "recency=-0.05"],
+     "--component-weights must not be negative, got recency=-0.05"),
 ])
 def test_argument_mistakes(argv, message, published_db, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -118,8 +130,54 @@ def test_runs_lists_the_published_run(published_db, capsys):
     assert "<- published" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["generate", "run", "demo", "export", "runs", "publish", "bench"])
+@pytest.mark.parametrize("command", ["generate", "run", "demo", "export", "runs", "publish", "gc", "bench"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0 and "usage: python -m pipeline " + command in capsys.readouterr().out
+
+
+def test_export_to_a_directory_says_to_name_a_file(published_db, tmp_path, capsys):
+    assert main(["export", "--db", str(published_db), "--all", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: --out {tmp_path} is a directory; give the file to write, "
+                                       f"e.g. {tmp_path / 'audiences.csv'}\n")
+
+
+def test_export_under_a_file_says_which_is_in_the_way(published_db, tmp_path, capsys):
+    (tmp_path / "report.csv").write_text("mine")
+    assert main(["export", "--db", str(published_db), "--all", "--out", str(tmp_path / "report.csv" / "a.csv")]) == 2
+    assert capsys.readouterr().err == (f"error: --out {tmp_path / 'report.csv' / 'a.csv'}: {tmp_path / 'report.csv'} "
+                                       "is a file, not a folder; choose another place for the export\n")
+
+
+@pytest.mark.parametrize("argv", [["runs"], ["publish", "--run", "1"], ["export", "--all", "--out", "x.csv"],
+                                  ["run", "--input", "x.csv"], ["gc"]])
+def test_a_directory_as_db_says_to_name_the_file(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv + ["--db", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: --db {tmp_path} is a directory; pass the database file inside "
+                                       f"it, e.g. {tmp_path / 'audiences.db'}\n")
+
+
+@pytest.mark.parametrize("argv", [["runs"], ["publish", "--run", "1"], ["export", "--all", "--out", "x.csv"],
+                                  ["run", "--input", "events.csv"]])
+def test_a_file_that_is_not_a_database_says_how_to_recover(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_events(tmp_path / "events.csv", FOUR_USERS)
+    (tmp_path / "notes.db").write_text("these are my notes, not a database\n" * 200)
+    assert main(argv + ["--db", "notes.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: database notes.db is not a usable workbench database (file is not a database); ")
+    assert "mv notes.db notes.db.broken" in err and "python -m pipeline demo --db notes.db" in err
+    assert err.count("\n") == 1
+    assert (tmp_path / "notes.db").read_text().startswith("these are my notes")   # left as it was
+
+
+def test_runs_into_a_closed_pipe_ends_quietly(published_db):
+    """`runs | head`: the reader goes away before the listing is written."""
+    child = subprocess.Popen([sys.executable, "-m", "pipeline", "runs", "--db", str(published_db)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # before the child has imported anything, let alone printed
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141
+    assert err == ""   # no "unexpected BrokenPipeError", no "Exception ignored" from the interpreter

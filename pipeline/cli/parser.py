@@ -5,13 +5,17 @@ Every mistake ends with one line on stderr and exit status 2; nothing here print
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import sqlite3
 import sys
 
 from pipeline.demo import DEMO_DIR, DEMO_ROWS, DEMO_SEED
 from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights, default_event_weights
 from pipeline.strategies import AUTO, STRATEGIES
 from store.errors import InputError, WorkbenchError
+from store.names import db_path
 
 
 
@@ -53,12 +57,27 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-audiences-per-user", type=int, default=None,
                         help="no user in more than this many audiences")
     parser.add_argument("--no-publish", action="store_true", help="leave the run unpublished")
+    gates = parser.add_argument_group(
+        "publish gates", "a run that fails one is held (succeeded, not published; `publish --run ID` still "
+                         "publishes it); the first run of a database always publishes")
+    gates.add_argument("--no-gates", action="store_true", help="publish without comparing with the current run")
+    gates.add_argument("--min-share", type=float, default=defaults.min_share,
+                       help="clean rows, users and products at least this share of the current run's (default 0.5)")
+    gates.add_argument("--max-dropped", type=float, default=defaults.max_dropped,
+                       help="at most this share of the rows read dropped by cleaning (default 0.2)")
+    gates.add_argument("--recall-alpha", type=float, default=defaults.recall_alpha,
+                       help="hold when recall@100 is below the current run's with one-sided p below this "
+                            "(two-proportion z-test on hits / truth pairs; default 0.05)")
+    parser.add_argument("--retention-days", type=float, default=defaults.retention_days,
+                        help="after the run, remove exports, rejected uploads and logs older than this (default 7)")
 
 
 def _params(args: argparse.Namespace) -> RunParams:
     params = RunParams(depth=args.depth, exclude=args.exclude, holdout=args.holdout,
                        bot_daily_limit=args.bot_limit, decay_days=args.decay_days, keep_runs=args.keep_runs,
                        max_audiences_per_user=args.max_audiences_per_user,
+                       gates=not args.no_gates, min_share=args.min_share, max_dropped=args.max_dropped,
+                       recall_alpha=args.recall_alpha, retention_days=args.retention_days,
                        event_weights=_weights(args.event_weights, default_event_weights(), "--event-weights"),
                        component_weights=_weights(args.component_weights, default_component_weights(),
                                                   "--component-weights"))
@@ -87,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Generate the demo marketplace, then run and publish it.")
     demo.add_argument("--rows", type=int, default=DEMO_ROWS)
     demo.add_argument("--seed", type=int, default=DEMO_SEED)
-    demo.add_argument("--out", default=DEMO_DIR, help="where the generated files go")
+    demo.add_argument("--out", default=None, help="where the generated files go (default: demo-ROWS-sSEED beside "
+                                                  "the database); files an earlier demo wrote are reused, never "
+                                                  "overwritten")
     _add_run_options(demo)
 
     export = sub.add_parser("export", help="audiences as CSV (product_id,rank,customer_id,score)",
@@ -109,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--run", type=int, required=True)
     _add_db(publish)
 
+    gc = sub.add_parser("gc", help="free disk space: old files, pruned runs, VACUUM",
+                        description="Remove exports, rejected uploads and logs older than --days beside the "
+                                    "database, prune the audiences of old runs, and VACUUM when it frees space.")
+    _add_db(gc)
+    gc.add_argument("--days", type=float, default=RunParams().retention_days, help="retention in days (default 7)")
+    gc.add_argument("--keep-runs", type=int, default=RunParams().keep_runs,
+                    help="keep audiences of this many latest runs (default 5; the published one always)")
+
     bench = sub.add_parser("bench", help="time every stage of a full run",
                            description="Generate data once, then time each stage of a run; print peak RSS.")
     bench.add_argument("--rows", type=int, default=DEMO_ROWS)
@@ -125,9 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.cli import commands
     try:
-        return getattr(commands, f"cmd_{args.command}")(args)
+        _check_db(args)
+        code = getattr(commands, f"cmd_{args.command}")(args)
+        sys.stdout.flush()  # a reader that went away (`runs | head`) shows up here, inside the handlers
+        return code
+    except BrokenPipeError:
+        # Like any Unix tool whose reader stopped early: nothing more to say, and nothing went wrong.
+        _drop_stdout()
+        return 141
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:
+        print(f"error: {_database_problem(args, exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {_os_problem(exc)} (the published run is unchanged)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the run was marked failed; the published run is unchanged", file=sys.stderr)
@@ -136,3 +178,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected {type(exc).__name__}: {exc} (the published run is unchanged)", file=sys.stderr)
         return 1
 
+
+def _check_db(args: argparse.Namespace) -> None:
+    if "db" not in args:
+        return
+    path = db_path(args.db)
+    if path.is_dir():
+        raise InputError(f"--db {path} is a directory; pass the database file inside it, e.g. {path / 'audiences.db'}")
+
+
+def _database_problem(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> str:
+    """A file that SQLite cannot use: say which, and how to get a working database back."""
+    path = db_path(getattr(args, "db", None))
+    if "locked" in str(exc) or "busy" in str(exc):
+        return f"database {path} is busy ({exc}); wait for the other writer to finish and try again"
+    return (f"database {path} is not a usable workbench database ({exc}); if it is the right file it is "
+            f"damaged: move it aside (mv {path} {path}.broken) and rebuild with `python -m pipeline demo "
+            f"--db {path}` or rerun your last `run`, or restore it from a backup")
+
+
+def _os_problem(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the disk{where}; free some (`python -m pipeline gc`) and try again"
+    return f"{exc.strerror or exc}{where}; check the path and its permissions"
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not hit the closed pipe again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. captured in a test)
+        pass

@@ -15,7 +15,12 @@ from store.errors import InputError
 OFFSET_AFTER_TIME = r"\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
 # A positive-looking integer, optionally written as 12.0; at most 18 digits so it fits int64.
 INTEGER_TEXT = r"^\+?\d{1,18}(\.0*)?$"
-CHECKS = ("rows_read", "missing_fields", "bad_dates", "duplicates", "bot_rows", "unknown_events", "rows_clean")
+CHECKS = ("rows_read", "missing_fields", "bad_dates", "future_dates", "absurd_dates", "duplicates", "bot_rows",
+          "unknown_events", "rows_clean")
+DROPPED = CHECKS[1:7]  # the checks that drop rows: rows_read - their sum == rows_clean
+# No marketplace event predates this: such a date is a default or a typo (1970-01-01, 0023-...), not history.
+EARLIEST = pd.Timestamp("2000-01-01")
+ISO_DATE = r"^\s*(\d{4})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?:$|[T ])"
 
 
 @dataclass
@@ -79,7 +84,26 @@ def _bot_customers(events: pd.DataFrame, limit: int) -> np.ndarray:
     return per_day[per_day > limit].index.get_level_values("c").unique().to_numpy()
 
 
-def clean(raw: pd.DataFrame, params: RunParams) -> Cleaned:
+def _out_of_range_years(text: pd.Series) -> np.ndarray:
+    """The year of well-formed ISO dates a timestamp cannot hold (before 1677 or after 2262), else 0:
+    year 0023 or 9999 is an absurd or a future date, not an unparseable one."""
+    if not _is_text(text):
+        return np.zeros(len(text), dtype=np.int64)
+    year = pd.to_numeric(text.astype(object).str.extract(ISO_DATE, expand=False), errors="coerce")
+    year = year.fillna(0).astype(np.int64).to_numpy()
+    # A year a timestamp can hold did not parse for another reason (2023-02-30): that is a bad date.
+    return np.where((year < pd.Timestamp.min.year) | (year > pd.Timestamp.max.year), year, 0)
+
+
+def _keep(events: pd.DataFrame, drop: pd.Series, counts: dict[str, int], check: str) -> pd.DataFrame:
+    counts[check] = int(drop.sum())
+    return events[~drop.to_numpy()] if counts[check] else events
+
+
+def clean(raw: pd.DataFrame, params: RunParams, now: pd.Timestamp | None = None) -> Cleaned:
+    """now: the time of the run (default: the clock); an event after it cannot have happened yet."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = (now.tz_convert("UTC") if now.tzinfo else now.tz_localize("UTC")).tz_convert(None)
     counts = {"rows_read": len(raw)}
 
     customer, customer_ok = _positive_ids(raw["customer_id"])
@@ -88,31 +112,35 @@ def clean(raw: pd.DataFrame, params: RunParams) -> Cleaned:
     ok = customer_ok & product_ok & (event != "").to_numpy()
     counts["missing_fields"] = int((~ok).sum())
 
+    dates = raw["event_date"][ok]
     events = pd.DataFrame({
         "customer_id": customer[ok],
         "product_id": product[ok],
         "event": event[ok].reset_index(drop=True),
         # Naive UTC from here on: same instants, and numpy handles it without per-row Timestamp objects.
-        "event_date": _parse_dates(raw["event_date"][ok]).dt.tz_convert(None).to_numpy(),
+        "event_date": _parse_dates(dates).dt.tz_convert(None).to_numpy(),
     })
-    parsed = events["event_date"].notna()
-    counts["bad_dates"] = int((~parsed).sum())
-    events = events[parsed]
-
+    unparsed = events["event_date"].isna().to_numpy()
+    events["year_out_of_range"] = 0
+    events.loc[unparsed, "year_out_of_range"] = _out_of_range_years(dates[unparsed])  # the few unparsed rows
+    year = events["year_out_of_range"]
+    events = _keep(events, events["event_date"].isna() & (year == 0), counts, "bad_dates")
+    year = events["year_out_of_range"]
+    events = _keep(events, (events["event_date"] > now) | (year > now.year), counts, "future_dates")
+    year = events["year_out_of_range"]
+    events = _keep(events, (events["event_date"] < EARLIEST) | year.between(1, EARLIEST.year - 1), counts,
+                   "absurd_dates")
+    events = events.drop(columns="year_out_of_range")
     duplicated = events.duplicated(["customer_id", "product_id", "event", "event_date"], keep="first")
-    counts["duplicates"] = int(duplicated.sum())
-    events = events[~duplicated]
-
+    events = _keep(events, duplicated, counts, "duplicates")
     bots = _bot_customers(events, params.bot_daily_limit)
-    is_bot = events["customer_id"].isin(bots)
-    counts["bot_rows"] = int(is_bot.sum())
-    events = events[~is_bot]
+    events = _keep(events, events["customer_id"].isin(bots), counts, "bot_rows")
 
     events["event"] = events["event"].cat.remove_unused_categories()
     counts["unknown_events"] = int((~events["event"].isin(list(params.event_weights))).sum())
     counts["rows_clean"] = len(events)
     if events.empty:
-        dropped = ", ".join(f"{k}={counts[k]}" for k in CHECKS[1:5])
+        dropped = ", ".join(f"{k}={counts[k]}" for k in DROPPED)
         raise InputError(f"no valid row left after cleaning ({dropped}); check the ids, events and dates")
     # Grouped by customer (stable, so each customer's rows keep their file order): every later groupby
     # and hash on customer ids then walks memory in order, ~20% faster at millions of rows.

@@ -3,7 +3,11 @@ with one line that says what is wrong and how to fix it."""
 from __future__ import annotations
 
 import codecs
+import gzip
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -15,6 +19,10 @@ from store.errors import InputError
 REQUIRED = ("customer_id", "product_id", "event", "event_date")
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+SEPARATORS = {";": "';'-separated", "\t": "tab-separated", "|": "'|'-separated"}
+
+
 def _check_file(path: Path, what: str) -> None:
     if not path.exists():
         raise InputError(f"{what} not found: {path}; check the path")
@@ -24,29 +32,44 @@ def _check_file(path: Path, what: str) -> None:
         raise InputError(f"{what} {path} is empty; export the data again")
 
 
+def _is_gzip(path: Path) -> bool:
+    """By content, not name: a gzip file called .csv is read like one called .csv.gz."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def _open_bytes(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
+
+
 def _check_utf8(path: Path, what: str) -> None:
     """Decode the whole file incrementally: a stray byte deep in the file must not pass silently."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 24):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                bad = offset + exc.start
-                raise InputError(f"{what} {path} is not UTF-8 (byte 0x{block[exc.start]:02x} at offset {bad}); "
-                                 "re-export it as UTF-8") from None
-            offset += len(block)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise InputError(f"{what} {path} is not UTF-8 (truncated character at the end); "
-                             "re-export it as UTF-8") from None
+    try:
+        with _open_bytes(path) as fh:
+            while block := fh.read(1 << 24):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    bad = offset + exc.start
+                    raise InputError(f"{what} {path} is not UTF-8 (byte 0x{block[exc.start]:02x} at offset {bad}); "
+                                     "re-export it as UTF-8") from None
+                offset += len(block)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputError(f"{what} {path} is not a readable gzip file ({exc or 'cut short'}); "
+                         "compress it again or pass the plain CSV") from None
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {path} is not UTF-8 (truncated character at the end); "
+                         "re-export it as UTF-8") from None
 
 
 def _header(path: Path) -> list[str]:
-    with open(path, encoding="utf-8-sig") as fh:
-        return next(iter(fh), "").rstrip("\r\n").split(",")
+    with _open_bytes(path) as fh:
+        first = fh.readline()
+    return first.decode("utf-8-sig").rstrip("\r\n").split(",")
 
 
 def _match_columns(found: list[str], required: tuple[str, ...], path: Path, what: str) -> dict[str, str]:
@@ -56,23 +79,29 @@ def _match_columns(found: list[str], required: tuple[str, ...], path: Path, what
         by_norm.setdefault(name.strip().strip('"').lower(), name)
     missing = [c for c in required if c not in by_norm]
     if missing:
-        if len(found) == 1 and ";" in found[0]:
-            raise InputError(f"{what} {path} looks ';'-separated; save it comma-separated (CSV with ',')")
+        for separator, words in SEPARATORS.items():
+            if len(found) == 1 and separator in found[0]:
+                raise InputError(f"{what} {path} looks {words}; save it comma-separated (CSV with ',')")
         shown = ", ".join(n.strip() for n in found) or "(none)"
         raise InputError(f"{what} {path} is missing column(s) {', '.join(missing)}; columns found: {shown}")
     return {c: by_norm[c] for c in required}
 
 
-def _read_csv_strings(path: Path, required: tuple[str, ...], what: str,
-                      optional: tuple[str, ...] = ()) -> pd.DataFrame:
+def _csv_columns(path: Path, required: tuple[str, ...], what: str, optional: tuple[str, ...] = ()) -> dict[str, str]:
+    """Everything checked before parsing the rows: encoding (whole file), header, required columns.
+    Returns {our name: the file's header name} for the required and the present optional columns."""
     _check_utf8(path, what)
     found = _header(path)
     columns = _match_columns(found, required, path, what)
     normalized = {n.strip().strip('"').lower(): n for n in found}
     columns.update({c: normalized[c] for c in optional if c in normalized})
+    return columns
+
+
+def _read_csv_strings(path: Path, columns: dict[str, str], what: str) -> pd.DataFrame:
     try:
         table = pacsv.read_csv(
-            path,
+            pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None),
             read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
@@ -99,7 +128,11 @@ EXPECTED_WORDS = {"customer_id": "integers", "product_id": "integers", "event": 
                   "event_date": "timestamps or ISO-8601 strings"}
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _parquet_columns(path: Path) -> dict[str, str]:
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -111,32 +144,65 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         if not any(check(kind) for check in PARQUET_TYPES[name]):
             raise InputError(f"events file {path}: column {source} has Parquet type {kind}, expected "
                              f"{EXPECTED_WORDS[name]}; fix the column type in the export")
-    table = pq.read_table(path, columns=list(columns.values()))
-    frame = table.to_pandas()
-    return frame.rename(columns={v: k for k, v in columns.items()})
+    return columns
+
+
+def _events_columns(path: Path) -> dict[str, str]:
+    _check_file(path, "events file")
+    return _parquet_columns(path) if _is_parquet(path) else _csv_columns(path, REQUIRED, "events file")
+
+
+def check_events_file(path: str | Path) -> None:
+    """The one check of an events file before a run (the app calls it too): raises InputError with the
+    same line `run` would print (missing, a directory, empty, bad gzip, not UTF-8, a ';' or tab separator,
+    a missing column, Parquet columns of the wrong type); returns None when the file can be read."""
+    _events_columns(Path(path))
 
 
 def read_events(path: str | Path) -> pd.DataFrame:
     """The four required columns, raw (cleaning decides what each value means)."""
     path = Path(path)
-    _check_file(path, "events file")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame = _read_parquet(path)
+    columns = _events_columns(path)
+    if _is_parquet(path):
+        frame = pq.read_table(path, columns=list(columns.values())).to_pandas()
+        frame = frame.rename(columns={v: k for k, v in columns.items()})
     else:
-        frame = _read_csv_strings(path, REQUIRED, "events file")
+        frame = _read_csv_strings(path, columns, "events file")
     if frame.empty:
         raise InputError(f"events file {path} has a header but no data rows; export the data again")
     return frame
 
 
-def read_products(path: str | Path) -> pd.DataFrame:
-    """Product catalogue: product_id and category; a row per product (first one wins)."""
-    path = Path(path)
+@dataclass(frozen=True)
+class Catalogue:
+    products: pd.DataFrame  # product_id int64 (unique), category
+    duplicates: int         # rows whose product_id repeats an earlier row's (dropped: the first one wins)
+
+
+def _catalogue_columns(path: Path) -> dict[str, str]:
     _check_file(path, "products file")
-    frame = _read_csv_strings(path, ("product_id",), "products file", optional=("category",))
-    frame["category"] = frame["category"].str.strip() if "category" in frame else "unknown"
+    return _csv_columns(path, ("product_id", "category"), "products file")
+
+
+def check_products_file(path: str | Path) -> None:
+    """check_events_file's twin for the optional catalogue (CSV with product_id and category)."""
+    _catalogue_columns(Path(path))
+
+
+def read_catalogue(path: str | Path) -> Catalogue:
+    """Product catalogue: product_id and category, one row per product, its duplicate ids counted."""
+    path = Path(path)
+    columns = _catalogue_columns(path)
+    frame = _read_csv_strings(path, columns, "products file")
+    frame["category"] = frame["category"].str.strip()
     ids = pd.to_numeric(frame["product_id"].str.strip(), errors="coerce").astype("float64")
     frame = frame.assign(product_id=ids)[ids.notna() & (ids > 0) & (ids % 1 == 0)]
     frame["product_id"] = frame["product_id"].astype("int64")
     frame["category"] = frame["category"].replace("", "unknown")
-    return frame.drop_duplicates("product_id").reset_index(drop=True)
+    repeated = frame["product_id"].duplicated()
+    return Catalogue(frame[~repeated].reset_index(drop=True), int(repeated.sum()))
+
+
+def read_products(path: str | Path) -> pd.DataFrame:
+    """The catalogue's rows, one per product (first one wins)."""
+    return read_catalogue(path).products
