@@ -23,3 +23,7 @@ class NoDatabaseError(WorkbenchError):
 
 class NoPublishedRunError(WorkbenchError):
     """The database has no published run yet."""
+
+
+class DatabaseDamagedError(WorkbenchError):
+    """The database file exists but SQLite cannot read it (not a database, or damaged)."""

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from store.names import SCORE_SCALE
-
-MAX_DEPTH = 1000
+from store.names import MAX_DEPTH, SCORE_SCALE
 
 
 TABLES: dict[str, dict] = {

@@ -7,6 +7,7 @@ fails (exit 1) on any failed request.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
@@ -22,20 +23,26 @@ from stress.server import ROOT, Server, get
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
+def _locust_timespan():
+    """locust.util.timespan.parse_timespan, loaded from its file: importing it the usual way runs
+    locust/__init__.py, which gevent-patches this whole process (threads, sockets, subprocesses)."""
+    spec = importlib.util.find_spec("locust")  # finds the package without importing it
+    module_spec = importlib.util.spec_from_file_location(
+        "locust_timespan", Path(spec.origin).parent / "util" / "timespan.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.parse_timespan
+
+
 def parse_duration(text: str) -> float:
-    """'300', '90s', '5m', '1h30m' -> seconds."""
-    units, total, number = {"h": 3600, "m": 60, "s": 1}, 0.0, ""
-    for ch in text.strip().lower():
-        if ch.isdigit() or ch == ".":
-            number += ch
-        elif ch in units and number:
-            total, number = total + float(number) * units[ch], ""
-        else:
-            raise ValueError(f"--duration takes e.g. 300, 90s, 5m or 1h30m, got {text!r}")
-    total += float(number) if number else 0.0
-    if total <= 0:
+    """'300', '90s', '5m', '1h30m' -> seconds, by locust's own parser (the same one its -t flag uses)."""
+    try:
+        seconds = _locust_timespan()(text.strip().lower())
+    except ValueError:
+        raise ValueError(f"--duration takes e.g. 300, 90s, 5m or 1h30m, got {text!r}") from None
+    if seconds <= 0:
         raise ValueError(f"--duration must be positive, got {text!r}")
-    return total
+    return float(seconds)
 
 
 def read_stats(path: Path) -> list[dict]:
