@@ -16,11 +16,15 @@ class Recommendation(BaseModel):
 
 
 class RecommendResponse(BaseModel):
-    model_config = _example({
-        "product_id": 4021, "run_id": 3, "cold_start": False, "note": None,
-        "recommendations": [{"customer_id": 117, "score": 0.912345678, "rank": 1},
-                            {"customer_id": 52, "score": 0.876543210, "rank": 2}],
-        "count": 2})
+    # Two examples: a new product (first, every field set: OpenAPI output drops an example's nulls) and a known one.
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"product_id": 990001, "run_id": 3, "cold_start": True,
+         "note": "new product: 990001 was not seen in run 3, so it gets the fallback audience (the most engaged "
+                 "users overall)",
+         "recommendations": [{"customer_id": 8, "score": 0.975000000, "rank": 1}], "count": 1},
+        {"product_id": 4021, "run_id": 3, "cold_start": False, "note": None,
+         "recommendations": [{"customer_id": 117, "score": 0.912345678, "rank": 1},
+                             {"customer_id": 52, "score": 0.876543210, "rank": 2}], "count": 2}]})
     product_id: int
     run_id: int
     cold_start: bool = Field(description="true when the run has not seen the product: the fallback audience")

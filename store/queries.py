@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from store import read
-from store.names import SCORE_SCALE, strategy_label
+from store.names import CURRENT_RUN_SQL, SCORE_SCALE, strategy_label  # noqa: F401 - CURRENT_RUN_SQL: readers of queries use it
 from store.packing import digits_to_int
 
 CHART_TABLES = ("cohort_retention", "daily_events", "activity_histogram", "product_months", "top_products")
