@@ -84,6 +84,25 @@ class CpuSampler(threading.Thread):
         return {k: round(sum(v[2:]) / max(len(v) - 2, 1), 1) for k, v in self.samples.items()}
 
 
+class RunWatcher(threading.Thread):
+    """The run ids /health reports, once a second, in the order they were served: a hot reload under load
+    shows as [1, 2, ...] next to the failure count."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.port, self.served = port, []
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(1.0):
+            try:
+                run_id = json.loads(get(self.port, "/health")[1]).get("run_id")
+            except (OSError, ValueError):
+                continue
+            if not self.served or self.served[-1] != run_id:
+                self.served.append(run_id)
+
+
 def locust_command(url: str, users: int, spawn_rate: float, seconds: float, processes: int, prefix: Path,
                    html: Path) -> list[str]:
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
@@ -119,8 +138,12 @@ def run(db: Path, users: int, spawn_rate: float, duration: str, workers: int, lo
         print(f"API on {api.url} (run {run_id}, {workers} workers) started in {api.startup_seconds:.2f} s; "
               f"locust: {users} users, spawn rate {spawn_rate:g}/s, {seconds:g} s", flush=True)
         cmd = locust_command(api.url, users, spawn_rate, seconds, locust_processes, prefix, html)
+        watcher = RunWatcher(api.port)
+        watcher.start()
         output, status, cpu = run_locust(cmd, api, seconds)
+        watcher.stop_event.set()
         rss = api.worker_rss_mib()
+    print(f"runs served during the test, in order: {watcher.served}")
     log.write_text(output)
     if not Path(f"{prefix}_stats.csv").is_file():
         print(f"locust wrote no statistics (exit status {status}); see {log}", file=sys.stderr)
