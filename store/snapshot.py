@@ -314,6 +314,7 @@ def open_run(db: os.PathLike, con: sqlite3.Connection, run_id: int) -> Snapshot:
         return load(db, run_id, created_at)
     except SnapshotInvalid as first:
         reason = first
+    snap = None
     try:
         with _Lock(db, run_id):
             try:  # another worker may have rebuilt it while this one waited for the lock
@@ -327,7 +328,7 @@ def open_run(db: os.PathLike, con: sqlite3.Connection, run_id: int) -> Snapshot:
             return load(db, run_id, created_at)
     except OSError as exc:
         log.warning("snapshot of run %s cannot be written (%s): serving it from memory", run_id, exc)
-        return build(con, run_id)
+        return snap if snap is not None else build(con, run_id)
 
 
 def remove(db: os.PathLike, run_ids: list[int]) -> None:
