@@ -7,15 +7,10 @@ from fastapi import Depends, HTTPException, Request
 
 from api.cache import AudienceCache
 from api.reload import CacheHolder
-from api.settings import Settings
 
 
 def get_holder(request: Request) -> CacheHolder:
     return request.app.state.holder
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def current_cache(holder: Annotated[CacheHolder, Depends(get_holder)]) -> AudienceCache:
@@ -28,4 +23,3 @@ def current_cache(holder: Annotated[CacheHolder, Depends(get_holder)]) -> Audien
 
 Cache = Annotated[AudienceCache, Depends(current_cache)]
 Holder = Annotated[CacheHolder, Depends(get_holder)]
-AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -2,8 +2,9 @@
 
 FastAPI's per-request work (middleware, routing, dependency solving, validation, a Response object)
 costs several times what this lookup does. Requests in the plain form the API documents are answered
-here with the same bytes the FastAPI route builds; anything else (HEAD, other parameters, a value out
-of range, no run loaded) goes on to FastAPI, which validates it and answers with the documented error.
+here with the same bytes the FastAPI route builds (a HEAD arrives here as a GET whose body is dropped,
+see api.main); anything else (other parameters, a value out of range, no run loaded) goes on to FastAPI,
+which validates it and answers with the documented error.
 """
 from __future__ import annotations
 

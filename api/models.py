@@ -10,16 +10,21 @@ def _example(example: dict) -> ConfigDict:
 
 class Recommendation(BaseModel):
     customer_id: int
-    score: float = Field(description="the strategy's score; higher is better")
+    score: float = Field(description="the strategy's score, higher is better, printed with nine decimals "
+                                     "(the stored precision) as on every other surface")
     rank: int = Field(description="1 is the best")
 
 
 class RecommendResponse(BaseModel):
-    model_config = _example({
-        "product_id": 4021, "run_id": 3, "cold_start": False, "note": None,
-        "recommendations": [{"customer_id": 117, "score": 0.912345678, "rank": 1},
-                            {"customer_id": 52, "score": 0.87654321, "rank": 2}],
-        "count": 2})
+    # Two examples: a new product (first, every field set: OpenAPI output drops an example's nulls) and a known one.
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"product_id": 990001, "run_id": 3, "cold_start": True,
+         "note": "new product: 990001 was not seen in run 3, so it gets the fallback audience (the most engaged "
+                 "users overall)",
+         "recommendations": [{"customer_id": 8, "score": 0.975000000, "rank": 1}], "count": 1},
+        {"product_id": 4021, "run_id": 3, "cold_start": False, "note": None,
+         "recommendations": [{"customer_id": 117, "score": 0.912345678, "rank": 1},
+                             {"customer_id": 52, "score": 0.876543210, "rank": 2}], "count": 2}]})
     product_id: int
     run_id: int
     cold_start: bool = Field(description="true when the run has not seen the product: the fallback audience")
@@ -54,13 +59,15 @@ class SampleResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    model_config = _example({"status": "healthy", "run_id": 3, "products": 200325,
+    model_config = _example({"status": "healthy", "model_loaded": True, "run_id": 3, "products": 200325,
                              "loaded_at": "2024-05-01T10:00:00+00:00", "detail": None})
     status: str = Field(description="healthy, or unavailable (with HTTP 503) while no run is loaded")
+    model_loaded: bool = Field(description="true once a run is loaded (clients check it with status)")
     run_id: int | None
     products: int
     loaded_at: str | None
-    detail: str | None = Field(default=None, description="what is missing and how to fix it")
+    detail: str | None = Field(default=None, description=(
+        "what is missing and how to fix it; while healthy, why a newer run could not be loaded"))
 
 
 class EvaluationRow(BaseModel):

@@ -2,7 +2,8 @@
 
 Requests read ``holder.cache`` once and use that object to the end, so a swap (one assignment) can
 never hand a request half of one run and half of another, and the old cache lives on until its last
-request is done.
+request is done. A look that fails (the database deleted, replaced by a broken file, a snapshot that
+cannot be built) keeps serving the last good run and says why on /health.
 """
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ import asyncio
 import logging
 import os
 import sqlite3
-import threading
 
-from api import store_read
 from api.cache import AudienceCache, build_cache
 from api.settings import Settings
+from store import read
 from store.errors import WorkbenchError
 
 log = logging.getLogger("api.reload")
@@ -25,44 +25,47 @@ class CacheHolder:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.cache: AudienceCache | None = None
-        self.problem = f"the API is starting: loading {settings.db}"
+        self.problem = f"the API is starting: loading {settings.db}"  # why there is no cache, or why it is stale
         self._con: sqlite3.Connection | None = None
         self._file: tuple[int, int] | None = None
         self._version: int | None = None
         self._cache_file: tuple[int, int] | None = None  # the file the served cache came from
+        self.stale: str | None = None  # while a run is served: why the last look for a newer one failed
 
-    def refresh(self, users_in_background: bool = False) -> bool:
-        """Load the current run if it is not the one served; True when a new cache was swapped in.
-        At startup the user table may load in the background (the audiences are what clients wait
-        for); on a reload it loads before the swap, so the swap is whole."""
+    def refresh(self) -> bool:
+        """Load the current run if it is not the one served; True when a new cache was swapped in."""
         con = self._connection()
-        version = store_read.data_version(con)
+        version = read.data_version(con)
         if version == self._version:
             return False  # nothing was committed since the last look
-        run_id = store_read.current_run_id(con)
+        run_id = read.current_run_id(con)
         if run_id is None:
             self.problem = NO_RUN_HINT.format(db=self.settings.db)
         served = self.cache is not None and (self.cache.run_id, self._cache_file) == (run_id, self._file)
         if run_id is None or served:
             self._version = version
             return False
-        fresh = build_cache(str(self.settings.db), run_id, load_users=not users_in_background)
+        fresh = build_cache(str(self.settings.db), con, run_id)
         self.cache = fresh  # the swap
         self._version, self._cache_file = version, self._file
-        if users_in_background:
-            threading.Thread(target=fresh.users.load, name=f"users-run-{run_id}", daemon=True).start()
         log.info("serving run %s: %s products", run_id, len(fresh.product_ids))
         return True
 
-    def poll(self, users_in_background: bool = False) -> None:
+    def poll(self) -> None:
         """refresh() that never raises: a failed look keeps the served run and is retried next time."""
         try:
-            self.refresh(users_in_background)
+            self.refresh()
+            self.stale = None
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive any one failed look
+            reason = str(exc) if isinstance(exc, WorkbenchError) else f"loading failed: {exc}"
+            if isinstance(exc, sqlite3.DatabaseError):
+                reason = str(read.damaged(self.settings.db, exc))
             if self.cache is None:
-                self.problem = str(exc) if isinstance(exc, WorkbenchError) else f"loading failed: {exc}"
+                self.problem = reason
+            else:
+                self.stale = f"still serving run {self.cache.run_id}: {reason}"
             log.warning("reload of %s failed, still serving run %s: %s", self.settings.db,
-                        self.cache.run_id if self.cache else None, exc)
+                        self.cache.run_id if self.cache else None, reason)
             self.close()
 
     def _connection(self) -> sqlite3.Connection:
@@ -75,7 +78,7 @@ class CacheHolder:
             file = None
         if self._con is None or file != self._file:
             self.close()
-            self._con = store_read.connect(self.settings.db)
+            self._con = read.connect(self.settings.db)
             self._file = file
         return self._con
 

@@ -1,30 +1,31 @@
-"""The API's settings, read once from the environment."""
+"""The API's settings, read once from the environment when the app is created (pydantic-settings)."""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from store.names import db_path
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from store.names import DEFAULT_DB
+
+PREFIX = "AUDIENCE_"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """db: the SQLite file ($AUDIENCE_DB); reload_seconds: how often to look for a newly published run
-    ($AUDIENCE_RELOAD_SECONDS); users_wait_seconds: how long /users waits for the user table that
-    loads in the background after startup."""
+    ($AUDIENCE_RELOAD_SECONDS)."""
 
-    db: Path
-    reload_seconds: float = 2.0
-    users_wait_seconds: float = 10.0
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore")
+
+    db: Path = Field(default=Path(DEFAULT_DB), description="the SQLite database the pipeline writes")
+    reload_seconds: float = Field(default=2.0, gt=0, description="seconds between looks for a new run")
 
     @classmethod
     def from_env(cls) -> "Settings":
-        reload_text = os.environ.get("AUDIENCE_RELOAD_SECONDS", "2")
+        """The settings, or one line naming the variable that is wrong (no traceback)."""
         try:
-            reload_seconds = float(reload_text)
-        except ValueError:
-            raise SystemExit(f"AUDIENCE_RELOAD_SECONDS must be a number of seconds, got {reload_text!r}") from None
-        if reload_seconds <= 0:
-            raise SystemExit(f"AUDIENCE_RELOAD_SECONDS must be positive, got {reload_text!r}")
-        return cls(db=db_path(), reload_seconds=reload_seconds)
+            return cls()
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise SystemExit(f"{PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}, "
+                             f"got {str(error.get('input'))[:100]!r}") from None

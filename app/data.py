@@ -15,11 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from store import queries
-
-COMPONENT_COLUMNS = ["norm_total", "norm_unique", "norm_avg_event", "norm_frequency", "norm_recency"]
+from store.names import COMPONENT_COLUMNS
 FEATURE_COLUMNS = ["customer_id", "total_interactions", "unique_products", "avg_event_score",
                    "interaction_frequency", "recency_days", "engagement_score", "engagement_rank",
-                   "audience_count", *COMPONENT_COLUMNS]
+                   "audience_count", *COMPONENT_COLUMNS.values()]
 
 
 class RunRef(NamedTuple):
@@ -52,10 +51,7 @@ def ref(db: str, run: dict) -> RunRef:
     return RunRef(db, int(run["run_id"]), str(run["created_at"]))
 
 
-def previous_succeeded(all_runs: list[dict], run_id: int) -> dict | None:
-    """The latest succeeded run before this one: the baseline for "change since the previous run"."""
-    earlier = [r for r in all_runs if r["status"] == "succeeded" and r["run_id"] < run_id]
-    return max(earlier, key=lambda r: r["run_id"]) if earlier else None
+previous_succeeded = queries.previous_succeeded  # the baseline of "change since the previous run"
 
 
 @st.cache_data(show_spinner="Loading run statistics…", max_entries=64)

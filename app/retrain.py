@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 
+from store.names import utc_now
+
 ROOT = Path(__file__).resolve().parents[1]
 UPLOAD_LIMIT_MB = 200  # keep equal to server.maxUploadSize in .streamlit/config.toml
 REQUIRED = ("customer_id", "product_id", "event", "event_date")
@@ -74,11 +76,6 @@ def command(db: str, source: Source, params: dict, publish: bool) -> list[str]:
     if params["strategy"] != PIPELINE_DEFAULT:
         cmd += ["--strategy", params["strategy"]]
     return cmd + ([] if publish else ["--no-publish"])
-
-
-def utc_now() -> str:
-    from datetime import datetime, timezone
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def start(cmd: list[str], log_dir: Path) -> Job:

@@ -28,7 +28,7 @@ from pipeline.data.ingest import Catalogue, read_catalogue, read_events
 from pipeline.strategies import AUTO, get_strategy
 from store import writer
 from store.errors import DiskFullError, WorkbenchError
-from store.names import strategy_label
+from store.names import COMPONENT_COLUMNS, strategy_label
 from store.packing import SCORE_WIDTH, digit_width, pack_ids, pack_scores
 
 Progress = Callable[[str, float], None]
@@ -306,7 +306,7 @@ def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame
 def _write_user_features(wdb, run_id: int, users: pd.DataFrame) -> None:
     columns = ["customer_id", "total_interactions", "unique_products", "avg_event_score",
                "interaction_frequency", "recency_days", "engagement_score", "days_active", "last_event",
-               "norm_total", "norm_unique", "norm_avg_event", "norm_frequency", "norm_recency",
+               *COMPONENT_COLUMNS.values(),
                "engagement_rank", "audience_count"]
     frame = users[columns].copy()
     frame["last_event"] = np.datetime_as_string(frame["last_event"].to_numpy(), unit="s")

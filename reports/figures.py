@@ -11,17 +11,16 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from store.names import COMPONENT_COLUMNS
+
 EVENT_COLORS = {"cart": "#4C78A8", "purchased": "#F58518", "wishlist": "#54A24B", "rating": "#B279A2",
                 "search_keyword": "#9D755D"}
 OTHER_COLOR = "#BAB0AC"
 # Component weight name (runs.params["component_weights"]) -> (label, user_features column, colour).
-COMPONENTS = {
-    "total": ("Interactions", "norm_total", "#4C78A8"),
-    "unique": ("Distinct products", "norm_unique", "#72B7B2"),
-    "avg_event": ("Event strength", "norm_avg_event", "#F58518"),
-    "frequency": ("Frequency", "norm_frequency", "#54A24B"),
-    "recency": ("Recency", "norm_recency", "#B279A2"),
-}
+COMPONENTS = {name: (label, COMPONENT_COLUMNS[name], color) for name, label, color in (
+    ("total", "Interactions", "#4C78A8"), ("unique", "Distinct products", "#72B7B2"),
+    ("avg_event", "Event strength", "#F58518"), ("frequency", "Frequency", "#54A24B"),
+    ("recency", "Recency", "#B279A2"))}
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 

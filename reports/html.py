@@ -62,8 +62,8 @@ def _stamp(iso: str) -> str:
 
 
 def _previous_stats(con, all_runs: list[dict], run_id: int) -> tuple[int | None, dict | None]:
-    earlier = [r["run_id"] for r in all_runs if r["status"] == "succeeded" and r["run_id"] < run_id]
-    return (max(earlier), queries.stats(con, max(earlier))) if earlier else (None, None)
+    previous = queries.previous_succeeded(all_runs, run_id)
+    return (previous["run_id"], queries.stats(con, previous["run_id"])) if previous else (None, None)
 
 
 def _overview(con, run: dict, stats: dict, all_runs: list[dict]) -> str:

@@ -27,3 +27,7 @@ class NoPublishedRunError(WorkbenchError):
 
 class DiskFullError(WorkbenchError):
     """The disk filled up during a run: the run is failed, the published run is untouched."""
+
+
+class DatabaseDamagedError(WorkbenchError):
+    """The database file exists but SQLite cannot read it (not a database, or damaged)."""

@@ -1,93 +1,45 @@
-"""Read-only queries shared by the app, the API, the reports and the export command.
+"""The app's and the reports' reads: thin pandas adapters over store.read (the read core the API uses
+directly), plus the few queries only the workbench needs (charts, comparisons, user lookups).
 
 Readers open the database with ``mode=ro``: they can never write, whatever a bug asks.
 """
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from store.errors import NoDatabaseError, NoPublishedRunError, RunNotFoundError
-from store.packing import digits_to_int, unpack_ids, unpack_scores
-from store.names import CURRENT_RUN_SQL, db_path, strategy_label
+from store import read
+from store.names import CURRENT_RUN_SQL, SCORE_SCALE, strategy_label  # noqa: F401 - CURRENT_RUN_SQL: readers of queries use it
+from store.packing import digits_to_int
 
 CHART_TABLES = ("cohort_retention", "daily_events", "activity_histogram", "product_months", "top_products")
 
-
-def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
-    path = db_path(path)
-    if not path.is_file():
-        raise NoDatabaseError(f"no database at {path}; build one with `python -m pipeline demo`")
-    con = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, check_same_thread=False)
-    con.execute("PRAGMA busy_timeout = 5000")
-    con.row_factory = sqlite3.Row
-    return con
-
-
-def current_run_id(con: sqlite3.Connection) -> int | None:
-    row = con.execute(CURRENT_RUN_SQL).fetchone()
-    return None if row is None else int(row[0])
-
-
-def require_current_run(con: sqlite3.Connection) -> int:
-    run_id = current_run_id(con)
-    if run_id is None:
-        raise NoPublishedRunError("no published run yet; build one with `python -m pipeline demo`")
-    return run_id
-
-
-def data_version(con: sqlite3.Connection) -> int:
-    """Changes whenever another connection commits: a cheap 'has anything changed?' probe."""
-    return int(con.execute("PRAGMA data_version").fetchone()[0])
-
-
-def _run_dict(row: sqlite3.Row) -> dict:
-    run = dict(row)
-    for key in ("params", "summary"):
-        run[key] = json.loads(run[key]) if run.get(key) else {}
-    run["held"] = json.loads(run["held"]) if run.get("held") else []  # absent in a not yet migrated database
-    return run
-
-
-def runs(con: sqlite3.Connection) -> list[dict]:
-    return [_run_dict(r) for r in con.execute("SELECT * FROM runs ORDER BY run_id DESC")]
-
-
-def run(con: sqlite3.Connection, run_id: int) -> dict:
-    row = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    if row is None:
-        raise RunNotFoundError(f"run {run_id} does not exist; `python -m pipeline runs` lists the runs")
-    return _run_dict(row)
-
-
-def held_reasons(con: sqlite3.Connection, run_id: int) -> list[str]:
-    """The publish gates the run failed ([] when none, or when it was never held); see pipeline/gates.py."""
-    return run(con, run_id)["held"]
-
-
-def has_audiences(con: sqlite3.Connection, run_id: int) -> bool:
-    return con.execute("SELECT 1 FROM audience_lists WHERE run_id = ? LIMIT 1", [run_id]).fetchone() is not None
-
-
-def stats(con: sqlite3.Connection, run_id: int) -> dict[str, float]:
-    return {r[0]: r[1] for r in con.execute("SELECT name, value FROM stats WHERE run_id = ?", [run_id])}
+# The read core's answers that need no DataFrame, under the names the app and reports already use.
+connect = read.connect
+current_run_id = read.current_run_id
+require_current_run = read.require_current_run
+data_version = read.data_version
+runs = read.runs
+run = read.run
+previous_succeeded = read.previous_succeeded
+has_audiences = read.has_audiences
+stats = read.stats
+user = read.user
+product_ids = read.product_ids
+held_reasons = read.held_reasons
 
 
 def data_quality(con: sqlite3.Connection, run_id: int) -> pd.DataFrame:
-    return pd.read_sql_query('SELECT "check", rows FROM data_quality WHERE run_id = ? ORDER BY position',
-                             con, params=[run_id])
+    return pd.DataFrame(read.data_quality(con, run_id), columns=["check", "rows"])
 
 
 def evaluation(con: sqlite3.Connection, run_id: int) -> pd.DataFrame:
     """strategy (base name), cap (NaN when uncapped), label (how people see the pair), k, metric, value."""
-    table = pd.read_sql_query("SELECT strategy, cap, k, metric, value FROM evaluation WHERE run_id = ? "
-                              "ORDER BY strategy, cap IS NOT NULL, cap, k, metric", con, params=[run_id])
+    table = pd.DataFrame(read.evaluation(con, run_id), columns=list(read.EVALUATION_COLUMNS))
+    table["cap"] = table["cap"].astype("float64")
     table.insert(2, "label", [strategy_label(s, c) for s, c in zip(table["strategy"], table["cap"])])
     return table
 
@@ -99,22 +51,17 @@ def chart_table(con: sqlite3.Connection, name: str, run_id: int) -> pd.DataFrame
         columns="run_id")
 
 
+def _ranked(ids: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"rank": np.arange(1, len(ids) + 1, dtype=np.int64), "customer_id": ids, "score": scores})
+
+
 def audience(con: sqlite3.Connection, run_id: int, product_id: int, n: int | None = None) -> pd.DataFrame:
-    """One product's audience, rank order; empty when the run has not seen the product."""
-    return pd.read_sql_query(
-        "SELECT rank, customer_id, score FROM audiences WHERE run_id = ? AND product_id = ? "
-        "AND rank <= ? ORDER BY rank", con, params=[run_id, product_id, n or 1_000_000])
+    """One product's audience (rank, customer_id, score), rank order; empty when the run has not seen it."""
+    return _ranked(*read.audience(con, run_id, product_id, n))
 
 
 def fallback(con: sqlite3.Connection, run_id: int, n: int | None = None) -> pd.DataFrame:
-    return pd.read_sql_query("SELECT rank, customer_id, score FROM fallback_audience WHERE run_id = ? "
-                             "AND rank <= ? ORDER BY rank", con, params=[run_id, n or 1_000_000])
-
-
-def user(con: sqlite3.Connection, run_id: int, customer_id: int) -> dict | None:
-    row = con.execute("SELECT * FROM user_features WHERE run_id = ? AND customer_id = ?",
-                      [run_id, customer_id]).fetchone()
-    return None if row is None else dict(row)
+    return _ranked(*read.fallback(con, run_id, n))
 
 
 def user_features(con: sqlite3.Connection, run_id: int, customer_ids: Iterable[int]) -> pd.DataFrame:
@@ -136,50 +83,14 @@ def latest_stress_run(con: sqlite3.Connection) -> dict | None:
     return None if row is None else dict(row)
 
 
-@dataclass(frozen=True)
-class AudienceMatrix:
-    """A batch of a run's audiences as dense arrays: row i is product_ids[i], valid up to sizes[i]."""
-    product_ids: np.ndarray  # (P,) int64, sorted
-    sizes: np.ndarray        # (P,) int32
-    customer_ids: np.ndarray  # (P, D) int64
-    scores: np.ndarray       # (P, D) float64
-
-
-def _decode_rows(rows: list[tuple]) -> AudienceMatrix:
-    """Rows of (product_id, size, id_width, score_width, ids, scores), one width per run."""
-    product_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    sizes = np.fromiter((r[1] for r in rows), dtype=np.int32, count=len(rows))
-    if not rows:
-        return AudienceMatrix(product_ids, sizes, np.zeros((0, 0), np.int64), np.zeros((0, 0)))
-    id_w, score_w = rows[0][2], rows[0][3]
-    ids_blob = b"".join(r[4] for r in rows)
-    score_blob = b"".join(r[5] for r in rows)
-    depth = len(rows[0][4]) // id_w
-    ids = unpack_ids(ids_blob, id_w, depth * len(rows)).reshape(len(rows), depth)
-    scores = unpack_scores(score_blob, score_w, depth * len(rows)).reshape(len(rows), depth)
-    return AudienceMatrix(product_ids, sizes, ids, scores)
-
-
 def iter_audience_frames(con: sqlite3.Connection, run_id: int, product_ids: Iterable[int] | None = None,
                          n: int | None = None, chunk: int = 5000) -> Iterator[pd.DataFrame]:
-    """Audiences as (product_id, rank, customer_id, score) frames, a chunk of products at a time,
-    so exporting all 200K audiences never holds them all in memory."""
-    sql = ("SELECT product_id, size, id_width, score_width, customer_ids, scores FROM audience_lists "
-           "WHERE run_id = ?")
-    if product_ids is None:
-        cursor = con.execute(sql + " ORDER BY product_id", [run_id])
-        batches = iter(lambda: cursor.fetchmany(chunk), [])
-    else:
-        wanted = list(dict.fromkeys(int(p) for p in product_ids))
-        batches = (con.execute(sql + f" AND product_id IN ({','.join('?' * len(part))}) ORDER BY product_id",
-                               [run_id, *part]).fetchall()
-                   for part in (wanted[i:i + 900] for i in range(0, len(wanted), 900)))
-    for rows in batches:
-        if rows:
-            yield _matrix_frame(_decode_rows(rows), n)
+    """Audiences as (product_id, rank, customer_id, score) frames, a chunk of products at a time."""
+    for m in read.iter_audiences(con, run_id, product_ids, chunk):
+        yield _matrix_frame(m, n)
 
 
-def _matrix_frame(m: AudienceMatrix, n: int | None) -> pd.DataFrame:
+def _matrix_frame(m: read.AudienceMatrix, n: int | None) -> pd.DataFrame:
     depth = m.customer_ids.shape[1]
     ranks = np.tile(np.arange(1, depth + 1), len(m.product_ids))
     keep = ranks <= np.repeat(np.minimum(m.sizes, n or depth), depth)
@@ -187,7 +98,7 @@ def _matrix_frame(m: AudienceMatrix, n: int | None) -> pd.DataFrame:
         "product_id": np.repeat(m.product_ids, depth)[keep],
         "rank": ranks[keep],
         "customer_id": m.customer_ids.ravel()[keep],
-        "score": m.scores.ravel()[keep],
+        "score": m.units.ravel()[keep] / SCORE_SCALE,
     })
 
 
@@ -199,13 +110,6 @@ def product(con: sqlite3.Connection, run_id: int, product_id: int) -> dict | Non
     row = con.execute("SELECT product_id, category, interactions, users, first_seen, last_seen FROM products "
                       "WHERE run_id = ? AND product_id = ?", [run_id, product_id]).fetchone()
     return None if row is None else dict(row)
-
-
-def product_ids(con: sqlite3.Connection, run_id: int) -> np.ndarray:
-    """Every product that has an audience in the run, sorted (int64)."""
-    rows = con.execute("SELECT product_id FROM audience_lists WHERE run_id = ? ORDER BY product_id",
-                       [run_id]).fetchall()
-    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 
 def engagement_scores(con: sqlite3.Connection, run_id: int) -> pd.DataFrame:
@@ -274,9 +178,9 @@ def _aligned_ranks(con: sqlite3.Connection, run_id: int, products: list[int], cu
     """The customer's rank in each of these products' lists, by decoding them (rank 0: not there)."""
     frames = []
     for part in (products[i:i + 900] for i in range(0, len(products), 900)):
-        m = _decode_rows(con.execute(
-            "SELECT product_id, size, id_width, score_width, customer_ids, scores FROM audience_lists "
-            f"WHERE run_id = ? AND product_id IN ({','.join('?' * len(part))})", [run_id, *part]).fetchall())
+        m = read.decode_rows(con.execute(
+            f"SELECT {read.PACKED_COLUMNS} FROM audience_lists WHERE run_id = ? "
+            f"AND product_id IN ({','.join('?' * len(part))})", [run_id, *part]).fetchall())
         hit = m.customer_ids == customer_id
         rank = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
         frames.append(pd.DataFrame({"product_id": m.product_ids, "rank": rank, "size": m.sizes})[rank > 0])

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from store.names import SCORE_SCALE
-
-MAX_DEPTH = 1000
+from store.names import COMPONENT_COLUMNS, MAX_DEPTH, SCORE_SCALE
 
 
 TABLES: dict[str, dict] = {
@@ -29,8 +27,7 @@ TABLES: dict[str, dict] = {
         columns={"run_id": int, "customer_id": int, "total_interactions": int, "unique_products": int,
                  "avg_event_score": float, "interaction_frequency": float, "recency_days": int,
                  "engagement_score": float, "days_active": int, "last_event": str,
-                 "norm_total": float, "norm_unique": float, "norm_avg_event": float,
-                 "norm_frequency": float, "norm_recency": float,
+                 **{column: float for column in COMPONENT_COLUMNS.values()},
                  "engagement_rank": int, "audience_count": int},
         pk=("run_id", "customer_id")),
     "audience_lists": dict(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -17,16 +18,14 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
+from store import snapshot
 from store.errors import RunInProgressError, RunNotFoundError
-from store.names import db_path
+from store.names import CURRENT_RUN_SQL, db_path, utc_now
 from store.schema import BULK_TABLES, ensure_schema
 
 
+log = logging.getLogger("store.writer")
 PAGE_SIZE = 16384
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
@@ -143,6 +142,7 @@ def publish(db: sqlite_utils.Database, run_id: int) -> str:
     if db.execute("SELECT 1 FROM audience_lists WHERE run_id = ? LIMIT 1", [run_id]).fetchone() is None:
         raise RunNotFoundError(f"run {run_id}'s audiences were pruned (only the last runs keep them); "
                                "publish a newer run or rerun the pipeline")
+    _write_snapshot(db, run_id)
     # Strictly later than every earlier publication, so "latest published_at" is never a tie.
     last = db.execute("SELECT max(published_at) FROM runs").fetchone()[0]
     now = datetime.now(timezone.utc)
@@ -154,12 +154,26 @@ def publish(db: sqlite_utils.Database, run_id: int) -> str:
     return stamp
 
 
+def db_file(db: sqlite_utils.Database) -> Path:
+    """The file behind a writer connection."""
+    return Path(next(row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"))
+
+
+def _write_snapshot(db: sqlite_utils.Database, run_id: int) -> None:
+    """The run's serving snapshot, in place before the run is published, so an API worker maps it at once.
+    Not fatal: SQLite is the source of truth and the API rebuilds a missing snapshot from it."""
+    try:
+        snapshot.write(db_file(db), run_id)
+    except OSError as exc:
+        log.warning("run %s: serving snapshot not written (%s); the API will rebuild it from the database",
+                    run_id, exc)
+
+
 def prune_runs(db: sqlite_utils.Database, keep: int) -> list[int]:
     """Delete the bulk tables of all but the newest `keep` succeeded runs (the published one is kept)."""
     keep_ids = [r[0] for r in db.execute(
         "SELECT run_id FROM runs WHERE status = 'succeeded' ORDER BY run_id DESC LIMIT ?", [keep])]
-    current = db.execute("SELECT run_id FROM runs WHERE status = 'succeeded' AND published_at IS NOT NULL "
-                         "ORDER BY published_at DESC, run_id DESC LIMIT 1").fetchone()
+    current = db.execute(CURRENT_RUN_SQL).fetchone()
     if current:
         keep_ids.append(current[0])
     marks = ",".join("?" * len(keep_ids)) or "NULL"
@@ -171,6 +185,7 @@ def prune_runs(db: sqlite_utils.Database, keep: int) -> list[int]:
     with db.conn:
         for table in BULK_TABLES:
             db.execute(f"DELETE FROM {table} WHERE run_id NOT IN ({marks})", keep_ids)
+    snapshot.remove(db_file(db), old)
     return old
 
 

@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "HTML reports, store a stress_runs row; exit 1 on any failure.")
     run.add_argument("--users", type=int, default=500, help="concurrent locust users (default 500)")
     run.add_argument("--spawn-rate", type=float, default=50, help="users started per second (default 50)")
-    run.add_argument("--duration", default="5m", help="e.g. 300, 90s, 5m (default 5m)")
+    run.add_argument("--duration", default="5m", help="e.g. 300, 90s, 5m, 1h30m (default 5m)")
     run.add_argument("--workers", type=int, default=2, help="API (uvicorn) worker processes (default 2)")
     run.add_argument("--locust-processes", type=int, default=1,
                      help="locust processes (locust --processes; default 1)")
@@ -37,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_database(db: Path) -> None:
     """A published run must exist: say so in one line instead of failing inside the server."""
-    from api import store_read
-    con = store_read.connect(db)
+    from store import read
+    con = read.connect(db)
     try:
-        if store_read.current_run_id(con) is None:
+        if read.current_run_id(con) is None:
             raise WorkbenchError(f"no published run in {db}; build one with `python -m pipeline demo`")
     finally:
         con.close()

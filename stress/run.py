@@ -7,6 +7,7 @@ fails (exit 1) on any failed request.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
@@ -22,20 +23,26 @@ from stress.server import ROOT, Server, get
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
+def _locust_timespan():
+    """locust.util.timespan.parse_timespan, loaded from its file: importing it the usual way runs
+    locust/__init__.py, which gevent-patches this whole process (threads, sockets, subprocesses)."""
+    spec = importlib.util.find_spec("locust")  # finds the package without importing it
+    module_spec = importlib.util.spec_from_file_location(
+        "locust_timespan", Path(spec.origin).parent / "util" / "timespan.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.parse_timespan
+
+
 def parse_duration(text: str) -> float:
-    """'300', '90s', '5m', '1h30m' -> seconds."""
-    units, total, number = {"h": 3600, "m": 60, "s": 1}, 0.0, ""
-    for ch in text.strip().lower():
-        if ch.isdigit() or ch == ".":
-            number += ch
-        elif ch in units and number:
-            total, number = total + float(number) * units[ch], ""
-        else:
-            raise ValueError(f"--duration takes e.g. 300, 90s, 5m or 1h30m, got {text!r}")
-    total += float(number) if number else 0.0
-    if total <= 0:
+    """'300', '90s', '5m', '1h30m' -> seconds, by locust's own parser (the same one its -t flag uses)."""
+    try:
+        seconds = _locust_timespan()(text.strip().lower())
+    except ValueError:
+        raise ValueError(f"--duration takes e.g. 300, 90s, 5m or 1h30m, got {text!r}") from None
+    if seconds <= 0:
         raise ValueError(f"--duration must be positive, got {text!r}")
-    return total
+    return float(seconds)
 
 
 def read_stats(path: Path) -> list[dict]:
@@ -77,6 +84,25 @@ class CpuSampler(threading.Thread):
         return {k: round(sum(v[2:]) / max(len(v) - 2, 1), 1) for k, v in self.samples.items()}
 
 
+class RunWatcher(threading.Thread):
+    """The run ids /health reports, once a second, in the order they were served: a hot reload under load
+    shows as [1, 2, ...] next to the failure count."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.port, self.served = port, []
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(1.0):
+            try:
+                run_id = json.loads(get(self.port, "/health")[1]).get("run_id")
+            except (OSError, ValueError):
+                continue
+            if not self.served or self.served[-1] != run_id:
+                self.served.append(run_id)
+
+
 def locust_command(url: str, users: int, spawn_rate: float, seconds: float, processes: int, prefix: Path,
                    html: Path) -> list[str]:
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
@@ -112,8 +138,12 @@ def run(db: Path, users: int, spawn_rate: float, duration: str, workers: int, lo
         print(f"API on {api.url} (run {run_id}, {workers} workers) started in {api.startup_seconds:.2f} s; "
               f"locust: {users} users, spawn rate {spawn_rate:g}/s, {seconds:g} s", flush=True)
         cmd = locust_command(api.url, users, spawn_rate, seconds, locust_processes, prefix, html)
+        watcher = RunWatcher(api.port)
+        watcher.start()
         output, status, cpu = run_locust(cmd, api, seconds)
+        watcher.stop_event.set()
         rss = api.worker_rss_mib()
+    print(f"runs served during the test, in order: {watcher.served}")
     log.write_text(output)
     if not Path(f"{prefix}_stats.csv").is_file():
         print(f"locust wrote no statistics (exit status {status}); see {log}", file=sys.stderr)

@@ -101,6 +101,10 @@ class Server:
     def worker_rss_mib(self) -> list[float]:
         return [round(p.memory_info().rss / 2**20, 1) for p in self.worker_processes()]
 
+    def worker_private_mib(self) -> list[float]:
+        """Memory only this worker holds (USS): RSS less the pages it shares, e.g. the mapped snapshot."""
+        return [round(p.memory_full_info().uss / 2**20, 1) for p in self.worker_processes()]
+
     def worker_cpu_seconds(self) -> list[float]:
         return [round(sum(p.cpu_times()[:2]), 2) for p in self.worker_processes()]
 

@@ -67,3 +67,42 @@ def published_db(tmp_path: Path, four_users_csv: Path) -> Path:
     db = tmp_path / "audiences.db"
     execute(four_users_csv, db=db, params=RunParams(depth=3, strategy="engagement"))
     return db
+
+
+# --- The serving API's small run (worked by hand in tests/test_api.py) -------------------------------------
+# All events on one day: engagement order is users 1..5, the fallback is [1, 2, 3, 4, 5] with scores
+# 0.975, 0.6, 0.125, 0.075, 0.025, and excluding whoever touched the product, product 10 -> [3, 4, 5],
+# product 11 -> [4, 5], product 12 -> [2, 3].
+API_EVENTS = [(1, 10, "purchased", "09:00"), (1, 11, "purchased", "09:10"), (1, 12, "purchased", "09:20"),
+              (2, 10, "purchased", "10:00"), (2, 11, "purchased", "10:10"), (3, 11, "cart", "11:00"),
+              (4, 12, "wishlist", "12:00"), (5, 12, "search_keyword", "13:00")]
+API_DEPTH = 5
+
+
+@pytest.fixture(scope="session")
+def build_api_db():
+    """A factory: build_api_db(folder, events=API_EVENTS, extra=(), publish=True, name=...) -> (db, run_id), a
+    run of the real pipeline at depth 5 on events (plus extra) given as (customer, product, event, HH:MM on
+    2023-01-05)."""
+    def build(folder: Path, events=API_EVENTS, extra=(), publish: bool = True,
+              name: str = "audiences.db") -> tuple[Path, int]:
+        events = [*events, *extra]
+        from pipeline.config import RunParams
+        from pipeline.run import execute
+        db = folder / name
+        source = write_events(folder / f"{name}.csv", [(c, p, e, f"2023-01-05T{t}:00") for c, p, e, t in events])
+        result = execute(source, db=db, params=RunParams(depth=API_DEPTH, holdout=0.2), publish=publish)
+        return db, result.run_id
+    return build
+
+
+@pytest.fixture(scope="session")
+def api_client():
+    """A factory: api_client(db, reload_seconds=2.0) -> a TestClient of the API on that database."""
+    def client(db: Path, reload_seconds: float = 2.0):
+        from fastapi.testclient import TestClient
+
+        from api.main import create_app
+        from api.settings import Settings
+        return TestClient(create_app(Settings(db=db, reload_seconds=reload_seconds)))
+    return client

@@ -8,7 +8,6 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
-from test_api import build_db
 
 from api.main import create_app
 from api.settings import Settings
@@ -17,8 +16,8 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory):
-    db, _ = build_db(tmp_path_factory.mktemp("schema"))
+def api_schema(tmp_path_factory, build_api_db):
+    db, _ = build_api_db(tmp_path_factory.mktemp("schema"))
     # from_asgi starts the app's lifespan, so the cache is loaded as under uvicorn.
     return schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings(db=db)))
 

@@ -40,3 +40,18 @@ def test_the_view_expands_packed_rows_exactly(tmp_path):
     streamed = pd.concat(queries.iter_audience_frames(con, 1, chunk=7))
     assert streamed.groupby("product_id").size().reindex(range(100, 140), fill_value=0).tolist() == sizes.tolist()
     assert streamed["customer_id"].tolist() == [c for i in range(40) for c in ids[i, :sizes[i]].tolist()]
+
+
+@pytest.mark.parametrize("texts, values", [
+    ([b"000000007", b"999999999", b"123456789"], [7, 999_999_999, 123_456_789]),         # int32 arithmetic
+    ([b"000000000001", b"999999999999"], [1, 999_999_999_999]),                            # int64 arithmetic
+])
+def test_digits_decode_to_the_integers_they_spell(texts, values):
+    from store.packing import digits_to_int
+    fields = np.frombuffer(b"".join(texts), dtype=np.uint8).reshape(len(texts), -1)
+    assert digits_to_int(fields).tolist() == values
+
+
+def test_packed_scores_decode_to_exact_units():
+    from store.packing import unpack_units
+    assert unpack_units(b"+000150000000-000000000003", 13, 2).tolist() == [150_000_000, -3]

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from api import __version__
 from api.deps import Cache, Holder
 from api.models import ErrorResponse, HealthResponse, MetricsResponse, RootResponse
+from api.render import OrjsonResponse
 from store.names import published_label, strategy_label
 
 router = APIRouter(tags=["service"])
@@ -23,35 +23,38 @@ ENDPOINTS = {
 
 
 @router.get("/", response_model=RootResponse, summary="What this API offers")
-async def root() -> dict:
-    return {"message": "Audience Workbench API: the users most likely to engage with each product",
-            "version": __version__, "endpoints": ENDPOINTS}
+async def root() -> OrjsonResponse:
+    return OrjsonResponse({"message": "Audience Workbench API: the users most likely to engage with each product",
+                           "version": __version__, "endpoints": ENDPOINTS})
 
 
 @router.get("/health", response_model=HealthResponse, summary="Is a run loaded",
             responses={503: {"model": HealthResponse, "description": "no run loaded yet, with the fix"}})
-async def health(holder: Holder) -> dict | JSONResponse:
+async def health(holder: Holder) -> OrjsonResponse:
+    """healthy with model_loaded true once a run is served (detail says why a newer one could not be
+    loaded, while the last good run is still served); 503 with the fix before that."""
     cache = holder.cache
     if cache is None:
-        return JSONResponse(status_code=503, content={
-            "status": "unavailable", "run_id": None, "products": 0, "loaded_at": None, "detail": holder.problem})
-    return {"status": "healthy", "run_id": cache.run_id, "products": len(cache.product_ids),
-            "loaded_at": cache.loaded_at}
+        return OrjsonResponse(status_code=503, content={
+            "status": "unavailable", "model_loaded": False, "run_id": None, "products": 0, "loaded_at": None,
+            "detail": holder.problem})
+    return OrjsonResponse({"status": "healthy", "model_loaded": True, "run_id": cache.run_id,
+                           "products": len(cache.product_ids), "loaded_at": cache.loaded_at, "detail": holder.stale})
 
 
 @router.get("/metrics", response_model=MetricsResponse, summary="The current run's figures",
             responses={503: {"model": ErrorResponse, "description": "no published run loaded yet"}})
-async def metrics(cache: Cache) -> dict:
+async def metrics(cache: Cache) -> OrjsonResponse:
     """Counts, the run's statistics and data-quality checks, and whatever offline evaluation it has."""
     params = cache.run["params"]
-    return {
+    return OrjsonResponse({
         "run_id": cache.run_id, "loaded_at": cache.loaded_at, "strategy": params.get("strategy", "engagement"),
         "params": params,
         "counts": {"products": len(cache.product_ids), "users": int(cache.run["summary"].get("users", 0)),
                    "audience_entries": int(cache.sizes.sum()), "depth": cache.depth,
-                   "fallback_size": len(cache.fallback_ids)},
+                   "fallback_size": cache.fallback_size},
         "stats": cache.stats, "data_quality": cache.data_quality, "evaluation": cache.evaluation,
-        "headline": headline(cache.evaluation, params.get("strategy", "engagement"), params)}
+        "headline": headline(cache.evaluation, params.get("strategy", "engagement"), params)})
 
 
 HEADLINE_METRICS = ("recall_micro", "precision_micro", "hit_rate", "ndcg", "user_coverage", "exposure_gini",

@@ -16,6 +16,7 @@ from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights,
 from pipeline.strategies import AUTO, STRATEGIES
 from store.errors import InputError, WorkbenchError
 from store.names import db_path
+from store.read import damaged
 
 
 
@@ -192,9 +193,7 @@ def _database_problem(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> s
     path = db_path(getattr(args, "db", None))
     if "locked" in str(exc) or "busy" in str(exc):
         return f"database {path} is busy ({exc}); wait for the other writer to finish and try again"
-    return (f"database {path} is not a usable workbench database ({exc}); if it is the right file it is "
-            f"damaged: move it aside (mv {path} {path}.broken) and rebuild with `python -m pipeline demo "
-            f"--db {path}` or rerun your last `run`, or restore it from a backup")
+    return str(damaged(path, exc))
 
 
 def _os_problem(exc: OSError) -> str:

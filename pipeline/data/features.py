@@ -6,15 +6,13 @@ import pandas as pd
 
 from pipeline.data.clean import event_weight
 from pipeline.config import RunParams
+from store.names import COMPONENT_COLUMNS
 
 DAY = np.timedelta64(1, "D")
-COMPONENTS = {  # component weight name -> (raw column, normalized column)
-    "total": ("total_interactions", "norm_total"),
-    "unique": ("unique_products", "norm_unique"),
-    "avg_event": ("avg_event_score", "norm_avg_event"),
-    "frequency": ("interaction_frequency", "norm_frequency"),
-    "recency": ("recency_score", "norm_recency"),
-}
+RAW_COLUMNS = {"total": "total_interactions", "unique": "unique_products", "avg_event": "avg_event_score",
+               "frequency": "interaction_frequency", "recency": "recency_score"}
+# component weight name -> (raw column, normalized column: store.names.COMPONENT_COLUMNS, the stored name)
+COMPONENTS = {name: (raw, COMPONENT_COLUMNS[name]) for name, raw in RAW_COLUMNS.items()}
 
 
 def min_max(values: pd.Series) -> pd.Series:
