@@ -2,8 +2,8 @@
 import streamlit as st
 
 from app import context, data
-from reports.kpis import kpis
 from reports import figures
+from reports.kpis import kpis
 from reports.reading import reading
 
 ctx = context.get()
@@ -19,7 +19,7 @@ if context.need_run(ctx):
 
     cards = kpis(stats, before)
     for row in (cards[:4], cards[4:]):
-        for column, kpi in zip(st.columns(4), row):
+        for column, kpi in zip(st.columns(4), row, strict=False):
             column.metric(kpi.label, kpi.value, kpi.delta, delta_color=kpi.delta_color, help=kpi.help, border=True)
 
     left, right = st.columns(2)
