@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]  # test_app_e2e.py runs the chromium rule in a pytest of its own
+
 HEADER = "customer_id,product_id,event,event_date"
 
 # Four users, three products; worked by hand in test_features.py and test_audiences.py.
@@ -149,3 +151,19 @@ def hold():
         con.commit()
         con.close()
     return hold_
+
+
+# --- Debian's chromium for the browser tests: under CI a missing browser fails, it never skips ------------
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The chromium Playwright drives ($WORKBENCH_CHROMIUM, default Debian's /usr/bin/chromium). Missing:
+    a skip on a laptop, a failure under CI=true, where a skipped browser test would pass unseen."""
+    import os
+    path = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
+    if Path(path).exists():
+        return path
+    message = f"needs Debian's chromium at {path}: apt-get install -y chromium"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {message}", pytrace=False)
+    pytest.skip(message)
