@@ -39,9 +39,9 @@ def formatted_deltas(deltas: pd.DataFrame) -> pd.DataFrame:
     """app.compare.stat_deltas as display text, each statistic in its own format."""
     return pd.DataFrame({
         "statistic": deltas["statistic"],
-        "run A": [format_stat(n, v) for n, v in zip(deltas["statistic"], deltas["run A"], strict=False)],
-        "run B": [format_stat(n, v) for n, v in zip(deltas["statistic"], deltas["run B"], strict=False)],
-        "change": [format_stat(n, v, signed=True) for n, v in zip(deltas["statistic"], deltas["change"], strict=False)],
+        "run A": [format_stat(n, v) for n, v in zip(deltas["statistic"], deltas["run A"])],
+        "run B": [format_stat(n, v) for n, v in zip(deltas["statistic"], deltas["run B"])],
+        "change": [format_stat(n, v, signed=True) for n, v in zip(deltas["statistic"], deltas["change"])],
     })
 
 

@@ -142,7 +142,7 @@ def lookup_tab(run: data.RunRef, weights: dict, n_users: int) -> None:
              ("Distinct products", f"{user['unique_products']:,}"), ("Avg event score", f"{user['avg_event_score']:.2f}"),
              ("Per active day", f"{user['interaction_frequency']:.2f}")]
     for row in (cards[:4], cards[4:]):
-        for column, (label, value) in zip(st.columns(4), row, strict=False):
+        for column, (label, value) in zip(st.columns(4), row):
             column.metric(label, value, border=True)
     one = pd.DataFrame([{**user, "rank": user["engagement_rank"]}])
     st.plotly_chart(figures.score_components(one, weights), config=figures.PLOT_CONFIG)

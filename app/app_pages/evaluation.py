@@ -28,7 +28,7 @@ def headline(table, stats: dict, params: dict, is_current: bool) -> str:
               EXPLANATIONS["reachable_ceiling"]),
              ("Lift over random@100", f"{_value(table, scored_as, 'lift_over_random', 100) or 0:.1f}×",
               EXPLANATIONS["lift_over_random"])]
-    for column, (label, value, help_text) in zip(st.columns(4), cards, strict=False):
+    for column, (label, value, help_text) in zip(st.columns(4), cards):
         column.metric(label, value, help=help_text, border=True)
     if stats.get("holdout_products"):
         st.caption(

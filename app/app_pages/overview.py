@@ -19,7 +19,7 @@ if context.need_run(ctx):
 
     cards = kpis(stats, before)
     for row in (cards[:4], cards[4:]):
-        for column, kpi in zip(st.columns(4), row, strict=False):
+        for column, kpi in zip(st.columns(4), row):
             column.metric(kpi.label, kpi.value, kpi.delta, delta_color=kpi.delta_color, help=kpi.help, border=True)
 
     left, right = st.columns(2)

@@ -62,11 +62,11 @@ def choose_params() -> tuple[dict, bool]:
     defaults = RunParams()
     st.markdown("**Event weights**")
     events = {name: col.number_input(name, min_value=0.0, value=float(w), step=0.5, key=f"rt_ev_{name}")
-              for col, (name, w) in zip(st.columns(5), defaults.event_weights.items(), strict=False)}
+              for col, (name, w) in zip(st.columns(5), defaults.event_weights.items())}
     st.markdown("**Component weights** of the engagement score")
     components = {name: col.number_input(name, min_value=0.0, max_value=1.0, value=float(w), step=0.05,
                                          key=f"rt_cw_{name}")
-                  for col, (name, w) in zip(st.columns(5), defaults.component_weights.items(), strict=False)}
+                  for col, (name, w) in zip(st.columns(5), defaults.component_weights.items())}
     st.caption(f"Component weights sum to {sum(components.values()):.2f}.")
     a, b, c = st.columns(3)
     depth = a.number_input("Depth (audience size)", 1, 1000, defaults.depth, key="rt_depth")
@@ -151,7 +151,7 @@ def show_result(ctx: context.Context, job: retrain.Job) -> None:
                    icon=":material/check_circle:")
     cards = [("Rows read", summary.get("rows_read", 0)), ("Rows clean", summary.get("rows_clean", 0)),
              ("Users", summary.get("users", 0)), ("Products", summary.get("products", 0))]
-    for column, (label, value) in zip(st.columns(len(cards)), cards, strict=False):
+    for column, (label, value) in zip(st.columns(len(cards)), cards):
         column.metric(label, f"{value:,}", border=True)
     left, right = st.columns(2)
     with left:

@@ -97,7 +97,7 @@ else:
                  column_config={"source": st.column_config.TextColumn("source", width="medium"),
                                 "error": st.column_config.TextColumn("error", width="large"),
                                 "held because": st.column_config.TextColumn("held because", width="large")})
-    for column, (label, size) in zip(st.columns(4), service.disk_usage(ctx.db), strict=False):
+    for column, (label, size) in zip(st.columns(4), service.disk_usage(ctx.db)):
         column.metric(label, size, border=True, help="`python -m pipeline gc` removes old exports and uploads")
     st.subheader("Publish or roll back")
     publish_controls(ctx)

@@ -8,7 +8,7 @@ from reports.tables import format_stat, stress_cards, stress_endpoints
 
 def cards(pairs: list[tuple[str, str]], per_row: int = 4) -> None:
     for start in range(0, len(pairs), per_row):
-        for column, (label, value) in zip(st.columns(per_row), pairs[start:start + per_row], strict=False):
+        for column, (label, value) in zip(st.columns(per_row), pairs[start:start + per_row]):
             column.metric(label, value, border=True)
 
 
