@@ -26,7 +26,7 @@ def retrain_button(at):
     return next(b for b in at.button if b.label == "Retrain")
 
 
-def test_retrain_with_the_generator_ends_in_a_succeeded_run_the_page_shows(fresh_db, workbench_events, open_app, texts, wait_for_job):
+def test_retrain_with_the_generator_ends_in_a_succeeded_run_the_page_shows(fresh_db, open_app, texts, wait_for_job):
     at = open_app(fresh_db, "retrain", rt_rows=3000, rt_seed=7)
     retrain_button(at).click().run()
     assert at.session_state["rt_job"].running()
@@ -41,7 +41,7 @@ def test_retrain_with_the_generator_ends_in_a_succeeded_run_the_page_shows(fresh
     assert "rows=3000" in queries.run(con, 2)["source"]
 
 
-def test_retrain_is_refused_while_another_run_is_in_progress(fresh_db, workbench_events, open_app, texts):
+def test_retrain_is_refused_while_another_run_is_in_progress(fresh_db, open_app, texts):
     wdb = writer.connect(fresh_db)
     run_id = writer.start_run(wdb, {}, "another session")  # a 'running' row whose pid (this test) is alive
     try:
@@ -53,7 +53,7 @@ def test_retrain_is_refused_while_another_run_is_in_progress(fresh_db, workbench
         writer.fail_run(wdb, run_id, "test over")
 
 
-def test_the_pipeline_lock_refusal_is_shown(fresh_db, workbench_events, open_app, texts, wait_for_job):
+def test_the_pipeline_lock_refusal_is_shown(fresh_db, open_app, texts, wait_for_job):
     with writer.RunLock(fresh_db):  # held as if a run had started a moment ago, before its row exists
         at = open_app(fresh_db, "retrain", rt_source="Path on the server")
         events = Path(fresh_db).parent / "events.csv"
@@ -93,7 +93,7 @@ def test_a_bad_upload_shows_an_error_box(fresh_db, name, content, message, open_
     assert "rt_job" not in at.session_state
 
 
-def test_a_failed_run_shows_its_error_and_the_published_run_stays(fresh_db, workbench_events, open_app, texts, wait_for_job):
+def test_a_failed_run_shows_its_error_and_the_published_run_stays(fresh_db, open_app, texts, wait_for_job):
     bad = Path(fresh_db).parent / "no_valid_rows.csv"
     bad.write_text("customer_id,product_id,event,event_date\nx,10,cart,2023-01-01T00:00:00\n")
     at = open_app(fresh_db, "retrain", rt_source="Path on the server")
