@@ -17,7 +17,7 @@ import threading
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -181,7 +181,7 @@ def build_cache(db: str, run_id: int, load_users: bool = True) -> AudienceCache:
         users.load()
     return AudienceCache(
         run_id=run_id, depth=int(run["params"].get("depth") or entries.shape[1]),
-        loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        loaded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         product_ids=product_ids, sizes=sizes, lists=lists, entries=entries, fallback_ids=fallback_ids,
         fallback_scores=fallback_scores, users=users, run=run, stats=stats, data_quality=quality,
         evaluation=evaluation)

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import __version__, fastlane
+from api import __version__
+from api import fastlane
 from api.reload import CacheHolder, watch
 from api.routes import ROUTERS
 from api.settings import Settings

@@ -19,7 +19,7 @@ class Settings:
     users_wait_seconds: float = 10.0
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls) -> "Settings":
         reload_text = os.environ.get("AUDIENCE_RELOAD_SECONDS", "2")
         try:
             reload_seconds = float(reload_text)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 
 import psutil
@@ -91,8 +90,8 @@ def command(db: str, source: Source, params: dict, publish: bool) -> list[str]:
 
 
 def utc_now() -> str:
-    from datetime import datetime
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def start(cmd: list[str], log_dir: Path) -> Job:

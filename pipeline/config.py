@@ -32,7 +32,7 @@ class RunParams:
     max_audiences_per_user: int | None = None
     seed: int = 0
 
-    def validate(self) -> RunParams:
+    def validate(self) -> "RunParams":
         from store.schema import MAX_DEPTH
         if not 1 <= self.depth <= MAX_DEPTH:
             raise InputError(f"--depth must be between 1 and {MAX_DEPTH}, got {self.depth}")

@@ -6,23 +6,23 @@ with its error and leaves the published run untouched (nothing is published unti
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import RunParams
 from pipeline.data import diagnostics
+from pipeline.evaluation import holdout as evaluate
+from pipeline.strategies.ranking import fallback_audience
+from pipeline.evaluation.cap import capped_blocks
 from pipeline.data.clean import CHECKS, clean
+from pipeline.config import RunParams
 from pipeline.data.features import engagement_order, user_features
 from pipeline.data.ingest import read_events, read_products
-from pipeline.evaluation import holdout as evaluate
-from pipeline.evaluation.cap import capped_blocks
 from pipeline.strategies import AUTO, get_strategy
-from pipeline.strategies.ranking import fallback_audience
 from store import writer
 from store.errors import WorkbenchError
 from store.names import strategy_label

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from store.errors import NoDatabaseError, NoPublishedRunError, RunNotFoundError
-from store.names import CURRENT_RUN_SQL, db_path, strategy_label
 from store.packing import digits_to_int, unpack_ids, unpack_scores
+from store.names import CURRENT_RUN_SQL, db_path, strategy_label
 
 CHART_TABLES = ("cohort_retention", "daily_events", "activity_histogram", "product_months", "top_products")
 

@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,12 @@ from store.errors import RunInProgressError, RunNotFoundError
 from store.names import db_path
 from store.schema import BULK_TABLES, ensure_schema
 
+
 PAGE_SIZE = 16384
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
@@ -54,7 +55,7 @@ class RunLock:
         self.path = Path(f"{db_path(path)}.lock")
         self._fh = None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a+")
         try:
@@ -133,7 +134,7 @@ def publish(db: sqlite_utils.Database, run_id: int) -> str:
                                "publish a newer run or rerun the pipeline")
     # Strictly later than every earlier publication, so "latest published_at" is never a tie.
     last = db.execute("SELECT max(published_at) FROM runs").fetchone()[0]
-    now = datetime.now(UTC)
+    now = datetime.now(timezone.utc)
     if last and datetime.fromisoformat(last) >= now:
         now = datetime.fromisoformat(last) + timedelta(microseconds=1)
     stamp = now.isoformat(timespec="microseconds")

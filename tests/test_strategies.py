@@ -5,13 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import RunParams
+from pipeline.strategies import als
+from pipeline.strategies.ranking import engagement_audiences
+from pipeline.strategies.baselines import activity_scores
 from pipeline.data.clean import clean
+from pipeline.config import RunParams
 from pipeline.data.features import user_features
 from pipeline.data.ingest import read_events
-from pipeline.strategies import STRATEGIES, als, get_strategy
-from pipeline.strategies.baselines import activity_scores
-from pipeline.strategies.ranking import engagement_audiences
+from pipeline.strategies import STRATEGIES, get_strategy
 from store.errors import InputError
 from tests.conftest import FOUR_USERS, write_events
 

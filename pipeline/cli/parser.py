@@ -8,10 +8,11 @@ import argparse
 import json
 import sys
 
-from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights, default_event_weights
 from pipeline.demo import DEMO_DIR, DEMO_ROWS, DEMO_SEED
+from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights, default_event_weights
 from pipeline.strategies import AUTO, STRATEGIES
 from store.errors import InputError, WorkbenchError
+
 
 
 def _weights(text: str, defaults: dict[str, float], flag: str) -> dict[str, float]:

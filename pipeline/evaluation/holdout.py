@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from pipeline.strategies.baselines import product_pairs
+from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.config import RunParams
 from pipeline.data.diagnostics import split_instant
 from pipeline.data.features import user_features
-from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.evaluation.metrics import Truth, evaluate_audiences, make_truth
 from pipeline.strategies import STRATEGIES, get_strategy
-from pipeline.strategies.baselines import product_pairs
 
 KS = (10, 100)
 MIN_DEPTH = max(KS)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from pipeline.config import RunParams
-from pipeline.strategies.baselines import activity_audiences, random_audiences
 from pipeline.strategies.ranking import AudienceBlock, engagement_audiences
+from pipeline.strategies.baselines import activity_audiences, random_audiences
+from pipeline.config import RunParams
 
 Strategy = Callable[..., Iterator[AudienceBlock]]
 AUTO = "auto"  # not a strategy: "evaluate them all on the holdout and publish the best"
