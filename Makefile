@@ -19,6 +19,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	apt-get update -q && apt-get install -y -q chromium
 
 test: $(VENV)/.installed /usr/bin/chromium
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 $(AUDIENCE_DB): | $(VENV)/.installed

@@ -11,7 +11,7 @@ import sqlite3
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -160,6 +160,6 @@ def build_cache(db: str, con: sqlite3.Connection, run_id: int) -> AudienceCache:
     run = read.run(con, run_id)
     return AudienceCache(
         run_id=run_id, depth=int(run["params"].get("depth") or snap.arrays["entries"].shape[1]),
-        loaded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), snapshot=snap, run=run,
+        loaded_at=datetime.now(UTC).isoformat(timespec="seconds"), snapshot=snap, run=run,
         stats=read.stats(con, run_id), data_quality=dict(read.data_quality(con, run_id)),
         evaluation=read.evaluation(con, run_id))

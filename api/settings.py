@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     reload_seconds: float = Field(default=2.0, gt=0, description="seconds between looks for a new run")
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         """The settings, or one line naming the variable that is wrong (no traceback)."""
         try:
             return cls()

@@ -1,6 +1,7 @@
 """Audiences page helpers: the product picker, the audience table's columns, and the export file's place."""
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.data import RunRef
+from app.data import RunRef, product_ids
+from store.export import write_export
 
 BROWSER_DOWNLOAD_LIMIT = 250_000_000  # bytes: st.download_button holds the whole file in server memory
 
@@ -47,3 +49,22 @@ def export_path(run: RunRef, compress: bool) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(run.db).resolve().parent / "exports" / (
         f"audiences-run{run.run_id}-{stamp}.csv" + (".gz" if compress else ""))
+
+
+SAMPLE_PRODUCTS = 200  # audiences written to measure the bytes per product of a run's export
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def export_estimate(run: RunRef, n: int) -> tuple[int, int, int]:
+    """(products, plain bytes, gzipped bytes) of exporting every product of the run at top n: measured by
+    writing the first SAMPLE_PRODUCTS audiences both ways and scaling by the run's product count."""
+    ids = product_ids(run)
+    sample = ids[:SAMPLE_PRODUCTS].tolist()
+    if not sample:
+        return 0, 0, 0
+    sizes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for compress in (False, True):
+            out = write_export(run.db, run.run_id, sample, n, Path(tmp) / f"sample{int(compress)}", compress)
+            sizes.append(out.path.stat().st_size)
+    return len(ids), *(int(size * len(ids) / len(sample)) for size in sizes)

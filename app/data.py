@@ -16,6 +16,7 @@ import streamlit as st
 
 from store import queries
 from store.names import COMPONENT_COLUMNS
+
 FEATURE_COLUMNS = ["customer_id", "total_interactions", "unique_products", "avg_event_score",
                    "interaction_frequency", "recency_days", "engagement_score", "engagement_rank",
                    "audience_count", *COMPONENT_COLUMNS.values()]

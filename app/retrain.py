@@ -5,6 +5,7 @@ and shows the pipeline's own messages; the pipeline's lock refuses a second conc
 """
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -13,13 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import pyarrow.parquet as pq
 
+from pipeline.data import ingest
+from store.errors import InputError
 from store.names import utc_now
 
 ROOT = Path(__file__).resolve().parents[1]
 UPLOAD_LIMIT_MB = 200  # keep equal to server.maxUploadSize in .streamlit/config.toml
-REQUIRED = ("customer_id", "product_id", "event", "event_date")
+UPLOAD_TYPES = ["csv", "gz", "parquet", "pq", "tsv", "txt"]  # what the pipeline's own check accepts or explains
+ENGINES = ("inprocess", "spark")  # pipeline.config.ENGINES once the Spark engine lands
+# The pipeline's one input check per file kind, the same function `run` calls, so the app says what the CLI
+# says. Until the header-only checks (check_events_file, check_products_file) land, the readers themselves.
+_PIPELINE_CHECKS = {"events": getattr(ingest, "check_events_file", ingest.read_events),
+                    "catalogue": getattr(ingest, "check_products_file", ingest.read_products)}
 WEIGHT_ORDER = {"event": ("purchased", "cart", "rating", "wishlist", "search_keyword"),
                 "component": ("total", "unique", "avg_event", "frequency", "recency")}
 
@@ -61,9 +68,9 @@ def command(db: str, source: Source, params: dict, publish: bool) -> list[str]:
     """The pipeline command line for this source and these parameters."""
     db_abs = str(Path(db).resolve())
     if source.kind == "demo":
-        out = Path(db_abs).parent / "demo"
-        cmd = [sys.executable, "-m", "pipeline", "demo", "--rows", str(source.rows), "--seed", str(source.seed),
-               "--out", str(out)]
+        # No --out: the pipeline keeps demo data beside the database in a folder named by rows and seed,
+        # so a demo of other rows never overwrites the files an earlier run read.
+        cmd = [sys.executable, "-m", "pipeline", "demo", "--rows", str(source.rows), "--seed", str(source.seed)]
     else:
         cmd = [sys.executable, "-m", "pipeline", "run", "--input", str(Path(source.path).resolve())]
         if source.products_path:
@@ -75,6 +82,11 @@ def command(db: str, source: Source, params: dict, publish: bool) -> list[str]:
             "--component-weights", _pairs(params["component_weights"])]
     if params["strategy"] != PIPELINE_DEFAULT:
         cmd += ["--strategy", params["strategy"]]
+    if params.get("engine", "inprocess") != "inprocess":  # in-process is the default: nothing to say
+        cmd += ["--engine", params["engine"]]
+        if params.get("spark_master"):
+            cmd += ["--spark-master", params["spark_master"]]
+    # With publishing on, the run still publishes only if it passes the publish gates; else it is held.
     return cmd + ([] if publish else ["--no-publish"])
 
 
@@ -123,29 +135,24 @@ def publish(db: str, run_id: int) -> tuple[bool, str]:
     return done.returncode == 0, (text[-1] if text else f"exit status {done.returncode}").removeprefix("error: ")
 
 
-def check_events_file(path: Path) -> str | None:
-    """A quick look before starting a run: None if the file looks usable, else what is wrong."""
-    if not path.is_file():
-        return f"{path} is not a file on the server; check the path"
-    if path.stat().st_size == 0:
-        return f"{path.name} is empty"
-    if path.suffix.lower() == ".parquet":
-        try:
-            names = pq.read_schema(path).names
-        except Exception:  # pyarrow raises several kinds for a file that is not Parquet
-            return f"{path.name} is not a readable Parquet file"
-    else:
-        with open(path, "rb") as fh:
-            first = fh.readline(1 << 16)
-        try:
-            names = first.decode("utf-8-sig").strip().split(",")
-        except UnicodeDecodeError:
-            return f"{path.name} is not a UTF-8 CSV file"
-    found = {n.strip().strip('"').lower() for n in names}
-    missing = [c for c in REQUIRED if c not in found]
-    if missing:
-        return (f"{path.name} is missing column(s) {', '.join(missing)}; it needs a header with "
-                f"{', '.join(REQUIRED)}")
+def check_input(path: Path, what: str = "events") -> str | None:
+    """The pipeline's own check of an events file ("events") or a catalogue ("catalogue"): None if a run
+    can read it, else the very line the command line would print."""
+    try:
+        stat = path.stat()
+        key = (stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = (-1, -1)  # missing: the pipeline's check says so
+    return _checked(str(path), what, *key)
+
+
+@functools.lru_cache(maxsize=32)
+def _checked(path: str, what: str, size: int, mtime_ns: int) -> str | None:
+    """Cached by size and modification time: every rerun of the page checks the chosen file again."""
+    try:
+        _PIPELINE_CHECKS[what](path)
+    except InputError as exc:
+        return str(exc)
     return None
 
 

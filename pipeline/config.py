@@ -38,7 +38,7 @@ class RunParams:
     recall_alpha: float = 0.05
     retention_days: float = 7.0  # exports, rejected uploads and logs beside the database older than this go
 
-    def validate(self) -> "RunParams":
+    def validate(self) -> RunParams:
         from store.schema import MAX_DEPTH
         if not 1 <= self.depth <= MAX_DEPTH:
             raise InputError(f"--depth must be between 1 and {MAX_DEPTH}, got {self.depth}")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import errno
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,15 +17,15 @@ import numpy as np
 import pandas as pd
 
 from pipeline import gates, retention
-from pipeline.data import diagnostics
-from pipeline.evaluation import holdout as evaluate
-from pipeline.strategies.ranking import fallback_audience
-from pipeline.evaluation.cap import capped_blocks
-from pipeline.data.clean import CHECKS, clean
 from pipeline.config import RunParams
+from pipeline.data import diagnostics
+from pipeline.data.clean import CHECKS, clean
 from pipeline.data.features import engagement_order, user_features
 from pipeline.data.ingest import Catalogue, read_catalogue, read_events
+from pipeline.evaluation import holdout as evaluate
+from pipeline.evaluation.cap import capped_blocks
 from pipeline.strategies import AUTO, get_strategy
+from pipeline.strategies.ranking import fallback_audience
 from store import writer
 from store.errors import DiskFullError, WorkbenchError
 from store.names import COMPONENT_COLUMNS, strategy_label

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -12,7 +12,8 @@ from plotly.offline import get_plotlyjs
 from reports import figures
 from reports.kpis import kpis
 from reports.reading import reading
-from reports.tables import stat_table, stress_cards, stress_endpoints
+from reports.tables import random_lift_is_one, stat_table, stress_cards, stress_endpoints
+from reports.words import DESCRIPTIONS, EXPLANATIONS, strategy_title
 from store import queries
 from store.names import published_label
 
@@ -99,6 +100,8 @@ def _quality(con, run: dict) -> str:
 
 def _evaluation(con, run_id: int) -> str:
     table = queries.evaluation(con, run_id)
+    if not table.empty:
+        table = random_lift_is_one(table)
     if table.empty:
         return _section("evaluation", "Evaluation", '<p class="note">No offline evaluation stored for this run.</p>')
     wide = table.pivot_table(index=["label", "k"], columns="metric", values="value").reset_index()
@@ -114,8 +117,6 @@ def _evaluation(con, run_id: int) -> str:
 def _evaluation_reading(con, run_id: int, table: pd.DataFrame) -> str:
     """The published strategy against the reachable ceiling, recall against reach, and every metric and
     strategy in plain words (the app's Evaluation page says the same)."""
-    from pipeline.evaluation.metrics import EXPLANATIONS
-    from pipeline.strategies import DESCRIPTIONS
     params = queries.run(con, run_id)["params"]
     stats = queries.stats(con, run_id)
     at100 = table[table["k"] == 100].pivot_table(index="label", columns="metric", values="value")
@@ -126,7 +127,8 @@ def _evaluation_reading(con, run_id: int, table: pd.DataFrame) -> str:
         ceiling = float(at100["reachable_ceiling"].max())
         published = published_label(set(table["label"]), params)
         selection = params.get("strategy_selection")
-        facts = (f"Published strategy: <strong>{html.escape(str(published))}</strong>"
+        title = strategy_title(queries.current_run_id(con) == run_id)
+        facts = (f"{title}: <strong>{html.escape(str(published))}</strong>"
                  + (f" ({html.escape(str(selection))})" if selection else "") + ". "
                  f"Reachable ceiling at k = 100: <strong>{ceiling:.3%}</strong> of the late engagements: the rest "
                  "came from users nobody had seen before the split.")
@@ -177,7 +179,7 @@ def build_report(db: str | None = None, run_id: int | None = None) -> str:
         ]
     finally:
         con.close()
-    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Audience Workbench — run {run_id}'
             f'</title><style>{STYLE}</style><script type="text/javascript">{get_plotlyjs()}</script></head><body><main>'
             f'<h1>Audience Workbench — run {run_id}</h1><p class="meta">Report generated {made}.</p>'

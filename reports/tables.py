@@ -5,6 +5,9 @@ import json
 
 import pandas as pd
 
+from reports.kpis import format_stat
+from reports.words import EXPLANATIONS
+
 
 def stress_cards(row: dict) -> list[tuple[str, str]]:
     """The latest stress run (a stress_runs row) as (label, value) pairs."""
@@ -32,20 +35,6 @@ def stat_table(stats: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame({"statistic": names, "value": [format_stat(n, stats[n]) for n in names]})
 
 
-def format_stat(name: str, value: float | None, signed: bool = False) -> str:
-    """A statistic as people read it: counts with thousands separators, percentages, sparsity to 1e-6."""
-    if value is None or value != value:
-        return ""
-    sign = "+" if signed else ""
-    if name == "sparsity":
-        return f"{value:{sign}.6f}"
-    if name.endswith("_pct") or name.startswith("event_pct_"):
-        return f"{value:{sign}.2f}" + (" pp" if signed else "%")
-    if name.endswith(("_per_user",)):
-        return f"{value:{sign}.3f}"
-    return f"{value:{sign},.0f}"
-
-
 def formatted_deltas(deltas: pd.DataFrame) -> pd.DataFrame:
     """app.compare.stat_deltas as display text, each statistic in its own format."""
     return pd.DataFrame({
@@ -54,3 +43,28 @@ def formatted_deltas(deltas: pd.DataFrame) -> pd.DataFrame:
         "run B": [format_stat(n, v) for n, v in zip(deltas["statistic"], deltas["run B"])],
         "change": [format_stat(n, v, signed=True) for n, v in zip(deltas["statistic"], deltas["change"])],
     })
+
+
+RANDOM = "random"  # the baseline strategy: lift over random is 1 by definition
+
+
+def leaderboard(rows: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Evaluation rows at one k as strategy x metric, best recall_micro first; shares in percent (lift
+    stays a ratio). The reachable ceiling is the same for every strategy, so it is left to the caller."""
+    part = random_lift_is_one(rows[rows["k"] == k]).pivot_table(index="label", columns="metric", values="value")
+    columns = [m for m in EXPLANATIONS if m in part.columns and m != "reachable_ceiling"]
+    part = part[columns].sort_values([c for c in ("recall_micro", "recall_macro") if c in columns],
+                                     ascending=False)
+    shares = [c for c in columns if c != "lift_over_random"]
+    part[shares] = part[shares] * 100
+    part.columns.name = None
+    return part.rename_axis("strategy").reset_index()
+
+
+def random_lift_is_one(rows: pd.DataFrame) -> pd.DataFrame:
+    """Random audiences' lift over random is 1 by definition: the stored value divides one draw's recall by
+    the expectation, and that draw's luck is not a property of the strategy. Capped random too."""
+    base = rows["strategy"] if "strategy" in rows else rows["label"]
+    is_random = (base == RANDOM) & (rows["metric"] == "lift_over_random")
+    return rows.assign(value=rows["value"].where(~is_random, 1.0))
+

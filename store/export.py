@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,19 @@ def _fallback_rows(unknown: list[int], fallback: pd.DataFrame) -> pd.DataFrame:
                          "score": np.tile(fallback["score"].to_numpy(), len(unknown))})
 
 
+def _in_given_order(con, run_id: int, product_ids: list[int], n: int, known: np.ndarray,
+                    fallback: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """The audiences of a list of products in the order the ids were given (a product the run lacks gets
+    the fallback audience in its place), 900 ids at a time so memory stays bounded."""
+    for start in range(0, len(product_ids), 900):
+        chunk = np.asarray(product_ids[start:start + 900], dtype=np.int64)
+        found = list(queries.iter_audience_frames(con, run_id, chunk.tolist(), n))
+        missing = chunk[~np.isin(chunk, known)].tolist()
+        frame = pd.concat([*found, _fallback_rows(missing, fallback)], ignore_index=True)
+        position = pd.Series(np.arange(chunk.size), index=chunk)[frame["product_id"]].to_numpy()
+        yield frame.iloc[np.argsort(position, kind="stable")]  # stable: ranks stay in order
+
+
 def write_export(db: str, run_id: int, product_ids: list[int] | None, n: int, out: Path,
                  compress: bool = False) -> Export:
     """Stream the audiences of these products (None: every product of the run) to `out`."""
@@ -77,17 +91,18 @@ def write_export(db: str, run_id: int, product_ids: list[int] | None, n: int, ou
     try:
         with (gzip.open(out, "wb", compresslevel=GZIP_LEVEL) if compress else open(out, "wb")) as fh:
             fh.write(HEADER.encode())
-            for frame in queries.iter_audience_frames(con, run_id, product_ids, n):
+            if product_ids is None:
+                frames, unknown = queries.iter_audience_frames(con, run_id, None, n), []
+            else:
+                ordered = list(dict.fromkeys(int(p) for p in product_ids))  # a repeated id: once, first place
+                known = queries.product_ids(con, run_id)
+                unknown = np.asarray(ordered, dtype=np.int64)[~np.isin(ordered, known)].tolist()
+                frames = _in_given_order(con, run_id, ordered, n, known, queries.fallback(con, run_id, n))
+            for frame in frames:
                 _write_rows(fh, frame)
                 seen.append(frame["product_id"].unique())
                 rows += len(frame)
-            found = np.concatenate(seen) if seen else np.zeros(0, dtype=np.int64)
-            wanted = np.asarray(product_ids if product_ids is not None else [], dtype=np.int64)
-            unknown = wanted[~np.isin(wanted, found)].tolist()
-            if unknown:
-                extra = _fallback_rows(unknown, queries.fallback(con, run_id, n))
-                _write_rows(fh, extra)
-                rows += len(extra)
     finally:
         con.close()
-    return Export(out, rows, len(found) + len(unknown), unknown)
+    products = int(sum(len(s) for s in seen))  # a product's rows come in one frame
+    return Export(out, rows, products, unknown)

@@ -4,7 +4,7 @@ which user_features columns hold the engagement components, and how a moment is 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 DEFAULT_DB = "data/audiences.db"
@@ -19,7 +19,7 @@ COMPONENT_COLUMNS = {"total": "norm_total", "unique": "norm_unique", "avg_event"
 
 def utc_now() -> str:
     """Now, as every timestamp in the store is written: ISO 8601, UTC, microseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def strategy_label(strategy: str, cap: int | None) -> str:

@@ -13,7 +13,6 @@ import sqlite_utils
 
 from store.names import COMPONENT_COLUMNS, MAX_DEPTH, SCORE_SCALE
 
-
 TABLES: dict[str, dict] = {
     "runs": dict(
         columns={"run_id": int, "created_at": str, "finished_at": str, "status": str, "stage": str,
@@ -69,13 +68,13 @@ TABLES: dict[str, dict] = {
 # Per-run bulk tables: pruned for old runs (see store.writer.prune_runs); the rest is kept forever.
 BULK_TABLES = ("audience_lists", "user_features", "products")
 
-AUDIENCES_VIEW = """
+AUDIENCES_VIEW = f"""
 SELECT l.run_id AS run_id, l.product_id AS product_id, r.rank AS rank,
        CAST(substr(l.customer_ids, (r.rank - 1) * l.id_width + 1, l.id_width) AS INTEGER) AS customer_id,
        CAST(substr(l.scores, (r.rank - 1) * l.score_width + 1, l.score_width) AS INTEGER)
-           / {scale}.0 AS score
+           / {SCORE_SCALE}.0 AS score
 FROM audience_lists AS l JOIN ranks AS r ON r.rank <= l.size
-""".format(scale=SCORE_SCALE)
+"""
 
 
 def _migrate_evaluation(db: sqlite_utils.Database) -> None:
@@ -96,7 +95,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     _add_missing_columns(db)
     if not db["ranks"].exists():
         db["ranks"].create({"rank": int}, pk="rank")
-        db["ranks"].insert_all(({"rank": r} for r in range(1, MAX_DEPTH + 1)))
+        db["ranks"].insert_all({"rank": r} for r in range(1, MAX_DEPTH + 1))
     db["runs"].create_index(["status", "published_at"], if_not_exists=True)
     _migrate_evaluation(db)
     db["evaluation"].create_index(["run_id"], if_not_exists=True)

@@ -281,7 +281,7 @@ class _Lock:
     def __init__(self, db: os.PathLike, run_id: int):
         self.path = folder(db) / f"run-{run_id}.lock"
 
-    def __enter__(self) -> "_Lock":
+    def __enter__(self) -> _Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a")
         fcntl.flock(self._fh, fcntl.LOCK_EX)

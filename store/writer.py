@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,6 @@ from store import snapshot
 from store.errors import RunInProgressError, RunNotFoundError
 from store.names import CURRENT_RUN_SQL, db_path, utc_now
 from store.schema import BULK_TABLES, ensure_schema
-
 
 log = logging.getLogger("store.writer")
 PAGE_SIZE = 16384
@@ -59,7 +58,7 @@ class RunLock:
         self.path = Path(f"{db_path(path)}.lock")
         self._fh = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a+")
         try:
@@ -145,7 +144,7 @@ def publish(db: sqlite_utils.Database, run_id: int) -> str:
     _write_snapshot(db, run_id)
     # Strictly later than every earlier publication, so "latest published_at" is never a tie.
     last = db.execute("SELECT max(published_at) FROM runs").fetchone()[0]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if last and datetime.fromisoformat(last) >= now:
         now = datetime.fromisoformat(last) + timedelta(microseconds=1)
     stamp = now.isoformat(timespec="microseconds")

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from store.names import db_path
 from store.errors import WorkbenchError
+from store.names import db_path
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -130,9 +130,9 @@ def run(db: Path, users: int, spawn_rate: float, duration: str, workers: int, lo
     seconds = parse_duration(duration)
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     prefix, html, log = (out_dir / f"stress_{stamp}{end}" for end in ("", ".html", "_locust.log"))
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     with Server("api.main:app", workers=workers, db=db, log=out_dir / f"stress_{stamp}_api.log") as api:
         run_id = json.loads(get(api.port, "/health")[1])["run_id"]
         print(f"API on {api.url} (run {run_id}, {workers} workers) started in {api.startup_seconds:.2f} s; "
@@ -152,7 +152,7 @@ def run(db: Path, users: int, spawn_rate: float, duration: str, workers: int, lo
     total = stats[-1]
     print_report(stats, cpu, rss, locust_processes, prefix, html)
     store_row(db, {
-        "run_id": run_id, "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_id": run_id, "started_at": started, "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "users": users, "duration_s": seconds, "requests": total["requests"], "failures": total["failures"],
         "rps": total["rps"], "p50_ms": total["p50_ms"], "p95_ms": total["p95_ms"], "p99_ms": total["p99_ms"],
         "report_html": str(html), "per_endpoint": json.dumps({"endpoints": stats[:-1], "cpu_percent": cpu,

@@ -44,7 +44,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.startup_seconds = float("nan")
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         env = {**os.environ, **({"AUDIENCE_DB": str(Path(self.db).resolve())} if self.db else {})}
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         started = time.perf_counter()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]  # test_app_e2e.py runs the chromium rule in a pytest of its own
+
 HEADER = "customer_id,product_id,event,event_date"
 
 # Four users, three products; worked by hand in test_features.py and test_audiences.py.
@@ -20,8 +22,12 @@ FOUR_USERS = [
     (4, 2, "cart", "2023-01-31T06:00:00"),
 ]
 
-# The workbench tests' run: 14 rows read, one exact duplicate and one bad date dropped, so 12 clean
-# interactions by 7 users on 6 products; product 10 is the most active (4 interactions).
+# The workbench tests' run (app, browser, report): 14 rows read, one exact duplicate and one bad date
+# dropped, so 12 clean interactions by 7 users on 6 products; product 10 is the most active (4 interactions).
+# Worked by hand: events cart 6, purchased 3, wishlist, search_keyword and rating 1 each; users 3, 4, 5 and
+# 7 have one interaction; the holdout split (80% quantile of event time) falls between 03-10 and 03-12, so
+# the late part is 6,10 / 6,14 / 7,15: late users 6 and 7 were never seen before (retention 0%), and of the
+# late products 10, 14 and 15 only 15 is new (33.33%).
 WORKBENCH_EVENTS = """customer_id,product_id,event,event_date
 1,10,purchased,2023-01-05T10:00:00
 1,11,cart,2023-01-20T10:00:00
@@ -106,3 +112,106 @@ def api_client():
         from api.settings import Settings
         return TestClient(create_app(Settings(db=db, reload_seconds=reload_seconds)))
     return client
+
+
+@pytest.fixture(scope="session")
+def workbench_events() -> str:
+    return WORKBENCH_EVENTS
+
+
+@pytest.fixture(scope="session")
+def make_workbench_db():
+    """Build a database from WORKBENCH_EVENTS with the real pipeline (depth 5, holdout 0.2): a function of
+    (folder, exclude, publish, db), so a test can add a second run to the same database."""
+    def build(folder: Path, exclude: str = "all", publish: bool = True, db: Path | None = None) -> Path:
+        from pipeline.config import RunParams
+        from pipeline.run import execute
+        db = db or folder / "wb.db"
+        events = folder / "events.csv"
+        events.write_text(WORKBENCH_EVENTS)
+        execute(events, db=db, params=RunParams(depth=5, holdout=0.2, exclude=exclude), publish=publish)
+        return db
+    return build
+
+
+@pytest.fixture
+def fresh_db(tmp_path, make_workbench_db) -> Path:
+    """A workbench database of its own for a test that writes (retrain, publish)."""
+    return make_workbench_db(tmp_path)
+
+
+# --- the workbench through streamlit.testing.v1.AppTest (tests/test_app*.py) ----------------------------
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "workbench.py")
+
+
+@pytest.fixture(scope="session")
+def open_app():
+    """open_app(db, page=None, **session_state) -> an AppTest that ran the workbench on that page."""
+    from streamlit.testing.v1 import AppTest
+
+    def open_(db: Path, page: str | None = None, **state):
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.session_state["db_path"] = str(db)
+        for key, value in state.items():
+            at.session_state[key] = value
+        at.run()
+        if page:
+            at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, [e.message for e in at.exception]
+        return at
+    return open_
+
+
+@pytest.fixture(scope="session")
+def texts():
+    """texts(elements) -> the values of AppTest elements (at.error, at.success …) as one string."""
+    return lambda elements: " ".join(str(e.value) for e in elements)
+
+
+@pytest.fixture(scope="session")
+def wait_for_job():
+    """wait_for_job(at) -> at, rerun until the Retrain page's background pipeline has ended."""
+    import time
+
+    def wait(at, seconds: float = 90):
+        deadline = time.monotonic() + seconds
+        while at.session_state["rt_job"].running():
+            assert time.monotonic() < deadline, "the pipeline did not finish in time"
+            time.sleep(0.3)
+            at.run()
+        return at.run()
+    return wait
+
+
+@pytest.fixture(scope="session")
+def hold():
+    """hold(db, run_id, reasons): what the publish gates leave on a held run, runs.held as a JSON list
+    (the column is added when the schema does not have it yet)."""
+    import json
+    import sqlite3
+
+    def hold_(db: Path, run_id: int, reasons: list[str]) -> None:
+        con = sqlite3.connect(db)
+        if "held" not in [row[1] for row in con.execute("PRAGMA table_info(runs)")]:
+            con.execute("ALTER TABLE runs ADD COLUMN held TEXT")
+        con.execute("UPDATE runs SET held = ? WHERE run_id = ?", [json.dumps(reasons), run_id])
+        con.commit()
+        con.close()
+    return hold_
+
+
+# --- Debian's chromium for the browser tests: under CI a missing browser fails, it never skips ------------
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The chromium Playwright drives ($WORKBENCH_CHROMIUM, default Debian's /usr/bin/chromium). Missing:
+    a skip on a laptop, a failure under CI=true, where a skipped browser test would pass unseen."""
+    import os
+    path = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
+    if Path(path).exists():
+        return path
+    message = f"needs Debian's chromium at {path}: apt-get install -y chromium"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {message}", pytrace=False)
+    pytest.skip(message)

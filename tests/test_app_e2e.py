@@ -15,21 +15,17 @@ import httpx
 import pandas as pd
 import pytest
 
-from pipeline.config import RunParams
-from pipeline.run import execute
 from store import queries
-from tests.conftest import WORKBENCH_EVENTS as EVENTS
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 # url path -> (title, plotly charts at least, dataframes at least)
-PAGES = {"": ("Overview", 5, 1), "audiences": ("Audiences", 1, 1), "retrain": ("Retrain", 0, 0),
-         "runs": ("Runs", 0, 1), "service": ("Service", 0, 0)}
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason="needs Debian's chromium: apt-get install -y chromium")
+PAGES = {"": ("Overview", 5, 1), "audiences": ("Audiences", 1, 1), "evaluation": ("Evaluation", 2, 1),
+         "retrain": ("Retrain", 0, 0), "runs": ("Runs", 0, 1), "service": ("Service", 0, 0)}
+# The width a table's grid needs against the width it has (Glide Data Grid scrolls inside .dvn-scroller).
+GRID_WIDTHS = """() => [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')]
+                      .map(e => [e.scrollWidth, e.clientWidth])"""
 
 
 def free_port() -> int:
@@ -39,11 +35,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    (tmp / "events.csv").write_text(EVENTS)
-    db = tmp / "wb.db"
-    execute(tmp / "events.csv", db=db, params=RunParams(depth=5), publish=True)
+def app_url(tmp_path_factory, make_workbench_db, chromium):  # chromium first: no server without a browser
+    db = make_workbench_db(tmp_path_factory.mktemp("e2e"))
     port = free_port()
     env = {**os.environ, "AUDIENCE_DB": str(db), "WORKBENCH_API_URL": "http://127.0.0.1:9"}
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/workbench.py", "--server.port",
@@ -74,13 +67,13 @@ def settle(page) -> None:
     expect(page.get_by_test_id("stSpinner")).to_have_count(0, timeout=60_000)
 
 
-def test_every_page_renders_in_chromium_and_the_download_equals_the_database(app_url, tmp_path):
+def test_every_page_renders_in_chromium_and_the_download_equals_the_database(app_url, tmp_path, chromium):
     from playwright.sync_api import expect, sync_playwright
     url, db = app_url
     shots = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
         for path, (title, charts, tables) in PAGES.items():
             page.goto(f"{url}/{path}")
@@ -93,6 +86,12 @@ def test_every_page_renders_in_chromium_and_the_download_equals_the_database(app
             assert page.locator('[data-testid="stException"]').count() == 0, f"exception on /{path}"
             page.screenshot(path=str(shots / f"page-{path or 'overview'}.png"), full_page=True)
 
+        page.goto(f"{url}/evaluation")
+        expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=30_000)
+        settle(page)
+        needed, shown = page.evaluate(GRID_WIDTHS)[0]
+        assert needed <= shown, f"the leaderboard needs {needed}px but has {shown}px"  # fits: no side scroll
+
         page.goto(f"{url}/audiences")
         button = page.get_by_role("button", name="Download this audience (CSV)")
         expect(button).to_be_visible(timeout=30_000)
@@ -104,3 +103,12 @@ def test_every_page_renders_in_chromium_and_the_download_equals_the_database(app
                                  "AND product_id = 10 ORDER BY rank", queries.connect(db))
     assert len(expected) == 4  # users 3, 4, 5 and 7: everyone but those who touched product 10
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, atol=1e-9)
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", {"errors": 1}), ("", {"skipped": 1})])  # an error fails the run
+def test_a_missing_chromium_fails_under_ci_and_only_skips_elsewhere(pytester, monkeypatch, ci, outcome):
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.makepyfile("def test_browser(chromium):\n    assert chromium\n")
+    monkeypatch.setenv("WORKBENCH_CHROMIUM", str(pytester.path / "no-such-chromium"))
+    monkeypatch.setenv("CI", ci)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(**outcome)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.strategies.ranking import engagement_audiences, fallback_audience, skip_excluded
-from pipeline.data.clean import clean
 from pipeline.config import RunParams
+from pipeline.data.clean import clean
 from pipeline.data.features import user_features
 from pipeline.data.ingest import read_events
+from pipeline.strategies.ranking import engagement_audiences, fallback_audience, skip_excluded
 from tests.conftest import FOUR_USERS, write_events
 
 

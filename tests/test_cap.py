@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.evaluation.cap import apply_cap, reach_priority
 from pipeline.config import RunParams
+from pipeline.evaluation.cap import apply_cap, reach_priority
 from pipeline.run import execute
 from store import queries
 from tests.conftest import FOUR_USERS, write_events

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.data.clean import CHECKS, DROPPED, clean
 from pipeline.config import RunParams
+from pipeline.data.clean import CHECKS, DROPPED, clean
 from pipeline.data.ingest import read_events
 from tests.conftest import write_events
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from pipeline.data.clean import clean
 from pipeline.config import RunParams
-from pipeline.evaluation.holdout import Scored, best_strategy, evaluate_all, make_holdout
+from pipeline.data.clean import clean
 from pipeline.data.features import user_features
 from pipeline.data.ingest import read_events
+from pipeline.evaluation.holdout import Scored, best_strategy, evaluate_all, make_holdout
 from pipeline.evaluation.metrics import METRICS
 from pipeline.run import execute
 from pipeline.strategies import AUTO, STRATEGIES
@@ -169,7 +169,7 @@ def test_cli_default_evaluates_and_an_unknown_strategy_is_one_line(csv, params, 
 
 # --- The app's Evaluation page ---------------------------------------------------------------------------
 
-def open_evaluation(db) -> "AppTest":
+def open_evaluation(db):
     from streamlit.testing.v1 import AppTest
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "workbench.py"), default_timeout=30)
     at.session_state["db_path"] = str(db)

@@ -13,8 +13,8 @@ import math
 
 import pytest
 
-from pipeline.data.clean import clean
 from pipeline.config import RunParams
+from pipeline.data.clean import clean
 from pipeline.data.features import engagement_order, user_features
 from pipeline.data.ingest import read_events
 from tests.conftest import write_events

@@ -1,4 +1,4 @@
-"""Tests of the synthetic marketplace generator (pipeline/generate.py).
+"""Tests of the synthetic marketplace generator (pipeline/demo/: market.py simulates, dirt.py soils, text.py writes, generate.py assembles).
 
 The generator must be deterministic, carry the dirt of a real export, and, after cleaning, reproduce the
 shape of the reference data set (DESIGN.md, "published statistics"). The shape figures are ratios, so they
@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.demo.generate import BOT_ROWS, generate
+from pipeline.demo.dirt import BOT_ROWS
+from pipeline.demo.generate import generate
 
 KNOWN_EVENTS = ("purchased", "cart", "rating", "wishlist", "search_keyword")
 BOT_DAILY_LIMIT = 1000

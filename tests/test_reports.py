@@ -1,4 +1,6 @@
-"""`python -m reports`: the self-contained HTML report of a run, generated on a small database."""
+"""`python -m reports`: the self-contained HTML report of a run, on the workbench run of tests/conftest.py
+(12 clean interactions by 7 users on 6 products; its figures are worked out there), and the shared words,
+formatter and leaderboard of reports/."""
 from __future__ import annotations
 
 import json
@@ -12,24 +14,19 @@ import pytest
 
 from pipeline.config import RunParams
 from pipeline.run import execute
+from pipeline.strategies import STRATEGIES
 from reports.html import build_report
-from reports.tables import format_stat
-from store import queries, writer
+from reports.kpis import format_stat, kpis
+from reports.tables import leaderboard, random_lift_is_one
+from reports.words import DESCRIPTIONS, EXPLANATIONS, SHORT_NAMES
+from store import writer
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("summary", "reading", "charts", "data-quality", "evaluation", "stress", "statistics", "parameters")
-# 9 rows read: one exact duplicate dropped, so 8 clean interactions by 4 users on 3 products.
-EVENTS = """customer_id,product_id,event,event_date
-1,10,purchased,2023-01-05T10:00:00
-1,11,cart,2023-02-20T10:00:00
-2,10,cart,2023-01-06T10:00:00
-2,12,wishlist,2023-03-10T10:00:00
-3,11,purchased,2023-01-10T10:00:00
-3,11,cart,2023-03-15T10:00:00
-4,12,search_keyword,2023-03-20T10:00:00
-4,10,rating,2023-03-21T10:00:00
-4,10,rating,2023-03-21T10:00:00
-"""
+# 8 charts of the run (users by interactions, event mix, cohorts, product months, daily events, top products,
+# data quality, stage seconds) and 3 of its evaluation (metrics, recall against coverage, lift): products 10
+# and 14 are seen on both sides of the split, so the run has an evaluation.
+CHARTS = 8 + 3
 
 
 class Tags(HTMLParser):
@@ -57,12 +54,8 @@ class Tags(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("report")
-    (tmp / "events.csv").write_text(EVENTS)
-    path = tmp / "wb.db"
-    execute(tmp / "events.csv", db=path, params=RunParams(depth=3), publish=True)
-    return path
+def db(tmp_path_factory, make_workbench_db) -> Path:
+    return make_workbench_db(tmp_path_factory.mktemp("report"))
 
 
 def parse(text: str) -> Tags:
@@ -84,26 +77,36 @@ def test_cli_writes_a_report_with_every_section_and_no_external_url(db, tmp_path
     assert max(len(s) for s in tags.scripts) > 1_000_000  # plotly.js itself, inline
 
 
+# Worked by hand in tests/conftest.py.
+FIGURES = {"total_interactions": "12", "unique_users": "7", "unique_products": "6", "sparsity": "0.714286",
+           "one_time_users_pct": "57.14%", "mean_interactions_per_user": "1.71", "event_pct_cart": "50.00%",
+           "event_pct_purchased": "25.00%", "event_pct_rating": "8.33%", "retention_rate_pct": "0.00%",
+           "new_products_pct": "33.33%", "late_period_users": "2"}
+CHECKS = {"rows_read": "14", "bad_dates": "1", "duplicates": "1", "rows_clean": "12"}
+
+
 def test_report_shows_the_run_figures(db):
     text = build_report(str(db))
-    stats = queries.stats(queries.connect(db), 1)
-    assert stats["total_interactions"] == 8 and stats["unique_users"] == 4  # worked out by hand above
-    for name, value in stats.items():
-        assert f"<td>{name}</td>\n      <td>{format_stat(name, value)}</td>" in text
-    for check, rows in queries.data_quality(queries.connect(db), 1).itertuples(index=False):
-        assert f"<td>{check}</td>\n      <td>{rows:,}</td>" in text
+    for name, shown in FIGURES.items():
+        assert f"<td>{name}</td>\n      <td>{shown}</td>" in text, name
+    for check, rows in CHECKS.items():
+        assert f"<td>{check}</td>\n      <td>{rows}</td>" in text, check
     assert "No stress run recorded" in text
-    evaluation = queries.evaluation(queries.connect(db), 1)
-    for strategy in evaluation["strategy"].unique():
-        assert f"<td>{strategy}</td>" in text
-    # 8 run charts, and 3 evaluation charts (leaderboard, recall against coverage, lift) when evaluated
-    assert text.count('class="plotly-graph-div"') == 8 + 3 * (not evaluation.empty)
+    assert all(f"<td>{strategy}</td>" in text for strategy in STRATEGIES)
+    assert text.count('class="plotly-graph-div"') == CHARTS
+    assert "Published strategy: <strong>engagement</strong>" in text
+
+
+def test_a_report_of_an_unpublished_run_says_this_run_s_strategy(tmp_path, make_workbench_db):
+    db = make_workbench_db(tmp_path)
+    make_workbench_db(tmp_path, exclude="none", publish=False, db=db)
+    text = build_report(str(db), 2)
+    assert "This run's strategy: <strong>engagement</strong>" in text and "Published strategy" not in text
 
 
 def test_report_includes_evaluation_and_the_latest_stress_run(db, tmp_path):
     copy = tmp_path / "wb.db"
-    (tmp_path / "events.csv").write_text(EVENTS)
-    execute(tmp_path / "events.csv", db=copy, params=RunParams(depth=3), publish=True)
+    execute(Path(db).parent / "events.csv", db=copy, params=RunParams(depth=3), publish=True)
     wdb = writer.connect(copy)
     writer.write_frame(wdb, "evaluation", 1, pd.DataFrame({"strategy": ["engagement", "popularity"], "k": [10, 10],
                                                             "metric": ["recall", "recall"], "value": [0.25, 0.125]}))
@@ -124,14 +127,13 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, db):
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("error:")
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium (apt-get install chromium)")
-def test_report_renders_its_charts_with_the_network_blocked(db, tmp_path):
+def test_report_renders_its_charts_with_the_network_blocked(db, tmp_path, chromium):
     from playwright.sync_api import sync_playwright
     out = tmp_path / "report.html"
     out.write_text(build_report(str(db)))
     blocked: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         page = browser.new_page()
@@ -141,4 +143,54 @@ def test_report_renders_its_charts_with_the_network_blocked(db, tmp_path):
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
         drawn = page.locator(".js-plotly-plot").count()
         browser.close()
-    assert drawn == 8 + 3 * (not queries.evaluation(queries.connect(db), 1).empty) and blocked == []
+    assert drawn == CHARTS and blocked == []
+
+
+# --- the shared words, formatter and leaderboard -------------------------------------------------------
+
+def test_every_strategy_and_metric_is_explained_in_words():
+    assert set(DESCRIPTIONS) == set(STRATEGIES) and all(len(d) > 150 for d in DESCRIPTIONS.values())
+    assert set(SHORT_NAMES) == set(EXPLANATIONS) and max(len(s) for s in SHORT_NAMES.values()) <= 17
+
+
+@pytest.mark.parametrize("name, value, signed, text", [
+    ("sparsity", 0.999994, False, "0.999994"),
+    ("sparsity", 0.0000012, True, "+0.000001"),
+    ("unique_users", 433787, False, "433,787"),
+    ("unique_users", -1200, True, "-1,200"),
+    ("one_time_users_pct", 88.78, False, "88.78%"),
+    ("retention_rate_pct", -0.5, True, "-0.50 pp"),
+    ("event_pct_cart", 60.99, False, "60.99%"),
+    ("mean_interactions_per_user", 1.15, False, "1.15"),
+    ("sparsity", float("nan"), False, ""),
+    ("unique_users", None, False, ""),
+])
+def test_one_formatter_for_every_statistic(name, value, signed, text):
+    assert format_stat(name, value, signed) == text
+
+
+def test_kpi_cards_and_their_changes():
+    now = {"total_interactions": 498879, "sparsity": 0.999994, "one_time_users_pct": 88.78}
+    before = {"total_interactions": 500000, "sparsity": 0.999993, "one_time_users_pct": 90.0}
+    cards = {k.label: (k.value, k.delta, k.delta_color) for k in kpis(now, before)}
+    assert cards == {"Interactions": ("498,879", "-1,121", "normal"),
+                     "Sparsity": ("0.999994", "+0.000001", "inverse"),
+                     "One-time users": ("88.78%", "-1.22 pp", "inverse")}
+    assert [k.delta for k in kpis(now, None)] == [None, None, None]
+
+
+def evaluation_rows(values: dict[tuple[str, str], float]) -> pd.DataFrame:
+    return pd.DataFrame([{"strategy": s, "cap": None, "label": s, "k": 100, "metric": m, "value": v}
+                         for (s, m), v in values.items()])
+
+
+def test_the_leaderboard_in_percent_best_first_and_random_at_one():
+    rows = evaluation_rows({("random", "recall_micro"): 0.01, ("random", "lift_over_random"): 0.93,
+                            ("affinity", "recall_micro"): 0.05, ("affinity", "lift_over_random"): 5.0,
+                            ("affinity", "reachable_ceiling"): 0.2, ("random", "reachable_ceiling"): 0.2})
+    board = leaderboard(rows, 100)
+    assert board.columns.tolist() == ["strategy", "recall_micro", "lift_over_random"]  # the ceiling: apart
+    assert board.to_dict("list") == {"strategy": ["affinity", "random"], "recall_micro": [5.0, 1.0],
+                                     "lift_over_random": [5.0, 1.0]}
+    assert random_lift_is_one(rows).query("strategy == 'affinity' and metric == 'lift_over_random'")[
+        "value"].tolist() == [5.0]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.data.clean import clean
 from pipeline.config import RunParams
+from pipeline.data.clean import clean
 from pipeline.data.diagnostics import cohort_retention, product_months, product_table, stats
 from pipeline.data.features import user_features
 from pipeline.data.ingest import read_events

@@ -7,8 +7,9 @@ import streamlit as st
 
 from app import audiences as helpers
 from app import context, data
-from store.export import audience_csv, parse_ids, write_export
+from app.service import size_text
 from reports import figures
+from store.export import audience_csv, parse_ids, write_export
 
 PICKERS = ["Most active", "By id", "Random"]
 SOURCES = ["Paste ids", "Upload a list", "All products"]
@@ -86,15 +87,22 @@ def export_tab(run: data.RunRef, depth: int) -> None:
     ids, bad = wanted_products(source)
     left, right = st.columns(2)
     n = left.number_input("Top N of each audience", min_value=1, max_value=depth, value=depth, key="export_n")
+    products, plain, gzipped = helpers.export_estimate(run, int(n))
     # No key: the default follows the choice of products (gzip for all of them).
     compress = right.checkbox("gzip the file", value=source == "All products",
-                              help="All products of a 500K-row run is ~550 MB as plain CSV, ~80 MB gzipped")
+                              help=f"All {products:,} products of this run at top {int(n)}: about "
+                                   f"{size_text(plain)} as plain CSV, {size_text(gzipped)} gzipped (measured on "
+                                   f"{min(products, helpers.SAMPLE_PRODUCTS)} of its audiences)")
     if st.button("Build export", type="primary", icon=":material/file_export:"):
+        problem = None
         if bad:
-            st.error(f"These are not product ids (positive integers): {', '.join(bad[:5])}"
-                     + (" …" if len(bad) > 5 else ""))
+            problem = (f"These are not product ids (positive integers): {', '.join(bad[:5])}"
+                       + (" …" if len(bad) > 5 else ""))
         elif ids == []:
-            st.error("Give at least one product id (paste them or upload a list), or choose All products.")
+            problem = "Give at least one product id (paste them or upload a list), or choose All products."
+        if problem:
+            st.session_state.pop("export", None)  # the last export's success would read as this one's
+            st.error(problem)
         else:
             previous = st.session_state.pop("export", None)
             if previous:  # one export file per session: the new one replaces it
@@ -105,7 +113,7 @@ def export_tab(run: data.RunRef, depth: int) -> None:
     made = st.session_state.get("export")
     if made and made[0] == run and made[1].path.is_file():
         result = made[1]
-        st.success(f"{result.rows:,} rows for {result.products:,} products · {result.path.stat().st_size / 1e6:,.1f} MB"
+        st.success(f"{result.rows:,} rows for {result.products:,} products · {size_text(result.path.stat().st_size)}"
                    f" · saved on the server as `{result.path}`")
         if result.unknown:
             st.warning(f"{len(result.unknown):,} product(s) not in run {run.run_id} got the fallback audience: "

@@ -2,10 +2,9 @@
 import streamlit as st
 
 from app import context, data
-from pipeline.evaluation.holdout import leaderboard
-from pipeline.evaluation.metrics import EXPLANATIONS
-from pipeline.strategies import DESCRIPTIONS
 from reports import figures
+from reports.tables import leaderboard, random_lift_is_one
+from reports.words import DESCRIPTIONS, EXPLANATIONS, SHORT_NAMES, strategy_title
 from store.names import published_label
 
 
@@ -18,11 +17,11 @@ def _value(table, strategy: str, metric: str, k: int) -> float | None:
     return None if rows.empty else float(rows["value"].iloc[0])
 
 
-def headline(table, stats: dict, params: dict) -> str:
-    """Cards for the published strategy against the ceiling; returns the name its rows go by."""
+def headline(table, stats: dict, params: dict, is_current: bool) -> str:
+    """Cards for the run's strategy against the ceiling; returns the name its rows go by."""
     strategy = params.get("strategy", "engagement")
     scored_as = published_label(set(table["label"]), params)
-    cards = [("Published strategy", strategy, params.get("strategy_selection")),
+    cards = [(strategy_title(is_current), strategy, params.get("strategy_selection")),
              ("Its recall@100", _pct(_value(table, scored_as, "recall_micro", 100)),
               EXPLANATIONS["recall_micro"]),
              ("Reachable ceiling@100", _pct(_value(table, scored_as, "reachable_ceiling", 100)),
@@ -42,25 +41,29 @@ def headline(table, stats: dict, params: dict) -> str:
     return scored_as
 
 
-def leaderboard_section(table, published: str) -> None:
+def leaderboard_section(table, scored_as: str, is_current: bool) -> None:
     k = st.radio("Cut-off k", sorted(table["k"].unique(), reverse=True), horizontal=True,
                  format_func=lambda v: f"top {v}", key="eval_k")
     board = leaderboard(table, k)
-    config = {m: st.column_config.NumberColumn(f"{m} (%)", help=EXPLANATIONS[m], format="%.4f")
+    # Short titles and two decimals: every metric fits the page's width; the full name is in the help.
+    config = {m: st.column_config.NumberColumn(f"{SHORT_NAMES[m]} %", help=f"{m}: {EXPLANATIONS[m]}", format="%.2f")
               for m in board.columns if m in EXPLANATIONS and m != "lift_over_random"}
-    config["lift_over_random"] = st.column_config.NumberColumn("lift over random (×)",
-                                                               help=EXPLANATIONS["lift_over_random"], format="%.1f")
+    config["lift_over_random"] = st.column_config.NumberColumn(
+        SHORT_NAMES["lift_over_random"], format="%.1f",
+        help=f"lift_over_random: {EXPLANATIONS['lift_over_random']} random is 1× by definition.")
     config["strategy"] = st.column_config.TextColumn("strategy", help="(cap K): the same strategy under the "
                                                      "exposure cap of K audiences per user")
-    board["strategy"] = [f"{s} ★" if s == published else s for s in board["strategy"]]
+    mark = "★" if is_current else "☆"
+    board["strategy"] = [f"{s} {mark}" if s == scored_as else s for s in board["strategy"]]
     st.dataframe(board, hide_index=True, width="stretch", column_config=config)
-    st.caption(f"★ published. Sorted by recall_micro@{k}; shares in percent.")
+    st.caption(f"{mark} {strategy_title(is_current).lower()}. Sorted by recall@{k}; shares in percent; "
+               "random's lift is 1× by definition.")
     left, right = st.columns([3, 2])
-    left.plotly_chart(figures.recall_vs_coverage(table, k, published), config=figures.PLOT_CONFIG)
+    left.plotly_chart(figures.recall_vs_coverage(table, k, scored_as), config=figures.PLOT_CONFIG)
     right.plotly_chart(figures.lift_over_random(table), config=figures.PLOT_CONFIG)
 
 
-def explanations(published: str | None) -> None:
+def explanations(strategy: str | None, is_current: bool) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("What the numbers mean")
@@ -68,7 +71,8 @@ def explanations(published: str | None) -> None:
     with right:
         st.subheader("The strategies")
         for name, text in DESCRIPTIONS.items():
-            st.markdown(f"**{name}**{' — published' if name == published else ''}: {text}")
+            mark = f" — {strategy_title(is_current).lower()}" if name == strategy else ""
+            st.markdown(f"**{name}**{mark}: {text}")
 
 
 ctx = context.get()
@@ -77,12 +81,14 @@ if context.need_run(ctx):
     run = ctx.ref
     params = ctx.run["params"]
     table = data.evaluation(run)
+    is_current = run.run_id == ctx.current_id
     if table.empty:
         st.info("This run has no offline evaluation: it ran with `--holdout 0`, or no product was seen both "
                 "before and after the split. Run again with a holdout (default 0.2) to score the strategies.",
                 icon=":material/info:")
-        explanations(params.get("strategy"))
+        explanations(params.get("strategy"), is_current)
     else:
-        scored_as = headline(table, data.stats(run), params)
-        leaderboard_section(table, scored_as)
-        explanations(params.get("strategy"))
+        table = random_lift_is_one(table)
+        scored_as = headline(table, data.stats(run), params, is_current)
+        leaderboard_section(table, scored_as, is_current)
+        explanations(params.get("strategy"), is_current)

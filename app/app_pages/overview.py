@@ -2,8 +2,8 @@
 import streamlit as st
 
 from app import context, data
-from reports.kpis import kpis
 from reports import figures
+from reports.kpis import kpis
 from reports.reading import reading
 
 ctx = context.get()

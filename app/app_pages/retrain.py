@@ -4,10 +4,12 @@ from pathlib import Path
 import streamlit as st
 
 from app import context, data, retrain
-from pipeline.demo import DEMO_ROWS, DEMO_SEED
+from app.runs import held_reasons, publish_anyway
 from pipeline.config import EXCLUDE_RULES, RunParams
-from pipeline.strategies import DESCRIPTIONS, STRATEGIES
+from pipeline.demo import DEMO_ROWS, DEMO_SEED
+from pipeline.strategies import STRATEGIES
 from reports import figures
+from reports.words import DESCRIPTIONS
 
 SOURCES = ["Demo generator", "Upload a file", "Path on the server"]
 EXCLUDE_HELP = {"all": "anyone who touched it", "purchased": "its buyers", "none": "nobody"}
@@ -24,11 +26,11 @@ def choose_source(db: str) -> retrain.Source | str | None:
         return retrain.Source("demo", rows=int(rows), seed=int(seed))
     if kind == "Upload a file":
         events = saved_upload(st.file_uploader(
-            f"Events: CSV or Parquet, at most {retrain.UPLOAD_LIMIT_MB} MB", type=["csv", "parquet"],
+            f"Events: CSV (or .csv.gz) or Parquet, at most {retrain.UPLOAD_LIMIT_MB} MB", type=retrain.UPLOAD_TYPES,
             max_upload_size=retrain.UPLOAD_LIMIT_MB, key="rt_upload",
             help="Columns customer_id, product_id, event, event_date; kept under data/uploads/"), db)
         catalogue = saved_upload(st.file_uploader(
-            "Product catalogue (optional): CSV with product_id, category", type=["csv"],
+            "Product catalogue (optional): CSV with product_id, category", type=retrain.UPLOAD_TYPES,
             max_upload_size=retrain.UPLOAD_LIMIT_MB, key="rt_upload_products"), db)
     else:
         typed = st.text_input("Events file on the server (CSV or Parquet)", key="rt_path",
@@ -39,9 +41,9 @@ def choose_source(db: str) -> retrain.Source | str | None:
         catalogue = Path(typed) if typed else None
     if events is None:
         return None
-    problem = retrain.check_events_file(events)
-    if not problem and catalogue is not None and not catalogue.is_file():
-        problem = f"{catalogue} is not a file on the server; check the catalogue path"
+    problem = retrain.check_input(events, "events")
+    if not problem and catalogue is not None:
+        problem = retrain.check_input(catalogue, "catalogue")
     return problem or retrain.Source("file", path=str(events), products_path=str(catalogue or ""))
 
 
@@ -80,9 +82,17 @@ def choose_params() -> tuple[dict, bool]:
                                 "can, publishes the best), or force one.")
     if strategy in DESCRIPTIONS:
         st.caption(DESCRIPTIONS[strategy])
-    publish = st.checkbox("Publish automatically when it succeeds", value=True, key="rt_publish")
+    a, b = st.columns([1, 2])
+    engine = a.selectbox("Engine", retrain.ENGINES, key="rt_engine",
+                         help="inprocess: this machine's memory; spark: a Spark cluster for data larger than that")
+    master = b.text_input("Spark master URL", key="rt_spark_master", placeholder="spark://host:7077 (empty: local[*])",
+                          disabled=engine != "spark").strip()
+    publish = st.checkbox("Publish when it succeeds and passes the publish gates", value=True, key="rt_publish",
+                          help="The run compares itself with the run being served (rows, users, products, dropped "
+                               "rows, recall); a run that fails a gate is held, with its reasons, for you to decide.")
     params = dict(depth=int(depth), decay_days=float(decay), bot_daily_limit=int(bot), exclude=exclude,
-                  holdout=float(holdout), strategy=strategy, event_weights=events, component_weights=components)
+                  holdout=float(holdout), strategy=strategy, event_weights=events, component_weights=components,
+                  engine=engine, spark_master=master if engine == "spark" else "")
     return params, publish
 
 
@@ -132,8 +142,13 @@ def show_result(ctx: context.Context, job: retrain.Job) -> None:
         return
     summary = row["summary"]
     published = row["published_at"] is not None
-    st.success(f"Run {row['run_id']} succeeded" + (" and is published." if published else " (not published)."),
-               icon=":material/check_circle:")
+    held = held_reasons(row)
+    if held and not published:
+        st.warning(f"Run {row['run_id']} succeeded but is **held**: it failed the publish gates — "
+                   + "; ".join(held) + ". The published run is unchanged.", icon=":material/pan_tool:")
+    else:
+        st.success(f"Run {row['run_id']} succeeded" + (" and is published." if published else " (not published)."),
+                   icon=":material/check_circle:")
     cards = [("Rows read", summary.get("rows_read", 0)), ("Rows clean", summary.get("rows_clean", 0)),
              ("Users", summary.get("users", 0)), ("Products", summary.get("products", 0))]
     for column, (label, value) in zip(st.columns(len(cards)), cards):
@@ -144,7 +159,12 @@ def show_result(ctx: context.Context, job: retrain.Job) -> None:
                      column_config={"check": "rule", "rows": st.column_config.NumberColumn("rows", format="localized")})
     with right:
         st.plotly_chart(figures.stage_seconds(summary.get("seconds", {})), config=figures.PLOT_CONFIG)
-    if not published and st.button(f"Publish run {row['run_id']}", type="primary", key="rt_publish_now"):
+    if "runs_message" in st.session_state:  # the answer of "Publish anyway" below, after its rerun
+        ok, message = st.session_state.pop("runs_message")
+        (st.success if ok else st.error)(message)
+    if not published and held:
+        publish_anyway(ctx.db, row, key="rt_publish_anyway")
+    elif not published and st.button(f"Publish run {row['run_id']}", type="primary", key="rt_publish_now"):
         ok, message = retrain.publish(ctx.db, row["run_id"])
         (st.success if ok else st.error)(message)
         if ok:

@@ -3,9 +3,9 @@ import math
 
 import streamlit as st
 
-from app import context, data, retrain
+from app import context, data, retrain, service
 from app.compare import stat_deltas
-from app.runs import KEY_STATS, history, rollback_target
+from app.runs import KEY_STATS, held_reasons, history, publish_anyway, rollback_target
 from reports import figures
 from reports.tables import formatted_deltas
 
@@ -18,8 +18,11 @@ def publish_controls(ctx: context.Context) -> None:
     with left:
         if candidates:
             pick = st.selectbox("Publish a run", [r["run_id"] for r in candidates], key="runs_publish_pick",
-                                format_func=lambda i: context.run_label(ctx.run_by_id(i), ctx.current_id))
-            if st.button(f"Publish run {pick}", type="primary", icon=":material/publish:"):
+                                format_func=lambda i: context.run_label(ctx.run_by_id(i), ctx.current_id)
+                                + (" · held" if held_reasons(ctx.run_by_id(i)) else ""))
+            if held_reasons(ctx.run_by_id(pick)):
+                publish_anyway(ctx.db, ctx.run_by_id(pick), key="runs_publish_anyway")
+            elif st.button(f"Publish run {pick}", type="primary", icon=":material/publish:"):
                 _publish(ctx.db, pick)
         else:
             st.caption("No other succeeded run with audiences to publish.")
@@ -76,7 +79,7 @@ def compare(ctx: context.Context) -> None:
              for o in overlap]
     cards.append(("Spearman ρ of engagement scores", _number(agreement.spearman),
                   f"over {agreement.users:,} common users"))
-    for column, (title, value, note) in zip(st.columns(len(cards)), cards):
+    for column, (title, value, note) in zip(st.columns(len(cards)), cards, strict=True):
         column.metric(title, value, border=True)
         column.caption(note)
     st.plotly_chart(figures.score_agreement(agreement.sample, f"run {a}", f"run {b}"), config=figures.PLOT_CONFIG)
@@ -89,10 +92,13 @@ if ctx.problem:
 elif not ctx.runs:
     st.info("No run yet: start one from the **Retrain** page.")
 else:
+    # Text cells ("—" where a run has no value); wide sources and errors scroll inside the table.
     st.dataframe(history(ctx.runs, ctx.current_id), hide_index=True, width="stretch",
-                 column_config={"seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
-                                **{c: st.column_config.NumberColumn(c, format="localized")
-                                   for c in ("rows read", "rows clean", "users", "products")}})
+                 column_config={"source": st.column_config.TextColumn("source", width="medium"),
+                                "error": st.column_config.TextColumn("error", width="large"),
+                                "held because": st.column_config.TextColumn("held because", width="large")})
+    for column, (label, size) in zip(st.columns(4), service.disk_usage(ctx.db)):
+        column.metric(label, size, border=True, help="`python -m pipeline gc` removes old exports and uploads")
     st.subheader("Publish or roll back")
     publish_controls(ctx)
     st.subheader("Compare two runs")

@@ -3,7 +3,8 @@ import pandas as pd
 import streamlit as st
 
 from app import context, data, service
-from reports.tables import format_stat, stress_cards, stress_endpoints
+from reports.kpis import format_stat
+from reports.tables import stress_cards, stress_endpoints
 
 
 def cards(pairs: list[tuple[str, str]], per_row: int = 4) -> None:

@@ -12,8 +12,8 @@ from pipeline.cli.parser import _params
 from pipeline.run import RunResult, execute
 from pipeline.strategies import AUTO
 from store import queries, writer
-from store.export import parse_ids, write_export
 from store.errors import InputError, RunNotFoundError
+from store.export import parse_ids, write_export
 from store.names import db_path
 
 

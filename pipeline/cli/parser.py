@@ -11,13 +11,12 @@ import os
 import sqlite3
 import sys
 
-from pipeline.demo import DEMO_DIR, DEMO_ROWS, DEMO_SEED
 from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights, default_event_weights
+from pipeline.demo import DEMO_DIR, DEMO_ROWS, DEMO_SEED
 from pipeline.strategies import AUTO, STRATEGIES
 from store.errors import InputError, WorkbenchError
 from store.names import db_path
 from store.read import damaged
-
 
 
 def _weights(text: str, defaults: dict[str, float], flag: str) -> dict[str, float]:

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.arrays import first_occurrence, group_rank, member, positions_of
-from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock
-from pipeline.strategies.baselines import product_pairs
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order
+from pipeline.strategies.baselines import product_pairs
+from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock
 
 FILL_ROUNDS = 64  # each round repairs the pairs the last deal could not use (excluded users, repeats)
 # Candidates a strategy ranks per audience slot when a cap is set: capped users' places go to these first.

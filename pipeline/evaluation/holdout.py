@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from pipeline.strategies.baselines import product_pairs
-from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.config import RunParams
 from pipeline.data.diagnostics import split_instant
 from pipeline.data.features import user_features
-from pipeline.evaluation.metrics import METRICS, Truth, evaluate_audiences, make_truth
+from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
+from pipeline.evaluation.metrics import Truth, evaluate_audiences, make_truth
 from pipeline.strategies import STRATEGIES, get_strategy
+from pipeline.strategies.baselines import product_pairs
 
 KS = (10, 100)
 MIN_DEPTH = max(KS)
@@ -140,14 +140,4 @@ def evaluation_rows(scored: list[Scored]) -> pd.DataFrame:
     return frame
 
 
-def leaderboard(rows: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Evaluation rows at one k as strategy x metric, best recall_micro first; shares in percent (lift
-    stays a ratio). The reachable ceiling is the same for every strategy, so it is left to the caller."""
-    part = rows[rows["k"] == k].pivot_table(index="label", columns="metric", values="value")
-    columns = [m for m in METRICS if m in part.columns and m != "reachable_ceiling"]
-    part = part[columns].sort_values([c for c in ("recall_micro", "recall_macro") if c in columns],
-                                     ascending=False)
-    shares = [c for c in columns if c != "lift_over_random"]
-    part[shares] = part[shares] * 100
-    part.columns.name = None
-    return part.rename_axis("strategy").reset_index()
+# The leaderboard as analysts read it (percent, sorted): reports/tables.py (leaderboard).

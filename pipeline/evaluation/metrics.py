@@ -30,29 +30,7 @@ from pipeline.arrays import member, sorted_unique
 METRICS = ("precision_macro", "precision_micro", "recall_macro", "recall_micro", "hit_rate", "ndcg",
            "reachable_ceiling", "user_coverage", "exposure_gini", "lift_over_random")
 
-# The same definitions in plain words, for the analyst (the app's evaluation page and the HTML report).
-EXPLANATIONS = {
-    "recall_micro": "Of all the product-user engagements that really happened after the split, the share "
-                    "that was in that product's top k. The headline: a run without --strategy publishes the "
-                    "strategy with the best recall@100.",
-    "recall_macro": "The same share computed product by product and then averaged, so a niche product "
-                    "counts as much as a bestseller.",
-    "precision_macro": "Of the k users in an audience, the share who really came for the product, "
-                       "averaged over products.",
-    "precision_micro": "All hits divided by all audience places filled.",
-    "hit_rate": "The share of products whose top k holds at least one user who really came.",
-    "ndcg": "Like recall, but a hit near the top counts more than one near the bottom (1 = every real "
-            "user ranked first).",
-    "reachable_ceiling": "The best recall any ranking of known users could reach: engagements by users "
-                         "already seen before the split and allowed by the exclusion rule (at most k per "
-                         "product). Newcomers cannot be targeted by anyone.",
-    "user_coverage": "The share of candidate users who are in at least one top k. Low coverage means the "
-                     "same few users are sent everything.",
-    "exposure_gini": "How concentrated the audiences are on a few users: 0 = everyone in equally many "
-                     "audiences, close to 1 = a handful of users in nearly all of them.",
-    "lift_over_random": "recall_micro divided by what audiences drawn at random from the allowed users get "
-                        "on average: 10 means ten times better than chance, 1 no better.",
-}
+# Their explanations in plain words for analysts live in reports/words.py (EXPLANATIONS).
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipeline.arrays import member, sorted_unique
-from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, skip_excluded
-from pipeline.strategies.baselines import product_pairs
-from pipeline.data.clean import event_weight
 from pipeline.config import RunParams
+from pipeline.data.clean import event_weight
 from pipeline.data.features import engagement_order
+from pipeline.strategies.baselines import product_pairs
+from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, skip_excluded
 
 FLOOR = 0.05          # weight of "no tie at all": keeps the comeback order among strangers
 W_CATEGORY = 1.0

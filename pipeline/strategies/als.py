@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.strategies.affinity import UserLists, interaction_matrix, item_index, list_candidates, merge_disjoint
-from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock
-from pipeline.strategies.baselines import product_pairs
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order
+from pipeline.strategies.affinity import UserLists, interaction_matrix, item_index, list_candidates, merge_disjoint
+from pipeline.strategies.baselines import product_pairs
+from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock
 
 FACTORS = 32
 OVERSAMPLE = 8

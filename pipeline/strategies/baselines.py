@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.arrays import sorted_unique
-from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, exclusion_mask, rank_by_shared_order
 from pipeline.config import RunParams
+from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, exclusion_mask, rank_by_shared_order
 
 ACTIVITY_WINDOW_DAYS = 30
 # Below this many users the random strategy ranks every user by a per-product hash (exact and cheap);

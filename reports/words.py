@@ -1,0 +1,77 @@
+"""Words meant for analysts, shown by the app's pages and the HTML report: what each metric means and
+what each strategy does. The pipeline computes the numbers; these say what they are."""
+from __future__ import annotations
+
+# The evaluation metrics (pipeline/evaluation/metrics.py) in plain words, in the order tables show them.
+EXPLANATIONS = {
+    "recall_micro": "Of all the product-user engagements that really happened after the split, the share "
+                    "that was in that product's top k. The headline: a run without --strategy publishes the "
+                    "strategy with the best recall@100.",
+    "recall_macro": "The same share computed product by product and then averaged, so a niche product "
+                    "counts as much as a bestseller.",
+    "precision_macro": "Of the k users in an audience, the share who really came for the product, "
+                       "averaged over products.",
+    "precision_micro": "All hits divided by all audience places filled.",
+    "hit_rate": "The share of products whose top k holds at least one user who really came.",
+    "ndcg": "Like recall, but a hit near the top counts more than one near the bottom (1 = every real "
+            "user ranked first).",
+    "reachable_ceiling": "The best recall any ranking of known users could reach: engagements by users "
+                         "already seen before the split and allowed by the exclusion rule (at most k per "
+                         "product). Newcomers cannot be targeted by anyone.",
+    "user_coverage": "The share of candidate users who are in at least one top k. Low coverage means the "
+                     "same few users are sent everything.",
+    "exposure_gini": "How concentrated the audiences are on a few users: 0 = everyone in equally many "
+                     "audiences, close to 1 = a handful of users in nearly all of them.",
+    "lift_over_random": "recall_micro divided by what audiences drawn at random from the allowed users get "
+                        "on average: 10 means ten times better than chance, 1 no better.",
+}
+# Column titles short enough for a leaderboard of every metric to fit the page; the full name and the
+# explanation above go in each column's help.
+SHORT_NAMES = {
+    "recall_micro": "recall", "recall_macro": "recall/product", "precision_macro": "precision/product",
+    "precision_micro": "precision", "hit_rate": "hit rate", "ndcg": "nDCG", "reachable_ceiling": "ceiling",
+    "user_coverage": "coverage", "exposure_gini": "Gini", "lift_over_random": "lift ×",
+}
+
+# The strategies (pipeline/strategies/) in plain words.
+DESCRIPTIONS: dict[str, str] = {
+    "engagement": (
+        "Engagement ranks every user by one score built from five signals: how many interactions they "
+        "had (35%), how many different products (25%), how strong their events were on average "
+        "(purchase 5, cart 3, rating 2.5, wishlist 2, search 1; 20%), how often they came back per active "
+        "day (15%) and how recently they were seen (5%, fading over 90 days). Each product's audience is "
+        "that list minus the users the exclusion rule leaves out, so it favours loyal, active customers "
+        "but is the same for every product apart from the exclusions."),
+    "affinity": (
+        "Affinity looks for users who are likely to come back and who care about this product. Who comes "
+        "back is learned from the data itself: the run splits its own past once more and measures how "
+        "often users of each kind (how many interactions, on one day or on several) returned. What they "
+        "care about comes from three signals: the products this product is bought and carted together "
+        "with (users who touched its nearest neighbours), the user's own earlier cart or wishlist of this "
+        "product without a purchase (only when the exclusion rule lets such users in, e.g. --exclude "
+        "purchased), and the share of the user's activity in the product's category when a product "
+        "catalogue is given. A user's score is their chance of coming back times how strongly these "
+        "signals tie them to the product; users with no tie at all follow in engagement order, so every "
+        "audience is full."),
+    "als": (
+        "ALS (here a truncated SVD, the same low-rank idea) compresses the whole interaction history into "
+        "a few hidden 'taste' dimensions: every event counts with its weight (purchase 5 … search 1) and "
+        "fades with age (the run's decay days). A user's score for a product is how well their taste "
+        "vector matches the product's. Only users who touched at least two different products have a "
+        "taste of their own, so they are the ones it ranks; the rest of each audience follows in "
+        "engagement order. It is here because collaborative filtering deserves an honest trial on this "
+        "data, not a straw man."),
+    "activity": (
+        "Activity is the ranking the earlier prototype served: interactions in the last 30 days divided "
+        "by (days since the user was last seen + 1). It rewards bursts of recent activity and ignores "
+        "what the product is, so every audience is the same list apart from the exclusions."),
+    "random": (
+        "Random draws each product's audience uniformly from the users the exclusion rule allows "
+        "(reproducible from the run's seed). It is the floor: a strategy that does not beat it clearly "
+        "has learned nothing. Its scores are all 0."),
+}
+
+
+def strategy_title(is_current: bool) -> str:
+    """What a run's strategy is called: only the run being served has *the published* strategy."""
+    return "Published strategy" if is_current else "This run's strategy"
