@@ -110,8 +110,9 @@ def test_the_runs_page_shows_the_database_and_data_folder_sizes(tmp_path, make_w
     (folder / "exports" / "old.csv").write_bytes(b"x" * 3_000_000)
     assert folder_bytes(folder / "exports") == 3_000_000 and folder_bytes(tmp_path / "absent") == 0
     shown = {m.label: m.value for m in open_app(db, "runs").metric}
-    database = sum(p.stat().st_size for p in folder.glob("wb.db*"))
+    database = sum(p.stat().st_size for p in folder.glob("wb.db*") if p.is_file())  # the file, its WAL and shm
     assert shown["Database"] == size_text(database)
     events = (folder / "events.csv").stat().st_size
-    assert shown["Data folder data/"] == size_text(database + events + 3_000_000)
+    snapshot = sum(p.stat().st_size for p in folder.glob("wb.db.snapshots/*/*"))  # the API's serving arrays
+    assert shown["Data folder data/"] == size_text(database + events + 3_000_000 + snapshot)
     assert float(shown["Data folder data/"].split()[0]) >= 3.0  # at least the 3 MB export, in MB
