@@ -133,10 +133,10 @@ def quality_table(run: MarketRun, shown: list[str] | None = None) -> pd.DataFram
     if shown:
         table = table.loc[[s for s in shown if s in table.index]]
     table["seconds"] = [run.seconds.get(s, float("nan")) for s in table.index]
-    best = table[BEST[0]].max()
-    marks = [", ".join(m for m, on in (("best@100", v == best and best > 0), ("published", s == run.published)) if on)
-             for s, v in zip(table.index, table[BEST[0]])]
-    table["note"] = marks
+    best = (table[BEST[0]] == table[BEST[0]].max()) & (table[BEST[0]] > 0)  # ties are all marked
+    published = pd.Series(table.index == run.published, index=table.index)
+    table["note"] = (best.map({True: "best@100", False: ""}) + (best & published).map({True: ", ", False: ""})
+                     + published.map({True: "published", False: ""}))
     return table.sort_values([BEST[0], COLUMNS[0][0]], ascending=False, kind="stable").rename_axis("strategy").reset_index()
 
 

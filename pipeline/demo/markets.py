@@ -57,7 +57,7 @@ class Market:
     lifetime_days: float = 120.0     # mean product lifetime
     days: int = 180
 
-    def validate(self) -> "Market":
+    def validate(self) -> Market:
         if self.n_categories < 1:
             raise ValueError(f"n_categories must be at least 1, got {self.n_categories}")
         for name in ("returning_share", "repeat_rate"):
@@ -190,7 +190,7 @@ def simulate(rows: int, seed: int, market: Market) -> tuple[pd.DataFrame, pd.Dat
     # Keep whole users (ids are assigned at random, so the first ones are a fair sample) up to `rows`.
     counts = np.bincount(user, minlength=n_users)
     kept_users = np.cumsum(counts) <= rows
-    keep = kept_users[user]
+    keep = kept_users[user] & (seconds < m.days * SECONDS_PER_DAY)  # a visit late on the last day ends there
     user, visit, seconds = user[keep], visit[keep], seconds[keep]
 
     taste = rng.dirichlet(np.full(m.n_categories, m.taste_concentration), size=n_users)
