@@ -41,6 +41,8 @@ def stored(tmp_path):
     run_id = writer.start_run(wdb, {"strategy": "auto"}, "test")
     writer.write_frame(wdb, "evaluation", run_id, _evaluation())
     writer.set_params(wdb, run_id, {"strategy": "als", "strategy_selection": "best on the inner split"})
+    writer.write_frame(wdb, "stats", run_id, pd.DataFrame({"name": ["total_interactions", "unique_users",
+                                                                    "holdout_products"], "value": [1200.0, 300.0, 40.0]}))
     writer.finish_run(wdb, run_id, {"strategy_seconds": SECONDS})
     return db, run_id
 
@@ -77,7 +79,8 @@ def test_the_markdown_table_for_one_rule(stored):
     assert lines[4] == "| repeat | affinity | 0.0200 | 0.1000 | 0.3000 | 0.0500 | 1.50 | best@100 |"
     assert lines[5] == "| repeat | als | 0.0300 | 0.0800 | 0.2500 | 0.2000 | 2.25 | published |"
     assert lines[6] == "| repeat | random | 0.0000 | 0.0100 | 0.0200 | 0.9900 | 0.12 |  |"
-    assert lines[-1] == ("- repeat: reachable ceiling@100 0.4000; published `als` (best on the inner split)")
+    assert lines[-1] == ("- repeat: 1,200 rows, 300 users, 40 products evaluated; reachable ceiling@100 0.4000; "
+                         "published `als` (best on the inner split)")
 
 
 def test_a_small_market_runs_end_to_end(tmp_path, capsys):

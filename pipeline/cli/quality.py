@@ -43,6 +43,7 @@ class MarketRun:
     selection: str                # how it was chosen (runs.params.strategy_selection)
     seconds: dict[str, float]     # per strategy, inside the evaluate stage (runs.summary)
     ceiling: float                # reachable_ceiling@100: no ranking of known users does better
+    stats: dict[str, float]       # the run's `stats` rows: its size and the holdout's
 
 
 def add_parser(sub) -> None:
@@ -106,13 +107,14 @@ def stored_run(db: Path, run_id: int, market: str, rule: str) -> MarketRun:
         rows = pd.read_sql_query("SELECT strategy, cap, k, metric, value FROM evaluation WHERE run_id = ?",
                                  con, params=[run_id])
         run = queries.run(con, run_id)
+        stats = queries.stats(con, run_id)
     finally:
         con.close()
     ceiling = rows.loc[(rows["k"] == 100) & (rows["metric"] == "reachable_ceiling"), "value"]
     return MarketRun(market, rule, rows, run["params"].get("strategy", ""),
                      run["params"].get("strategy_selection", ""),
                      (run["summary"] or {}).get("strategy_seconds", {}),
-                     float(ceiling.max()) if len(ceiling) else float("nan"))
+                     float(ceiling.max()) if len(ceiling) else float("nan"), stats)
 
 
 def run_market(market: str, rule: str, interactions: Path, catalogue: Path | None, db: Path) -> MarketRun:
@@ -150,9 +152,15 @@ def format_rule(rule: str, runs: list[MarketRun], shown: list[str] | None = None
             cells = [f"{row[t]:.4f}" for t, _, _ in COLUMNS] + [f"{row['seconds']:.2f}"]
             lines.append(f"| {run.market} | {row['strategy']} | " + " | ".join(cells) + f" | {row['note']} |")
     lines.append("")
-    lines += [f"- {r.market}: reachable ceiling@100 {r.ceiling:.4f}; published `{r.published}` ({r.selection})"
-              for r in runs]
+    lines += [f"- {r.market}: {_size(r.stats)}; reachable ceiling@100 {r.ceiling:.4f}; "
+              f"published `{r.published}` ({r.selection})" for r in runs]
     return "\n".join(lines) + "\n"
+
+
+def _size(stats: dict[str, float]) -> str:
+    names = (("total_interactions", "rows"), ("unique_users", "users"), ("unique_products", "products"),
+             ("holdout_products", "products evaluated"))
+    return ", ".join(f"{stats[n]:,.0f} {label}" for n, label in names if n in stats)
 
 
 def _say(message: str) -> None:
