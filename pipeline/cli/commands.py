@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pipeline.cli.parser import _params
+from pipeline.cli.quality import cmd_quality  # noqa: F401  (main dispatches cmd_<command> by name)
 from pipeline.run import RunResult, execute
 from pipeline.strategies import AUTO
 from store import queries, writer

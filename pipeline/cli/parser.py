@@ -11,6 +11,7 @@ import os
 import sqlite3
 import sys
 
+from pipeline.cli import quality
 from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights, default_event_weights
 from pipeline.demo import DEMO_DIR, DEMO_ROWS, DEMO_SEED
 from pipeline.strategies import AUTO, STRATEGIES
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="force one strategy (default: as `run`, every strategy evaluated, the best published)")
     bench.add_argument("--holdout", type=float, default=0.2, help="holdout share (0: no evaluation)")
     bench.add_argument("--max-audiences-per-user", type=int, default=None, help="time a capped run")
+    quality.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,195 @@
+"""`python -m pipeline quality`: how good is every strategy on markets other than our own demo?
+
+For each market (our demo generator, the independent simulator's presets in pipeline/demo/markets.py, the
+real Instacart sample of pipeline/demo/real.py) and each exclusion rule it does a real, unpublished run
+(`pipeline.run.execute(..., publish=False)`) into a throwaway database, then reads back what the run
+stored -- the `evaluation` rows and the run's own record of its strategy and seconds -- so the table shows
+exactly what an analyst would see. Strategies are whatever the run evaluated: a new one shows up by itself.
+One table per rule (markets x strategies); the best recall@100 of each market and the strategy the run
+would publish are marked. Progress goes to stderr, the tables to stdout (and --out).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import EXCLUDE_RULES
+from store.errors import InputError
+
+GENERATED = ("demo", "market", "repeat", "few-categories", "no-catalogue")
+MARKETS = (*GENERATED, "real")
+DEFAULT_MARKETS = ("demo", "repeat", "few-categories", "no-catalogue", "real")
+DEFAULT_ROWS = 150_000
+DEFAULT_SEED = 7
+# (column title, k, metric) read from the evaluation table; recall is the micro recall, the headline.
+COLUMNS = (("recall@10", 10, "recall_micro"), ("recall@100", 100, "recall_micro"),
+           ("hit rate@100", 100, "hit_rate"), ("coverage@100", 100, "user_coverage"))
+BEST = ("recall@100", 100, "recall_micro")
+
+
+@dataclass
+class MarketRun:
+    """What one unpublished run stored: its evaluation rows and its own record of the run."""
+    market: str
+    rule: str
+    evaluation: pd.DataFrame      # strategy, cap, k, metric, value (as the table holds them)
+    published: str                # the strategy the run chose to rank its audiences
+    selection: str                # how it was chosen (runs.params.strategy_selection)
+    seconds: dict[str, float]     # per strategy, inside the evaluate stage (runs.summary)
+    ceiling: float                # reachable_ceiling@100: no ranking of known users does better
+    stats: dict[str, float]       # the run's `stats` rows: its size and the holdout's
+
+
+def add_parser(sub) -> None:
+    """Register `quality` on the pipeline's subcommand parser."""
+    q = sub.add_parser("quality", help="every strategy's holdout quality on several markets and rules",
+                       description="Run (unpublished, in a throwaway DB) every market x exclusion rule and "
+                                   "print the evaluation the run stored, one table per rule.")
+    q.add_argument("--markets", default=",".join(DEFAULT_MARKETS), help="comma list of: " + ", ".join(MARKETS))
+    q.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per generated market (the real one "
+                   "keeps whole users up to this many rows)")
+    q.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the simulated markets (demo: 42)")
+    q.add_argument("--exclude", default=",".join(EXCLUDE_RULES), help="comma list of: " + ", ".join(EXCLUDE_RULES))
+    q.add_argument("--strategies", default="", help="comma list of strategies to show (default: every one "
+                   "the run evaluated; all are evaluated either way, so the published choice is the run's)")
+    q.add_argument("--out", help="also write the tables to this Markdown file")
+
+
+def _names(text: str, allowed, flag: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise InputError(f"{flag}: {', '.join(unknown) or 'nothing given'} is not one of {', '.join(allowed)}")
+    return list(dict.fromkeys(names))
+
+
+def _check(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]]:
+    from pipeline.strategies import STRATEGIES
+    markets = _names(args.markets, MARKETS, "--markets")
+    rules = _names(args.exclude, EXCLUDE_RULES, "--exclude")
+    shown = _names(args.strategies, list(STRATEGIES), "--strategies") if args.strategies.strip() else []
+    if args.rows < 1000:
+        raise InputError(f"--rows must be at least 1000 (a holdout needs products on both sides), got {args.rows}")
+    if "real" in markets:
+        from pipeline.demo.real import sample_path
+        sample_path()  # fail before any run when the package is missing
+    return markets, rules, shown
+
+
+def prepare_market(name: str, rows: int, seed: int, workdir: Path) -> tuple[Path, Path | None]:
+    """Write one market's files; (interactions, catalogue or None)."""
+    out = workdir / name
+    if name == "demo":
+        from pipeline.demo import DEMO_SEED
+        from pipeline.demo.generate import generate
+        info = generate(rows=rows, seed=DEMO_SEED, out_dir=out)
+    elif name == "real":
+        from pipeline.demo.real import write_real
+        info = write_real(out, rows)
+    else:
+        from pipeline.demo.markets import write_market
+        info = write_market(out, rows, seed, name)
+    products = info.get("products_path")
+    return Path(info["interactions_path"]), Path(products) if products else None
+
+
+def stored_run(db: Path, run_id: int, market: str, rule: str) -> MarketRun:
+    """Read back what the run stored (the evaluation table and the runs row), not what it returned."""
+    from store import queries
+    con = queries.connect(db)
+    try:
+        rows = pd.read_sql_query("SELECT strategy, cap, k, metric, value FROM evaluation WHERE run_id = ?",
+                                 con, params=[run_id])
+        run = queries.run(con, run_id)
+        stats = queries.stats(con, run_id)
+    finally:
+        con.close()
+    ceiling = rows.loc[(rows["k"] == 100) & (rows["metric"] == "reachable_ceiling"), "value"]
+    return MarketRun(market, rule, rows, run["params"].get("strategy", ""),
+                     run["params"].get("strategy_selection", ""),
+                     (run["summary"] or {}).get("strategy_seconds", {}),
+                     float(ceiling.max()) if len(ceiling) else float("nan"), stats)
+
+
+def run_market(market: str, rule: str, interactions: Path, catalogue: Path | None, db: Path) -> MarketRun:
+    from pipeline.config import RunParams
+    from pipeline.run import execute
+    from pipeline.strategies import AUTO
+    result = execute(interactions, db=db, params=RunParams(strategy=AUTO, exclude=rule), products_path=catalogue,
+                     publish=False, source=f"quality: {market}, --exclude {rule}")
+    return stored_run(db, result.run_id, market, rule)
+
+
+def quality_table(run: MarketRun, shown: list[str] | None = None) -> pd.DataFrame:
+    """One market under one rule: a row per uncapped strategy with the COLUMNS, seconds and marks."""
+    rows = run.evaluation[run.evaluation["cap"].isna()]
+    wide = rows.pivot_table(index="strategy", columns=["k", "metric"], values="value", aggfunc="first")
+    table = pd.DataFrame({title: wide[(k, metric)] if (k, metric) in wide.columns else float("nan")
+                          for title, k, metric in COLUMNS}, index=wide.index)
+    if shown:
+        table = table.loc[[s for s in shown if s in table.index]]
+    table["seconds"] = [run.seconds.get(s, float("nan")) for s in table.index]
+    best = (table[BEST[0]] == table[BEST[0]].max()) & (table[BEST[0]] > 0)  # ties are all marked
+    published = pd.Series(table.index == run.published, index=table.index)
+    table["note"] = (best.map({True: "best@100", False: ""}) + (best & published).map({True: ", ", False: ""})
+                     + published.map({True: "published", False: ""}))
+    return table.sort_values([BEST[0], COLUMNS[0][0]], ascending=False, kind="stable").rename_axis("strategy").reset_index()
+
+
+def format_rule(rule: str, runs: list[MarketRun], shown: list[str] | None = None) -> str:
+    """A Markdown table for one rule, markets one after another."""
+    lines = [f"### --exclude {rule}", "",
+             "| market | strategy | " + " | ".join(t for t, _, _ in COLUMNS) + " | seconds | note |",
+             "|---|---|" + "---:|" * (len(COLUMNS) + 1) + "---|"]
+    for run in runs:
+        for _, row in quality_table(run, shown).iterrows():
+            cells = [f"{row[t]:.4f}" for t, _, _ in COLUMNS] + [f"{row['seconds']:.2f}"]
+            lines.append(f"| {run.market} | {row['strategy']} | " + " | ".join(cells) + f" | {row['note']} |")
+    lines.append("")
+    lines += [f"- {r.market}: {_size(r.stats)}; reachable ceiling@100 {r.ceiling:.4f}; "
+              f"published `{r.published}` ({r.selection})" for r in runs]
+    return "\n".join(lines) + "\n"
+
+
+def _size(stats: dict[str, float]) -> str:
+    names = (("total_interactions", "rows"), ("unique_users", "users"), ("unique_products", "products"),
+             ("holdout_products", "products evaluated"))
+    return ", ".join(f"{stats[n]:,.0f} {label}" for n, label in names if n in stats)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    markets, rules, shown = _check(args)
+    by_rule: dict[str, list[MarketRun]] = {rule: [] for rule in rules}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
+        work = Path(tmp)
+        for market in markets:
+            _say(f"quality: {market}: writing {args.rows:,} rows")
+            interactions, catalogue = prepare_market(market, args.rows, args.seed, work)
+            for rule in rules:
+                t0 = time.perf_counter()
+                db = work / f"{market}-{rule}.db"
+                by_rule[rule].append(run_market(market, rule, interactions, catalogue, db))
+                for leftover in work.glob(f"{db.name}*"):
+                    leftover.unlink()
+                _say(f"quality: {market} --exclude {rule}: {time.perf_counter() - t0:.1f} s")
+    command = " ".join(["python -m pipeline quality", *sys.argv[2:]]) if sys.argv[1:2] == ["quality"] else ""
+    text = (f"## Strategy quality across markets ({args.rows:,} rows per market, seed {args.seed})\n\n"
+            + (f"`{command}` -- {time.perf_counter() - started:.0f} s\n\n" if command else "")
+            + "\n".join(format_rule(rule, runs, shown) for rule, runs in by_rule.items()))
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        _say(f"quality: wrote {args.out}")
+    return 0
