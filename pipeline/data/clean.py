@@ -79,22 +79,34 @@ def _bot_customers(events: pd.DataFrame, limit: int) -> np.ndarray:
     return per_day[per_day > limit].index.get_level_values("c").unique().to_numpy()
 
 
-def clean(raw: pd.DataFrame, params: RunParams) -> Cleaned:
-    counts = {"rows_read": len(raw)}
-
+def parse_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Row-local checks and parsing, the same in both engines (Spark runs it on blocks of rows):
+    the rows whose ids and event are usable, with parsed values (event_date NaT where it does not
+    parse), and the mask of usable rows among `raw`."""
     customer, customer_ok = _positive_ids(raw["customer_id"])
     product, product_ok = _positive_ids(raw["product_id"])
     event = _normalized_events(raw["event"])
     ok = customer_ok & product_ok & (event != "").to_numpy()
-    counts["missing_fields"] = int((~ok).sum())
-
-    events = pd.DataFrame({
+    rows = pd.DataFrame({
         "customer_id": customer[ok],
         "product_id": product[ok],
         "event": event[ok].reset_index(drop=True),
         # Naive UTC from here on: same instants, and numpy handles it without per-row Timestamp objects.
         "event_date": _parse_dates(raw["event_date"][ok]).dt.tz_convert(None).to_numpy(),
     })
+    return rows, ok
+
+
+def known_events(events: pd.DataFrame, params: RunParams) -> np.ndarray:
+    """Rows whose event is in the weight table (the others are kept, and counted as unknown_events)."""
+    return events["event"].isin(list(params.event_weights)).to_numpy()
+
+
+def clean(raw: pd.DataFrame, params: RunParams) -> Cleaned:
+    counts = {"rows_read": len(raw)}
+    events, ok = parse_rows(raw)
+    counts["missing_fields"] = int((~ok).sum())
+
     parsed = events["event_date"].notna()
     counts["bad_dates"] = int((~parsed).sum())
     events = events[parsed]
@@ -109,7 +121,7 @@ def clean(raw: pd.DataFrame, params: RunParams) -> Cleaned:
     events = events[~is_bot]
 
     events["event"] = events["event"].cat.remove_unused_categories()
-    counts["unknown_events"] = int((~events["event"].isin(list(params.event_weights))).sum())
+    counts["unknown_events"] = int((~known_events(events, params)).sum())
     counts["rows_clean"] = len(events)
     if events.empty:
         dropped = ", ".join(f"{k}={counts[k]}" for k in CHECKS[1:5])
