@@ -7,6 +7,7 @@ from store.errors import InputError
 
 KNOWN_EVENTS = ("purchased", "cart", "rating", "wishlist", "search_keyword")
 EXCLUDE_RULES = ("all", "purchased", "none")
+ENGINES = ("inprocess", "spark")
 
 
 def default_event_weights() -> dict[str, float]:
@@ -31,6 +32,8 @@ class RunParams:
     keep_runs: int = 5
     max_audiences_per_user: int | None = None
     seed: int = 0
+    engine: str = "inprocess"        # or "spark" (pipeline/spark)
+    spark_master: str | None = None  # Spark master URL; None: local[*]
 
     def validate(self) -> "RunParams":
         from store.schema import MAX_DEPTH
@@ -50,6 +53,10 @@ class RunParams:
             raise InputError("component weights must name exactly: " + ", ".join(default_component_weights()))
         if self.max_audiences_per_user is not None and self.max_audiences_per_user < 1:
             raise InputError(f"--max-audiences-per-user must be at least 1, got {self.max_audiences_per_user}")
+        if self.engine not in ENGINES:
+            raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.spark_master is not None and self.engine != "spark":
+            raise InputError("--spark-master needs --engine spark")
         return self
 
     def to_dict(self) -> dict:

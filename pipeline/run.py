@@ -88,6 +88,7 @@ def execute(input_path: str | Path, db: str | Path | None = None, params: RunPar
     params = (params or RunParams()).validate()
     if params.strategy != AUTO:
         get_strategy(params.strategy)
+    _check_engine(params, Path(input_path))
     with writer.RunLock(db) as lock:
         wdb = writer.connect(db)
         writer.fail_stale_runs(wdb)
@@ -104,6 +105,17 @@ def execute(input_path: str | Path, db: str | Path | None = None, params: RunPar
             raise
 
 
+def _check_engine(params: RunParams, input_path: Path) -> None:
+    """Refuse before a run starts: a Spark run the engine cannot do, or an in-process run too big for
+    this machine's memory (better one clear line now than the kernel killing it at 90%)."""
+    if params.engine == "spark":
+        from pipeline.spark.run import check_params
+        check_params(params)
+    else:
+        from pipeline.memory import check_fits
+        check_fits(input_path)
+
+
 def _abandon(wdb, run_id: int, error: str) -> None:
     writer.fail_run(wdb, run_id, error)
     writer.delete_run_rows(wdb, run_id)
@@ -112,6 +124,11 @@ def _abandon(wdb, run_id: int, error: str) -> None:
 def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path: Path | None,
              publish: bool, progress: Progress | None) -> RunResult:
     stages = _Stages(wdb, run_id, progress)
+    if params.engine == "spark":
+        from pipeline.spark.run import execute as spark_stages
+        result, params = spark_stages(wdb, run_id, input_path, params, products_path, publish, stages,
+                                      RunResult)
+        return _conclude(wdb, run_id, result, params, publish, stages)
     raw = read_events(input_path)
     catalogue = read_products(products_path) if products_path else None
     stages.done("read", "clean")
@@ -143,6 +160,12 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
 
     result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds,
                        params.strategy, strategy_seconds)
+    return _conclude(wdb, run_id, result, params, publish, stages)
+
+
+def _conclude(wdb, run_id: int, result: RunResult, params: RunParams, publish: bool, stages: _Stages
+              ) -> RunResult:
+    """Both engines end here: mark the run succeeded, publish it, prune old runs."""
     writer.finish_run(wdb, run_id, result.summary())
     if publish:
         writer.publish(wdb, run_id)

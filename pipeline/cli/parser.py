@@ -53,6 +53,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-audiences-per-user", type=int, default=None,
                         help="no user in more than this many audiences")
     parser.add_argument("--no-publish", action="store_true", help="leave the run unpublished")
+    _add_engine(parser)
+
+
+def _add_engine(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", default="inprocess", help="inprocess (default) or spark (pyspark: "
+                        "local mode, or the cluster of --spark-master); see README 'Running on a Spark cluster'")
+    parser.add_argument("--spark-master", default=None, metavar="URL",
+                        help="Spark master for --engine spark, e.g. spark://127.0.0.1:7077 (default local[*])")
 
 
 def _params(args: argparse.Namespace) -> RunParams:
@@ -61,7 +69,8 @@ def _params(args: argparse.Namespace) -> RunParams:
                        max_audiences_per_user=args.max_audiences_per_user,
                        event_weights=_weights(args.event_weights, default_event_weights(), "--event-weights"),
                        component_weights=_weights(args.component_weights, default_component_weights(),
-                                                  "--component-weights"))
+                                                  "--component-weights"),
+                       engine=args.engine, spark_master=args.spark_master)
     params.strategy = args.strategy or AUTO
     return params
 
@@ -118,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="force one strategy (default: as `run`, every strategy evaluated, the best published)")
     bench.add_argument("--holdout", type=float, default=0.2, help="holdout share (0: no evaluation)")
     bench.add_argument("--max-audiences-per-user", type=int, default=None, help="time a capped run")
+    _add_engine(bench)
     return parser
 
 

@@ -76,7 +76,11 @@ def cohort_retention(events: pd.DataFrame) -> pd.DataFrame:
                           "m": _month_index(events["event_date"])}).drop_duplicates()
     frame["cohort"] = frame.groupby("c")["m"].transform("min")
     frame["since"] = frame["m"] - frame["cohort"]
-    active = frame.groupby(["cohort", "since"]).size().rename("active_users").reset_index()
+    return cohort_frame(frame.groupby(["cohort", "since"]).size().rename("active_users").reset_index())
+
+
+def cohort_frame(active: pd.DataFrame) -> pd.DataFrame:
+    """The cohort table from distinct active users per (cohort month index, months since)."""
     sizes = active[active["since"] == 0].set_index("cohort")["active_users"]
     active["cohort_users"] = active["cohort"].map(sizes)
     return pd.DataFrame({"cohort_month": _month_label(active["cohort"]), "months_since": active["since"],
@@ -120,7 +124,11 @@ def product_months(events: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame({"p": events["product_id"].to_numpy(),
                           "m": _month_index(events["event_date"])}).drop_duplicates()
     frame["new"] = frame["m"] == frame.groupby("p")["m"].transform("min")
-    table = frame.groupby("m")["new"].agg(new_products="sum", active="size").reset_index()
+    return months_frame(frame.groupby("m")["new"].agg(new_products="sum", active="size").reset_index())
+
+
+def months_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The product months table from (month index m, new_products, active products)."""
     return pd.DataFrame({"month": _month_label(table["m"]), "new_products": table["new_products"],
                          "continuing_products": table["active"] - table["new_products"]})
 
