@@ -58,3 +58,12 @@ def published_db(tmp_path: Path, four_users_csv: Path) -> Path:
     db = tmp_path / "audiences.db"
     execute(four_users_csv, db=db, params=RunParams(depth=3, strategy="engagement"))
     return db
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for every Spark test (a JVM start costs seconds); a run asked for
+    --spark-master local[2] reuses it."""
+    from pipeline.spark.session import spark_session
+    with spark_session("local[2]") as session:
+        yield session

@@ -41,6 +41,14 @@ def check_java() -> None:
                          "openjdk-17-jre-headless or use --engine inprocess")
 
 
+def _local_cores(master: str) -> int:
+    """Cores of a local master: local -> 1, local[N] -> N, local[*] -> this machine's."""
+    found = re.match(r"local\[(\d+|\*)", master)
+    if not found:
+        return 1
+    return os.cpu_count() or 1 if found.group(1) == "*" else int(found.group(1))
+
+
 def _configs(master: str) -> dict[str, str]:
     local = master.startswith("local")
     return {
@@ -54,7 +62,8 @@ def _configs(master: str) -> dict[str, str]:
         "spark.driver.memory": "3g" if local else "2g",
         "spark.executor.memory": "2g",
         "spark.driver.maxResultSize": "2g",
-        "spark.sql.shuffle.partitions": "16" if local else "64",
+        # A few tasks per core: Spark's default of 200 spends most of a small run scheduling empty tasks.
+        "spark.sql.shuffle.partitions": str(4 * _local_cores(master)) if local else "64",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     }
