@@ -54,5 +54,5 @@ def check_fits(path: Path) -> None:
         return  # reading it reports what is wrong
     needed, machine = needed_bytes(estimate_rows(path)), machine_bytes()
     if needed > USABLE_SHARE * machine:
-        raise InputError(f"{path} needs ~{needed / GB:.0f} GB in process, this machine has {machine / GB:.0f} GB; "
+        raise InputError(f"{path} needs ~{needed / GB:.1f} GB in process, this machine has {machine / GB:.1f} GB; "
                          "use --engine spark")
