@@ -16,8 +16,8 @@ from pipeline.run import execute
 from store.packing import unpack_ids, unpack_scores
 
 HEADER = " Customer_ID ,Product_Id,EVENT,event_date,extra"
-# Worked by hand, bot limit 3: 20 rows read; missing fields 4 (rows 5, 6, 7, 19: empty id, product -4,
-# empty event, id 'abc'); bad dates 2 (rows 8, 9: text, 30 February); duplicates 1 (row 2 is row 1:
+# Worked by hand, bot limit 3: 21 rows read; missing fields 4 (rows 5, 6, 7, 19: empty id, product -4,
+# empty event, id 'abc'); bad dates 3 (rows 8, 9, 21: text, 30 February, empty); duplicates 1 (row 2 is row 1:
 # the same instant written with Z, event with spaces and capitals); bot rows 4 (user 5: four events on
 # 2023-01-06); unknown events 1 (teleport, kept); 9 clean rows by users 1, 2, 3, 4, 6, 7, 8.
 MESSY = [
@@ -41,8 +41,9 @@ MESSY = [
     "7,13,cart,2023-01-09T00:00:00,r",
     "abc,13,cart,2023-01-09,s",
     "+8,11,cart,2023-01-09T08:00:00,t",
+    "8,12,cart,,u",
 ]
-COUNTS = {"rows_read": 20, "missing_fields": 4, "bad_dates": 2, "duplicates": 1, "bot_rows": 4,
+COUNTS = {"rows_read": 21, "missing_fields": 4, "bad_dates": 3, "duplicates": 1, "bot_rows": 4,
           "unknown_events": 1, "rows_clean": 9}
 PARAMS = dict(depth=3, exclude="purchased", bot_daily_limit=3, holdout=0.2, strategy="engagement")
 # Every table of a run, with the order that makes two runs comparable row by row.
@@ -79,7 +80,7 @@ def test_both_engines_publish_the_same_run(spark, messy_csv, tmp_path, capsys):
     assert main(["run", "--input", str(messy_csv), "--db", str(sparked), "--depth", "3", "--exclude", "purchased",
                  "--bot-limit", "3", "--strategy", "engagement", "--engine", "spark",
                  "--spark-master", "local[2]"]) == 0
-    assert "rows read 20  clean 9" in capsys.readouterr().out
+    assert "rows read 21  clean 9" in capsys.readouterr().out
     assert local.counts == COUNTS
     for table, order in TABLES.items():
         a, b = _table(inprocess, table, order), _table(sparked, table, order)
@@ -115,3 +116,19 @@ def test_spark_reads_parquet_parts_and_gzip_with_the_same_counts(spark, messy_cs
     events, counts = clean(read_events(spark, str(source)), RunParams(**PARAMS))
     events.unpersist()
     assert counts == COUNTS
+
+
+@pytest.mark.parametrize("seconds, holdout, expected", [
+    ([0, 10, 20, 30, 40], 0.2, 32.0),   # index (5-1)*0.8 = 3.2: 30 + 0.2*(40-30)
+    ([0, 10, 20, 30, 40], 0.5, 20.0),   # index 2.0: the middle one
+    ([5, 5, 7], 0.2, 6.2),              # index 1.6: 5 + 0.6*(7-5)
+    ([1, 2, 3, 4], 0.0, 4.0),           # no holdout: the last instant
+])
+def test_the_split_is_pandas_quantile_without_sorting_every_event(spark, seconds, holdout, expected):
+    from pipeline.data.diagnostics import split_instant as local_split
+    from pipeline.spark.diagnostics import split_instant
+    start = pd.Timestamp("2023-01-01")
+    dates = [start + pd.Timedelta(seconds=s) for s in seconds]
+    events = spark.createDataFrame(pd.DataFrame({"event_date": dates}))
+    split = split_instant(events, len(dates), holdout)
+    assert split == local_split(pd.DataFrame({"event_date": dates}), holdout) == start + pd.Timedelta(seconds=expected)

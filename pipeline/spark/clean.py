@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, functions as F
@@ -16,34 +17,43 @@ from pipeline.data.clean import CHECKS, event_weight, known_events, parse_rows
 from store.errors import InputError
 
 PARSED_SCHEMA = ("customer_id long, product_id long, event string, event_date timestamp, "
-                 "weight double, known boolean")
+                 "weight double, known boolean, usable boolean")
 KEY = ["customer_id", "product_id", "event", "event_date"]
 
 
 def _parse_blocks(params: RunParams):
-    """mapInPandas kernel: raw text rows -> the usable ones, parsed (event_date null where it does
-    not parse), with each row's event weight and whether its event is known."""
+    """mapInPandas kernel: raw text rows -> the usable ones parsed (event_date null where it does not
+    parse), with each row's event weight and whether its event is known; then one empty row
+    (usable false) per unusable row, so one pass over the input counts everything."""
     def parse(blocks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for raw in blocks:
-            rows, _ = parse_rows(raw)
+            # Spark reads an empty CSV field as null; the in-process reader keeps it as "" (missing).
+            rows, ok = parse_rows(raw.fillna(""))
             rows["weight"] = event_weight(rows, params)
             rows["known"] = known_events(rows, params)
             rows["event"] = rows["event"].astype(str)
+            rows["usable"] = True
             yield rows
+            unusable = int((~ok).sum())
+            if unusable:  # placeholders, typed like the real rows; only their number is used
+                zeros = np.zeros(unusable, np.int64)
+                yield pd.DataFrame({"customer_id": zeros, "product_id": zeros, "event": "",
+                                    "event_date": np.full(unusable, np.datetime64("NaT"), "datetime64[ns]"),
+                                    "weight": 0.0, "known": False, "usable": False})
     return parse
 
 
 def clean(raw: DataFrame, params: RunParams) -> tuple[DataFrame, dict[str, int]]:
     """(clean events, persisted; the data_quality counts). Raises InputError when nothing is left."""
-    counts = {"rows_read": raw.count()}
+    parsed = raw.mapInPandas(_parse_blocks(params), PARSED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
+    tally = parsed.agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col("usable").cast("long")).alias("usable"),
+                       F.sum((F.col("usable") & F.col("event_date").isNull()).cast("long")).alias("undated")).first()
+    counts = {"rows_read": int(tally["rows"])}
     if counts["rows_read"] == 0:
         raise InputError("events file has a header but no data rows; export the data again")
-    parsed = raw.mapInPandas(_parse_blocks(params), PARSED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
-    usable = parsed.count()
-    counts["missing_fields"] = counts["rows_read"] - usable
-
-    dated = parsed.where(F.col("event_date").isNotNull())
-    counts["bad_dates"] = usable - dated.count()
+    counts["missing_fields"] = counts["rows_read"] - int(tally["usable"] or 0)
+    counts["bad_dates"] = int(tally["undated"] or 0)
+    dated = parsed.where(F.col("usable") & F.col("event_date").isNotNull()).drop("usable")
 
     # Rows equal on all four columns are interchangeable, so which copy survives does not matter.
     unique = dated.dropDuplicates(KEY).persist(StorageLevel.MEMORY_AND_DISK)
@@ -53,12 +63,13 @@ def clean(raw: DataFrame, params: RunParams) -> tuple[DataFrame, dict[str, int]]
     per_day = unique.groupBy("customer_id", F.to_date("event_date").alias("day")).count()
     bots = per_day.where(F.col("count") > params.bot_daily_limit).select("customer_id").distinct()
     events = unique.join(F.broadcast(bots), "customer_id", "left_anti").persist(StorageLevel.MEMORY_AND_DISK)
-    kept = events.count()
+    tally = events.agg(F.count(F.lit(1)).alias("rows"), F.sum((~F.col("known")).cast("long")).alias("unknown")).first()
+    kept = int(tally["rows"])
     counts["bot_rows"] = counts["rows_read"] - counts["missing_fields"] - counts["bad_dates"] \
         - counts["duplicates"] - kept
     unique.unpersist()
 
-    counts["unknown_events"] = events.where(~F.col("known")).count()
+    counts["unknown_events"] = int(tally["unknown"] or 0)
     counts["rows_clean"] = kept
     if kept == 0:
         dropped = ", ".join(f"{k}={counts[k]}" for k in CHECKS[1:5])

@@ -18,7 +18,7 @@ from pipeline.spark import audiences, diagnostics
 from pipeline.spark.clean import clean
 from pipeline.spark.features import user_features
 from pipeline.spark.ingest import read_events
-from pipeline.spark.session import DEFAULT_MASTER, check_java, check_master, spark_session
+from pipeline.spark.session import DEFAULT_MASTER, check_java, check_master, spark_errors, spark_session
 from pipeline.strategies import AUTO
 from pipeline.strategies.ranking import fallback_audience
 from store import writer
@@ -58,7 +58,7 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
     """The stages of pipeline.run._execute as Spark jobs, up to (not including) publishing: returns
     (its RunResult, the params the run really used). `stages` is its _Stages, `result_type` RunResult."""
     from pipeline.run import _record_params
-    with spark_session(params.spark_master) as spark:
+    with spark_errors(), spark_session(params.spark_master) as spark:
         raw = read_events(spark, str(input_path))
         catalogue = read_products(products_path) if products_path else None
         stages.done("read", "clean")

@@ -92,8 +92,23 @@ def spark_session(master: str | None) -> Iterator:
     # Cluster workers run this project's code: ship the driver's path to their Python processes.
     builder = builder.config("spark.executorEnv.PYTHONPATH", os.pathsep.join(p for p in sys.path if p))
     session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+    # A failed job reaches the user as one line (spark_errors); Spark's own stack traces stay out.
+    session.sparkContext.setLogLevel("FATAL")
     try:
         yield session
     finally:
         session.stop()
+
+
+@contextmanager
+def spark_errors() -> Iterator[None]:
+    """A Spark failure as one line: the first line of the Python or Java error, not pages of traces."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+    try:
+        yield
+    except (PySparkException, Py4JError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        last = next((line for line in reversed(lines) if "Error" in line or "Exception" in line),
+                    lines[-1] if lines else type(exc).__name__)
+        raise RuntimeError(f"a Spark job failed: {last[:300]}") from None
