@@ -66,4 +66,6 @@ def spark():
     --spark-master local[2] reuses it."""
     from pipeline.spark.session import spark_session
     with spark_session("local[2]") as session:
+        # Test tables have a few rows: one shuffle partition per core instead of four.
+        session.conf.set("spark.sql.shuffle.partitions", "2")
         yield session
