@@ -49,7 +49,7 @@ class MemoryWatch:
         while not self._stop.wait(self.every):
             self.sample()
 
-    def __enter__(self) -> "MemoryWatch":
+    def __enter__(self) -> MemoryWatch:
         self.sample()
         self._thread.start()
         return self
