@@ -76,8 +76,11 @@ def _audiences(db: Path) -> pd.DataFrame:
 
 def test_both_engines_publish_the_same_run(spark, messy_csv, tmp_path, capsys):
     inprocess, sparked = tmp_path / "inprocess.db", tmp_path / "spark.db"
-    local = execute(messy_csv, db=inprocess, params=RunParams(**PARAMS))
-    assert main(["run", "--input", str(messy_csv), "--db", str(sparked), "--depth", "3", "--exclude", "purchased",
+    catalogue = tmp_path / "products.csv"  # product 12 is not in it: category 'unknown'
+    catalogue.write_text("product_id,category\n10,Shoes\n11,Books\n13,Shoes\n99,Toys\n")
+    local = execute(messy_csv, db=inprocess, params=RunParams(**PARAMS), products_path=catalogue)
+    assert main(["run", "--input", str(messy_csv), "--products", str(catalogue), "--db", str(sparked),
+                 "--depth", "3", "--exclude", "purchased",
                  "--bot-limit", "3", "--strategy", "engagement", "--engine", "spark",
                  "--spark-master", "local[2]"]) == 0
     assert "rows read 21  clean 9" in capsys.readouterr().out
@@ -87,6 +90,8 @@ def test_both_engines_publish_the_same_run(spark, messy_csv, tmp_path, capsys):
         if table == "stats":  # the in-process engine adds what its evaluation was run on
             a = a[~a["name"].str.startswith("holdout_")].reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=0, atol=1e-12, obj=table)
+    categories = _table(sparked, "products", "product_id")["category"].tolist()
+    assert categories == ["Shoes", "Books", "unknown", "Shoes"]
     a, b = _audiences(inprocess), _audiences(sparked)
     assert a["product_id"].tolist() == b["product_id"].tolist() == [10, 11, 12, 13]
     assert a["ids"].tolist() == b["ids"].tolist()

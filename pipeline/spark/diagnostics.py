@@ -3,6 +3,8 @@ a few rows and finished by the in-process engine's own code (pipeline.data.diagn
 engines share every definition; only the products table is as long as the catalogue and is streamed."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from pyspark import StorageLevel
@@ -57,13 +59,17 @@ def _micros_ceiling(instant: pd.Timestamp) -> int:
     return -(-instant.value // 1000)
 
 
-def product_table(events: DataFrame, catalogue: pd.DataFrame | None, spark) -> DataFrame:
-    """diagnostics.product_table as a (persisted) Spark table; first/last seen stay timestamps."""
+def product_table(events: DataFrame, catalogue: pd.DataFrame | None, spark, scratch: Path) -> DataFrame:
+    """diagnostics.product_table as a (persisted) Spark table; first/last seen stay timestamps. The
+    catalogue (millions of rows at scale) goes to Spark as a Parquet file in `scratch`, not through the
+    driver JVM's heap."""
     table = events.groupBy("product_id").agg(
         F.count(F.lit(1)).alias("interactions"), F.countDistinct("customer_id").alias("users"),
         F.min("event_date").alias("first_seen"), F.max("event_date").alias("last_seen"))
     if catalogue is not None and len(catalogue):
-        categories = spark.createDataFrame(catalogue[["product_id", "category"]])
+        path = scratch / "catalogue.parquet"
+        catalogue[["product_id", "category"]].to_parquet(path, index=False)
+        categories = spark.read.parquet(path.resolve().as_uri())
         table = table.join(categories, "product_id", "left")
     else:
         table = table.withColumn("category", F.lit(None).cast("string"))

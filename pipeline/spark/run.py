@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
     """The stages of pipeline.run._execute as Spark jobs, up to (not including) publishing: returns
     (its RunResult, the params the run really used). `stages` is its _Stages, `result_type` RunResult."""
     from pipeline.run import _record_params
-    with spark_errors(), spark_session(params.spark_master) as spark:
+    with spark_errors(), spark_session(params.spark_master) as spark, TemporaryDirectory() as scratch:
         raw = read_events(spark, str(input_path))
         catalogue = read_products(products_path) if products_path else None
         stages.done("read", "clean")
@@ -70,7 +71,7 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
         stages.done("clean", "diagnostics")
 
         users = user_features(events, params)
-        products = diagnostics.product_table(events, catalogue, spark)
+        products = diagnostics.product_table(events, catalogue, spark, Path(scratch))
         n_users, n_products = users.count(), products.count()
         _write_diagnostics(wdb, run_id, events, users, products, counts["rows_clean"], n_products, params)
         stages.done("diagnostics", "features")
