@@ -18,7 +18,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 /usr/bin/chromium:
 	apt-get update -q && apt-get install -y -q chromium
 
-test: $(VENV)/.installed /usr/bin/chromium
+# Java 17 runs the Spark engine's tests (pyspark 4 starts a JVM).
+/usr/bin/java:
+	apt-get update -q && apt-get install -y -q openjdk-17-jre-headless
+
+test: $(VENV)/.installed /usr/bin/chromium /usr/bin/java
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

@@ -7,6 +7,7 @@ from store.errors import InputError
 
 KNOWN_EVENTS = ("purchased", "cart", "rating", "wishlist", "search_keyword")
 EXCLUDE_RULES = ("all", "purchased", "none")
+ENGINES = ("inprocess", "spark")
 
 
 def default_event_weights() -> dict[str, float]:
@@ -37,6 +38,8 @@ class RunParams:
     max_dropped: float = 0.2
     recall_alpha: float = 0.05
     retention_days: float = 7.0  # exports, rejected uploads and logs beside the database older than this go
+    engine: str = "inprocess"        # or "spark" (pipeline/spark)
+    spark_master: str | None = None  # Spark master URL; None: local[*]
 
     def validate(self) -> RunParams:
         from store.schema import MAX_DEPTH
@@ -56,6 +59,10 @@ class RunParams:
             raise InputError("component weights must name exactly: " + ", ".join(default_component_weights()))
         if self.max_audiences_per_user is not None and self.max_audiences_per_user < 1:
             raise InputError(f"--max-audiences-per-user must be at least 1, got {self.max_audiences_per_user}")
+        if self.engine not in ENGINES:
+            raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.spark_master is not None and self.engine != "spark":
+            raise InputError("--spark-master needs --engine spark")
         self._validate_weights()
         self._validate_gates()
         return self

@@ -96,6 +96,7 @@ def execute(input_path: str | Path, db: str | Path | None = None, params: RunPar
     params = (params or RunParams()).validate()
     if params.strategy != AUTO:
         get_strategy(params.strategy)
+    _check_engine(params, Path(input_path))
     with writer.RunLock(db) as lock:
         wdb = writer.connect(db)
         writer.fail_stale_runs(wdb)
@@ -113,6 +114,17 @@ def execute(input_path: str | Path, db: str | Path | None = None, params: RunPar
             if full:
                 raise full from None
             raise
+
+
+def _check_engine(params: RunParams, input_path: Path) -> None:
+    """Refuse before a run starts: a Spark run the engine cannot do, or an in-process run too big for
+    this machine's memory (better one clear line now than the kernel killing it at 90%)."""
+    if params.engine == "spark":
+        from pipeline.spark.run import check_params
+        check_params(params)
+    else:
+        from pipeline.memory import check_fits
+        check_fits(input_path)
 
 
 def _abandon(wdb, run_id: int, error: str) -> None:
@@ -139,11 +151,16 @@ def _disk_full(wdb, run_id: int, exc: BaseException) -> DiskFullError | None:
 def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path: Path | None,
              publish: bool, progress: Progress | None) -> RunResult:
     stages = _Stages(wdb, run_id, progress)
+    if params.engine == "spark":
+        from pipeline.spark.run import execute as spark_stages
+        result, params = spark_stages(wdb, run_id, input_path, params, products_path, publish, stages,
+                                      RunResult)
+        return _conclude(wdb, run_id, result, params, publish, stages)
     raw = read_events(input_path)
     listed = read_catalogue(products_path) if products_path else None
     catalogue = listed.products if listed else None
     if listed:
-        _write_catalogue_stats(wdb, run_id, listed)
+        write_catalogue_stats(wdb, run_id, listed)
     stages.done("read", "clean")
 
     cleaned = clean(raw, params)
@@ -171,10 +188,17 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     _write_user_features(wdb, run_id, users)
     stages.done("audiences", "publish")
 
-    held = _gate(wdb, run_id, params)
-    result = RunResult(run_id, publish and not held, cleaned.counts, len(users), len(products), stages.seconds,
-                       params.strategy, strategy_seconds, held, listed.duplicates if listed else 0)
-    writer.set_held(wdb, run_id, held)  # before 'succeeded': a run killed in between is failed, never half-held
+    result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds,
+                       params.strategy, strategy_seconds, catalogue_duplicates=listed.duplicates if listed else 0)
+    return _conclude(wdb, run_id, result, params, publish, stages)
+
+
+def _conclude(wdb, run_id: int, result: RunResult, params: RunParams, publish: bool, stages: _Stages
+              ) -> RunResult:
+    """Both engines end here: the publish gates, mark the run succeeded, publish it unless held, housekeeping."""
+    result.held = _gate(wdb, run_id, params)
+    result.published = publish and not result.held
+    writer.set_held(wdb, run_id, result.held)  # before 'succeeded': a run killed in between is failed, never half-held
     writer.finish_run(wdb, run_id, result.summary())
     if result.published:
         writer.publish(wdb, run_id)
@@ -204,7 +228,7 @@ def _housekeeping(wdb, params: RunParams) -> list[str]:
     return notes
 
 
-def _write_catalogue_stats(wdb, run_id: int, listed: Catalogue) -> None:
+def write_catalogue_stats(wdb, run_id: int, listed: Catalogue) -> None:
     """A catalogue listing a product twice is counted, not refused (its first row is used)."""
     writer.write_frame(wdb, "stats", run_id, pd.DataFrame({
         "name": ["catalogue_products", "catalogue_duplicate_ids"],

@@ -215,3 +215,14 @@ def chromium() -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true: {message}", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for every Spark test (a JVM start costs seconds); a run asked for
+    --spark-master local[2] reuses it."""
+    from pipeline.spark.session import spark_session
+    with spark_session("local[2]") as session:
+        # Test tables have a few rows: one shuffle partition per core instead of four.
+        session.conf.set("spark.sql.shuffle.partitions", "2")
+        yield session

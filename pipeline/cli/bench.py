@@ -1,6 +1,8 @@
 """`python -m pipeline bench`: time every stage of a full run and the read-back of one audience.
 
-Data is generated once per (rows, seed) in a subprocess, so the peak RSS printed is the run's own.
+Data is generated once per (rows, seed) in a subprocess, so the memory printed is the run's own: the
+peak of every process of the run together (this one, and with --engine spark the JVM and its Python
+workers, or a cluster's executors), sampled in a thread.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.cli.memory_watch import MemoryWatch
 from pipeline.config import RunParams
 from pipeline.run import execute
 from pipeline.strategies import AUTO
@@ -45,16 +48,19 @@ def _read_times(db: Path, run_id: int, seed: int) -> np.ndarray:
 
 
 def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: float = 0.2,
-          cap: int | None = None) -> int:
+          cap: int | None = None, engine: str = "inprocess", spark_master: str | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     data = _generate_once(rows, seed, workdir)
     db = workdir / f"bench-{rows}.db"
     for leftover in workdir.glob(f"{db.name}*"):
         leftover.unlink()
+    params = RunParams(strategy=strategy, holdout=holdout, max_audiences_per_user=cap, engine=engine,
+                       spark_master=spark_master)
     started = time.perf_counter()
     # By default as `run` does: every strategy scored on the holdout, the best one published.
-    result = execute(data / "interactions.csv", db=db, products_path=data / "products.csv",
-                     params=RunParams(strategy=strategy, holdout=holdout, max_audiences_per_user=cap), source=f"bench (rows={rows}, seed={seed})")
+    with MemoryWatch(cluster=(spark_master or "").startswith("spark://")) as watch:
+        result = execute(data / "interactions.csv", db=db, products_path=data / "products.csv",
+                         params=params, source=f"bench (rows={rows}, seed={seed}, engine={engine})")
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reads = _read_times(db, result.run_id, seed)
@@ -67,7 +73,9 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
             for name, inner in result.strategy_seconds.items():
                 print(f"    {name:<22} {inner:8.2f} s")
     print(f"  {'total (file to published)':<24} {wall:8.2f} s")
-    print(f"  peak RSS                 {peak_mb:8.0f} MB")
+    print(f"  peak RSS of this process {peak_mb:8.0f} MB")
+    print(f"  peak of all processes    {watch.peak_rss / 2**20:8.0f} MB RSS, {watch.peak_pss / 2**20:.0f} MB PSS "
+          f"(engine {engine}; {watch.peak_processes} processes at the peak, sampled every {watch.every} s)")
     print(f"  one audience read ({len(reads)} random products, full depth): "
           f"mean {reads.mean():.2f} ms, p50 {np.percentile(reads, 50):.2f} ms, "
           f"p99 {np.percentile(reads, 99):.2f} ms, max {reads.max():.2f} ms")

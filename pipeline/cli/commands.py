@@ -239,4 +239,5 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.cli.bench import bench
     return bench(rows=args.rows, seed=args.seed, workdir=Path(args.dir), strategy=args.strategy or AUTO,
-                 holdout=args.holdout, cap=args.max_audiences_per_user)
+                 holdout=args.holdout, cap=args.max_audiences_per_user, engine=args.engine,
+                 spark_master=args.spark_master)

@@ -71,6 +71,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                             "(two-proportion z-test on hits / truth pairs; default 0.05)")
     parser.add_argument("--retention-days", type=float, default=defaults.retention_days,
                         help="after the run, remove exports, rejected uploads and logs older than this (default 7)")
+    _add_engine(parser)
+
+
+def _add_engine(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", default="inprocess", help="inprocess (default) or spark (pyspark: "
+                        "local mode, or the cluster of --spark-master); see README 'Running on a Spark cluster'")
+    parser.add_argument("--spark-master", default=None, metavar="URL",
+                        help="Spark master for --engine spark, e.g. spark://127.0.0.1:7077 (default local[*])")
 
 
 def _params(args: argparse.Namespace) -> RunParams:
@@ -81,7 +89,8 @@ def _params(args: argparse.Namespace) -> RunParams:
                        recall_alpha=args.recall_alpha, retention_days=args.retention_days,
                        event_weights=_weights(args.event_weights, default_event_weights(), "--event-weights"),
                        component_weights=_weights(args.component_weights, default_component_weights(),
-                                                  "--component-weights"))
+                                                  "--component-weights"),
+                       engine=args.engine, spark_master=args.spark_master)
     params.strategy = args.strategy or AUTO
     return params
 
@@ -148,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="force one strategy (default: as `run`, every strategy evaluated, the best published)")
     bench.add_argument("--holdout", type=float, default=0.2, help="holdout share (0: no evaluation)")
     bench.add_argument("--max-audiences-per-user", type=int, default=None, help="time a capped run")
+    _add_engine(bench)
     quality.add_parser(sub)
     return parser
 

@@ -100,44 +100,68 @@ def _keep(events: pd.DataFrame, drop: pd.Series, counts: dict[str, int], check: 
     return events[~drop.to_numpy()] if counts[check] else events
 
 
-def clean(raw: pd.DataFrame, params: RunParams, now: pd.Timestamp | None = None) -> Cleaned:
-    """now: the time of the run (default: the clock); an event after it cannot have happened yet."""
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    now = (now.tz_convert("UTC") if now.tzinfo else now.tz_localize("UTC")).tz_convert(None)
-    counts = {"rows_read": len(raw)}
-
+def parse_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Row-local checks and parsing, the same in both engines (Spark runs it on blocks of rows):
+    the rows whose ids and event are usable, with parsed values (event_date NaT where it does not
+    parse, and then year_out_of_range: the year of a well-formed date no timestamp holds, else 0),
+    and the mask of usable rows among `raw`."""
     customer, customer_ok = _positive_ids(raw["customer_id"])
     product, product_ok = _positive_ids(raw["product_id"])
     event = _normalized_events(raw["event"])
     ok = customer_ok & product_ok & (event != "").to_numpy()
-    counts["missing_fields"] = int((~ok).sum())
-
     dates = raw["event_date"][ok]
-    events = pd.DataFrame({
+    rows = pd.DataFrame({
         "customer_id": customer[ok],
         "product_id": product[ok],
         "event": event[ok].reset_index(drop=True),
         # Naive UTC from here on: same instants, and numpy handles it without per-row Timestamp objects.
         "event_date": _parse_dates(dates).dt.tz_convert(None).to_numpy(),
     })
-    unparsed = events["event_date"].isna().to_numpy()
-    events["year_out_of_range"] = 0
-    events.loc[unparsed, "year_out_of_range"] = _out_of_range_years(dates[unparsed])  # the few unparsed rows
-    year = events["year_out_of_range"]
-    events = _keep(events, events["event_date"].isna() & (year == 0), counts, "bad_dates")
-    year = events["year_out_of_range"]
-    events = _keep(events, (events["event_date"] > now) | (year > now.year), counts, "future_dates")
-    year = events["year_out_of_range"]
-    events = _keep(events, (events["event_date"] < EARLIEST) | year.between(1, EARLIEST.year - 1), counts,
-                   "absurd_dates")
-    events = events.drop(columns="year_out_of_range")
+    unparsed = rows["event_date"].isna().to_numpy()
+    rows["year_out_of_range"] = 0
+    rows.loc[unparsed, "year_out_of_range"] = _out_of_range_years(dates[unparsed])  # the few unparsed rows
+    return rows, ok
+
+
+def run_time(now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The time of the run as a naive UTC instant (default: the clock): no event can come after it."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    return (now.tz_convert("UTC") if now.tzinfo else now.tz_localize("UTC")).tz_convert(None)
+
+
+def date_checks(rows: pd.DataFrame, now: pd.Timestamp) -> dict[str, np.ndarray]:
+    """Masks of the rows each date check drops, in DESIGN.md's order (a row counts in the first that
+    drops it): unparseable, after the time of the run, before 2000. Both engines use these rules."""
+    date, year = rows["event_date"], rows["year_out_of_range"]
+    bad = (date.isna() & (year == 0)).to_numpy()
+    future = ~bad & ((date > now) | (year > now.year)).to_numpy()
+    absurd = ~bad & ~future & ((date < EARLIEST) | year.between(1, EARLIEST.year - 1)).to_numpy()
+    return {"bad_dates": bad, "future_dates": future, "absurd_dates": absurd}
+
+
+def known_events(events: pd.DataFrame, params: RunParams) -> np.ndarray:
+    """Rows whose event is in the weight table (the others are kept, and counted as unknown_events)."""
+    return events["event"].isin(list(params.event_weights)).to_numpy()
+
+
+def clean(raw: pd.DataFrame, params: RunParams, now: pd.Timestamp | None = None) -> Cleaned:
+    """now: the time of the run (default: the clock); an event after it cannot have happened yet."""
+    counts = {"rows_read": len(raw)}
+    events, ok = parse_rows(raw)
+    counts["missing_fields"] = int((~ok).sum())
+    undated = np.zeros(len(events), dtype=bool)
+    for check, drop in date_checks(events, run_time(now)).items():
+        counts[check] = int(drop.sum())
+        undated |= drop
+    events = events[~undated].drop(columns="year_out_of_range")
+
     duplicated = events.duplicated(["customer_id", "product_id", "event", "event_date"], keep="first")
     events = _keep(events, duplicated, counts, "duplicates")
     bots = _bot_customers(events, params.bot_daily_limit)
     events = _keep(events, events["customer_id"].isin(bots), counts, "bot_rows")
 
     events["event"] = events["event"].cat.remove_unused_categories()
-    counts["unknown_events"] = int((~events["event"].isin(list(params.event_weights))).sum())
+    counts["unknown_events"] = int((~known_events(events, params)).sum())
     counts["rows_clean"] = len(events)
     if events.empty:
         dropped = ", ".join(f"{k}={counts[k]}" for k in DROPPED)

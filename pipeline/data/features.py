@@ -15,9 +15,11 @@ RAW_COLUMNS = {"total": "total_interactions", "unique": "unique_products", "avg_
 COMPONENTS = {name: (raw, COMPONENT_COLUMNS[name]) for name, raw in RAW_COLUMNS.items()}
 
 
-def min_max(values: pd.Series) -> pd.Series:
-    """Min-max to [0, 1]; a constant column carries no information, so everyone gets 0.5."""
-    low, high = values.min(), values.max()
+def min_max(values: pd.Series, low: float | None = None, high: float | None = None) -> pd.Series:
+    """Min-max to [0, 1]; a constant column carries no information, so everyone gets 0.5. The bounds
+    default to the column's own; the Spark engine passes the global ones to each block of users."""
+    low = values.min() if low is None else low
+    high = values.max() if high is None else high
     if not high > low:
         return pd.Series(0.5, index=values.index)
     return (values - low) / (high - low)
@@ -36,20 +38,36 @@ def user_features(events: pd.DataFrame, params: RunParams) -> pd.DataFrame:
                         unique_products=("product_id", "nunique"),
                         avg_event_score=("weight", "mean"),
                         first=("ts", "min"), last=("ts", "max"))
-    latest = frame["ts"].max()
+    users = derive_columns(users, frame["ts"].max(), params)
+    users = add_scores(users, column_bounds(users), params)
+    users["first_event"], users["last_event"] = users["first"], users["last"]
+    return users.drop(columns=["first", "last"]).reset_index()
+
+
+def derive_columns(users: pd.DataFrame, latest, params: RunParams) -> pd.DataFrame:
+    """Per-user columns that need only the user's own row and the latest event of the data."""
     # Whole days, floored, as timedelta.days does: 23 h between first and last event is 0 days.
     users["days_active"] = (users["last"] - users["first"]) // DAY + 1
     users["interaction_frequency"] = users["total_interactions"] / users["days_active"]
     users["recency_days"] = (latest - users["last"]) // DAY
     users["recency_score"] = np.exp(-users["recency_days"] / params.decay_days)
+    return users
 
+
+def column_bounds(users: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """(min, max) of each raw component column over all users: what min-max normalizes by."""
+    return {raw: (users[raw].astype(float).min(), users[raw].astype(float).max())
+            for raw, _ in COMPONENTS.values()}
+
+
+def add_scores(users: pd.DataFrame, bounds: dict[str, tuple[float, float]], params: RunParams) -> pd.DataFrame:
+    """Normalized components and the engagement score, given the global bounds of each component."""
     score = pd.Series(0.0, index=users.index)
     for name, (raw, norm) in COMPONENTS.items():  # five components, not a loop over users
-        users[norm] = min_max(users[raw].astype(float))
+        users[norm] = min_max(users[raw].astype(float), *bounds[raw])
         score += params.component_weights[name] * users[norm]
     users["engagement_score"] = score
-    users["first_event"], users["last_event"] = users["first"], users["last"]
-    return users.drop(columns=["first", "last"]).reset_index()
+    return users
 
 
 def engagement_order(users: pd.DataFrame) -> np.ndarray:
