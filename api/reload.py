@@ -58,7 +58,7 @@ class CacheHolder:
             self.stale = None
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive any one failed look
             reason = str(exc) if isinstance(exc, WorkbenchError) else f"loading failed: {exc}"
-            if isinstance(exc, sqlite3.DatabaseError):
+            if type(exc) is sqlite3.DatabaseError:  # "not a database", "malformed"; not locked or busy
                 reason = str(read.damaged(self.settings.db, exc))
             if self.cache is None:
                 self.problem = reason

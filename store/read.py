@@ -40,6 +40,8 @@ def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
         con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged header fails here, not later
     except sqlite3.DatabaseError as exc:
         con.close()
+        if isinstance(exc, sqlite3.OperationalError):  # locked, busy, I/O: not a damaged file
+            raise
         raise damaged(path, exc) from None
     con.row_factory = sqlite3.Row
     return con

@@ -117,6 +117,7 @@ def test_stress_run_end_to_end(tmp_path, build_api_db):
                          cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "/recommend/[known]" in out.stdout and "Aggregated" in out.stdout
+    assert f"runs served during the test, in order: [{run_id}]" in out.stdout
     assert list((tmp_path / "reports").glob("stress_*.html")) and list((tmp_path / "reports").glob("*_stats.csv"))
     with sqlite3.connect(db) as con:
         row = con.execute("SELECT run_id, users, requests, failures, per_endpoint FROM stress_runs").fetchone()
