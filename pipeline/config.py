@@ -31,6 +31,9 @@ class RunParams:
     keep_runs: int = 5
     max_audiences_per_user: int | None = None
     seed: int = 0
+    # The window propensity predicts, in days: set by the run to its holdout window's length (None: derived
+    # from the holdout share of the events the model is fitted on).
+    horizon_days: float | None = None
 
     def validate(self) -> "RunParams":
         from store.schema import MAX_DEPTH

@@ -1,49 +1,31 @@
-"""Ranking strategies by name. Each turns the clean events and user features into audience blocks.
+"""Ranking strategies by name: one entry per strategy, each a `base.Strategy` (fit, then rank).
 
-A strategy is ``f(events, users, params, product_ids, catalogue=None) -> Iterator[AudienceBlock]``:
-``events`` are all it may learn from (in an evaluation, only the early part), ``users`` the features of
-exactly those events (the candidates), ``product_ids`` the sorted products to rank, ``catalogue`` the
-optional product table (product_id, category). Blocks come in the order of ``product_ids``; every
-audience is sorted best first and as deep as ``params.depth`` allows after the exclusion rule.
+`audiences(name, ...)` is how the pipeline uses one: fit on the events it may learn from, find the
+excluded pairs once (the shared ranking code), rank the products.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
-from pipeline.strategies.ranking import AudienceBlock, engagement_audiences
-from pipeline.strategies.baselines import activity_audiences, random_audiences
 from pipeline.config import RunParams
+from pipeline.strategies.base import Strategy
+from pipeline.strategies.ranking import AudienceBlock, exclusions_for
 
-Strategy = Callable[..., Iterator[AudienceBlock]]
-AUTO = "auto"  # not a strategy: "evaluate them all on the holdout and publish the best"
+AUTO = "auto"  # not a strategy: "choose on an inner split of the fitting period, publish the best"
 
-
-def _engagement(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, products: np.ndarray,
-                catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
-    # engagement_audiences takes exclusions from every product in `events` (it assumes they are all
-    # ranked); an evaluation ranks a subset, so only the ranked products' rows may exclude anyone.
-    return engagement_audiences(events[events["product_id"].isin(products)], users, params, products)
-
-
-def _affinity(*args, **kwargs) -> Iterator[AudienceBlock]:
-    from pipeline.strategies.affinity import affinity_audiences
-    return affinity_audiences(*args, **kwargs)
-
-
-def _als(*args, **kwargs) -> Iterator[AudienceBlock]:
-    from pipeline.strategies.als import als_audiences
-    return als_audiences(*args, **kwargs)
-
-
-STRATEGIES: dict[str, Strategy] = {
-    "engagement": _engagement,
-    "affinity": _affinity,
-    "als": _als,
-    "activity": activity_audiences,
-    "random": random_audiences,
+# name -> "module:Class"; imported on first use so a run loads only what it ranks with.
+STRATEGIES: dict[str, str] = {
+    "propensity": "pipeline.strategies.propensity:Propensity",
+    "affinity": "pipeline.strategies.affinity:Affinity",
+    "als": "pipeline.strategies.als:ALS",
+    "itemknn": "pipeline.strategies.itemknn:ItemKNN",
+    "engagement": "pipeline.strategies.baselines:Engagement",
+    "activity": "pipeline.strategies.baselines:Activity",
+    "random": "pipeline.strategies.baselines:Random",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -65,14 +47,28 @@ DESCRIPTIONS: dict[str, str] = {
         "catalogue is given. A user's score is their chance of coming back times how strongly these "
         "signals tie them to the product; users with no tie at all follow in engagement order, so every "
         "audience is full."),
+    "propensity": (
+        "Propensity is a learned model in two stages, as production recommenders work. First it gathers "
+        "candidates for each product from every source: users who carted or wishlisted it without buying "
+        "(when the exclusion rule lets them in), users who buy what this product's buyers buy (item "
+        "neighbours), users whose taste matches it (ALS), users loyal to its category (with a catalogue) "
+        "and active users likely to come back. Then a gradient-boosted classifier, trained on the run's "
+        "own past (features before an inner cut, what happened after it), scores each candidate from "
+        "their activity, recency, own interest in the product, category share, neighbour strength, taste "
+        "match and the product's popularity and age. The score is a calibrated probability that the user "
+        "engages with the product within the horizon (the length of the holdout window): an audience's "
+        "scores add up to the engagements it can be expected to bring."),
     "als": (
-        "ALS (here a truncated SVD, the same low-rank idea) compresses the whole interaction history into "
-        "a few hidden 'taste' dimensions: every event counts with its weight (purchase 5 … search 1) and "
-        "fades with age (the run's decay days). A user's score for a product is how well their taste "
-        "vector matches the product's. Only users who touched at least two different products have a "
-        "taste of their own, so they are the ones it ranks; the rest of each audience follows in "
-        "engagement order. It is here because collaborative filtering deserves an honest trial on this "
-        "data, not a straw man."),
+        "ALS is implicit's alternating least squares, the standard collaborative filter: it compresses the "
+        "whole interaction history (every event with its weight, fading with age) into a few hidden "
+        "'taste' dimensions for users and products. A user's score for a product is how well the two "
+        "taste vectors match. Users it cannot score follow in engagement order. It is here as the "
+        "library most teams would reach for first."),
+    "itemknn": (
+        "Item-kNN is implicit's BM25 item-item nearest neighbours: products are similar when the same "
+        "users touched both. A user's score for a product is the similarity-weighted sum of what they "
+        "touched among the product's 100 nearest neighbours: 'buys what this product's buyers buy'. "
+        "Users with no tie follow in engagement order."),
     "activity": (
         "Activity is the ranking the earlier prototype served: interactions in the last 30 days divided "
         "by (days since the user was last seen + 1). It rewards bursts of recent activity and ignores "
@@ -84,9 +80,23 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def get_strategy(name: str) -> Strategy:
+def get_strategy(name: str) -> type[Strategy]:
     from store.errors import InputError
     if name not in STRATEGIES:
         raise InputError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)} "
                          f"(or leave --strategy out to evaluate them all and publish the best)")
-    return STRATEGIES[name]
+    module, cls = STRATEGIES[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def fitted(name: str, events: pd.DataFrame, users: pd.DataFrame, params: RunParams,
+           catalogue: pd.DataFrame | None = None) -> Strategy:
+    return get_strategy(name)().fit(events, users, catalogue, params)
+
+
+def audiences(name: str, events: pd.DataFrame, users: pd.DataFrame, params: RunParams, products: np.ndarray,
+              catalogue: pd.DataFrame | None = None, depth: int | None = None) -> Iterator[AudienceBlock]:
+    """Fit `name` on `events`, then rank `products` (sorted ids) under the run's exclusion rule."""
+    model = fitted(name, events, users, params, catalogue)
+    exclusions = exclusions_for(events, users, params.exclude, products)
+    return model.rank(products, exclusions, depth or params.depth)
