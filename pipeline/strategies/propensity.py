@@ -39,11 +39,14 @@ TRAIN_PRODUCTS = 8000     # products sampled for the training frame (all their c
 # Engaged pairs are rare (well under 1%): every positive is kept, negatives at this rate with weight
 # 1 / rate, so the weighted frame stands for all candidates and the calibration stays a probability.
 NEGATIVE_RATE = 0.1
-TRAIN_WIDTH = 50          # candidates per source and product in the training frame (bounds its memory)
+TRAIN_WIDTH = 100         # candidates per source and product in the training frame (bounds its memory)
 CALIBRATION_SHARE = 0.25  # of the sampled products, held out to calibrate
 MIN_POSITIVES = 20        # fewer engaged pairs after the inner cut: nothing to learn, use the prior
 MAX_SHARED = 5000         # longest shared list scored per group
 THREADS = 2
+# Directions the model may not contradict: with a few hundred engaged pairs a free tree can learn that a
+# stronger tie lowers the chance; these say only "more of it never hurts" (or, recency, "longer ago never helps").
+MONOTONE = {"own_weight": 1, "category_share": 1, "neighbour": 1, "taste": 1, "comeback": 1, "recency_days": -1}
 TIE_BREAK = 1e-9          # the raw score orders users on the same calibrated plateau (below 1e-9 of a score)
 
 
@@ -145,6 +148,7 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, see
     if labels[~calibrate].sum() < MIN_POSITIVES or labels[calibrate].sum() < 2:
         return Ranker(positives=int(labels.sum()), rows=len(labels))
     model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
+                                           monotonic_cst=_monotone(features.shape[1]),
                                            min_samples_leaf=40, l2_regularization=1.0, early_stopping=True,
                                            validation_fraction=0.2, n_iter_no_change=10, random_state=seed)
     with threadpool_limits(THREADS):
@@ -153,6 +157,10 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, see
     calibration = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
         raw, labels[calibrate], sample_weight=weights[calibrate])
     return Ranker(model, calibration, int(labels.sum()), len(labels))
+
+
+def _monotone(n_features: int) -> list[int] | None:
+    return [MONOTONE.get(f, 0) for f in FEATURES] if n_features == len(FEATURES) else None
 
 
 class Propensity(Strategy):

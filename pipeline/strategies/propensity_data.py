@@ -17,9 +17,9 @@ import scipy.sparse as sp
 from pipeline.arrays import member, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
-from pipeline.strategies.affinity import category_shares, comeback_rates, interaction_matrix, item_index
+from pipeline.strategies.affinity import (category_shares, comeback_rates, interaction_matrix, item_index,
+                                         neighbour_ties)
 from pipeline.strategies.als import fit_factors, scoring_pool, top_users
-from pipeline.strategies.itemknn import fit_similarity, neighbour_scores
 from pipeline.strategies.ranking import Candidates, Exclusions
 
 DAY = np.timedelta64(1, "D")
@@ -43,7 +43,6 @@ class Signals:
     user_factors: np.ndarray
     item_factors: np.ndarray
     pool: np.ndarray             # users scored densely by taste
-    similarity: sp.csc_matrix
     shares: sp.csr_matrix        # users x categories
     share_keys: np.ndarray       # sorted category * n_users + user
     share_values: np.ndarray
@@ -97,7 +96,7 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     last_event[rows[last][ends]] = events["event"].cat.codes.to_numpy()[last][ends]
     return Signals(users, eng_rank, comeback_rates(events, users, params.holdout or 0.2), last_event,
                    matrix, items, user_factors, item_factors,
-                   scoring_pool(users["unique_products"].to_numpy(), eng_rank), fit_similarity(matrix),
+                   scoring_pool(users["unique_products"].to_numpy(), eng_rank),
                    shares, keys[order], coo.data[order], item_codes, names,
                    own[["weight", "age_days", "bought"]], buckets, item_users)
 
@@ -136,7 +135,12 @@ def tied_candidates(sig: Signals, products: np.ndarray, info: ProductInfo, exclu
     product_of_item[info.column[info.column >= 0]] = np.flatnonzero(info.column >= 0)
     mine = product_of_item[item] >= 0
     own = Candidates(product_of_item[item[mine]], user[mine], np.full(mine.sum(), float(OWN)))
-    near = _top_each(neighbour_scores(sig.matrix, sig.similarity, sig.items, products), per_source)
+    # Item-kNN: cosine co-occurrence neighbours (100 per product); a user's tie is their share of activity
+    # on the product's neighbours x similarity. The strongest ties among likely returners are candidates.
+    ties = neighbour_ties(sig.matrix, sig.items, products).tocoo()
+    near = _top_each(Candidates(ties.col.astype(np.int64), ties.row.astype(np.int64),
+                                ties.data * sig.comeback[ties.row]), per_source)
+    near.scores = near.scores / np.maximum(sig.comeback[near.rows], 1e-12)  # the feature: the tie itself
     # Taste only for products at least two users shaped: one user's product vector is just that user.
     shaped = (info.column >= 0) & (sig.item_users[np.maximum(info.column, 0)] >= 2)
     vectors = np.where(shaped[:, None], sig.item_factors[np.maximum(info.column, 0)], 0)
@@ -150,8 +154,8 @@ def tied_candidates(sig: Signals, products: np.ndarray, info: ProductInfo, exclu
     values = []
     for part, bit in parts:  # three sources, not a loop over pairs
         k = part.index * n_users + part.rows
-        at = np.searchsorted(pair_keys, k)
-        hit = (at < pair_keys.size) & (pair_keys[np.minimum(at, max(pair_keys.size - 1, 0))] == k)
+        at = np.minimum(np.searchsorted(pair_keys, k), max(pair_keys.size - 1, 0))
+        hit = member(k, pair_keys)
         bits[at[hit]] |= bit
         value = np.zeros(pair_keys.size)
         value[at[hit]] = part.scores[hit]
