@@ -23,6 +23,7 @@ from pipeline.config import RunParams
 from pipeline.data.features import engagement_order, user_features
 from pipeline.data.ingest import read_events, read_products
 from pipeline.strategies import AUTO, fitted, get_strategy
+from pipeline.strategies.categories import catalogue_products, category_audiences
 from store import writer
 from store.errors import WorkbenchError
 from store.names import strategy_label
@@ -238,6 +239,8 @@ def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame
     with ThreadPoolExecutor(max_workers=1) as packer:
         pending = None
         model, blocks = _ranked_blocks(events, users, products, params, catalogue)
+        if catalogue is not None:
+            _write_categories(wdb, run_id, model, catalogue, params.depth)
         for block in blocks:
             valid = np.arange(block.customer_ids.shape[1])[None, :] < block.sizes[:, None]
             exposure += np.bincount(np.searchsorted(customer_ids, block.customer_ids[valid]), minlength=len(users))
@@ -248,6 +251,12 @@ def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame
         if pending is not None:
             write(pending)
     return exposure
+
+
+def _write_categories(wdb, run_id: int, model, catalogue: pd.DataFrame, depth: int) -> None:
+    """With a catalogue: each category's audience (the cold start of a product the events never saw)."""
+    writer.write_frame(wdb, "catalogue_products", run_id, catalogue_products(catalogue))
+    writer.write_frame(wdb, "category_audiences", run_id, category_audiences(model, catalogue, depth))
 
 
 def _write_user_features(wdb, run_id: int, users: pd.DataFrame) -> None:

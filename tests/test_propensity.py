@@ -118,3 +118,17 @@ def test_the_gain_curve_says_how_many_users_reach_a_share():
     curve = gain_curve(np.array([1, 0, 1, 0, 0, 1]), truth_size=4)  # 3 of the 4 engagements captured
     assert curve.tolist() == [0.25, 0.25, 0.5, 0.5, 0.5, 0.75]
     assert users_for_share(curve, 0.5) == 3 and users_for_share(curve, 0.9) is None
+
+
+def test_each_category_gets_the_audience_of_a_new_product_of_that_category():
+    from pipeline.strategies import fitted
+    from pipeline.strategies.categories import catalogue_products, category_audiences
+    events, catalogue = loyal_market()
+    params = RunParams(depth=10, horizon_days=10.0)
+    model = fitted("propensity", events, user_features(events, params), params, catalogue)
+    table = category_audiences(model, catalogue, depth=10)
+    assert sorted(table["category"].unique()) == ["cat0", "cat1", "cat2", "cat3"]
+    for c in range(4):
+        top = table[table["category"] == f"cat{c}"].sort_values("rank")["customer_id"].head(10)
+        assert sum(1000 * (c + 1) <= u < 1000 * (c + 1) + 15 for u in top) >= 8, c
+    assert len(catalogue_products(catalogue)) == 49 and 999 in set(catalogue_products(catalogue)["product_id"])
