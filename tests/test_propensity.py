@@ -132,3 +132,19 @@ def test_each_category_gets_the_audience_of_a_new_product_of_that_category():
         top = table[table["category"] == f"cat{c}"].sort_values("rank")["customer_id"].head(10)
         assert sum(1000 * (c + 1) <= u < 1000 * (c + 1) + 15 for u in top) >= 8, c
     assert len(catalogue_products(catalogue)) == 49 and 999 in set(catalogue_products(catalogue)["product_id"])
+
+
+def test_why_this_user_says_the_cart_and_the_category_in_words():
+    from pipeline.strategies.propensity_data import build_signals
+    from pipeline.strategies.why import reasons
+    events, catalogue = loyal_market()
+    params = RunParams(horizon_days=10.0)
+    users = user_features(events, params)
+    sig = build_signals(events, users, catalogue, params)
+    user = int(np.searchsorted(users["customer_id"].to_numpy(), 3000))
+    # User 3000 carted products 300, 301, 302 (days 10, 30, 50) and bought 305 (day 90); data ends day 98.
+    words = reasons(sig, catalogue, 300, np.array([user]))[0]
+    assert words[0] == "showed interest in this product 88 days ago"
+    # All their activity is in cat2; the share is shrunk towards "no preference" by a prior, so below 100%.
+    assert any(w.endswith("% of their activity is in cat2") for w in words[1:])
+    assert "buys what this product's buyers buy" in words  # 301 and 302 are 300's neighbours
