@@ -46,7 +46,8 @@ MAX_SHARED = 5000         # longest shared list scored per group
 THREADS = 2
 # Directions the model may not contradict: with a few hundred engaged pairs a free tree can learn that a
 # stronger tie lowers the chance; these say only "more of it never hurts" (or, recency, "longer ago never helps").
-MONOTONE = {"own_weight": 1, "category_share": 1, "neighbour": 1, "taste": 1, "comeback": 1, "recency_days": -1}
+MONOTONE = {"own_weight": 1, "category_share": 1, "neighbour": 1, "taste": 1, "comeback": 1, "recency_days": -1,
+            "comeback_x_neighbour": 1, "comeback_x_share": 1}
 TIE_BREAK = 1e-9          # the raw score orders users on the same calibrated plateau (below 1e-9 of a score)
 
 

@@ -28,7 +28,8 @@ SOURCE_NAMES = {OWN: "own", NEIGHBOUR: "neighbours", TASTE: "taste", CATEGORY: "
                 RETURNING: "returning"}
 FEATURES = ("interactions", "unique_products", "days_active", "recency_days", "frequency", "avg_event",
             "last_event", "comeback", "own_weight", "own_age_days", "own_bought", "category_share",
-            "neighbour", "taste", "product_users", "product_age", "product_idle", "has_category")
+            "neighbour", "taste", "product_users", "product_age", "product_idle", "has_category",
+            "comeback_x_neighbour", "comeback_x_share")
 BUCKET_LIMIT = 12
 
 
@@ -219,5 +220,7 @@ def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np
                sig.last_event[user], sig.comeback[user],
                np.where(has_own, own[:, 0], 0.0), np.where(has_own, own[:, 1], -1.0),
                np.where(has_own, own[:, 2], 0.0), share, neighbour, taste,
-               buckets[:, 0], buckets[:, 1], buckets[:, 2], (code >= 0).astype(float)]
+               buckets[:, 0], buckets[:, 1], buckets[:, 2], (code >= 0).astype(float),
+               # "likely to come back" x "tied to this product": products trees find slowly from few positives
+               sig.comeback[user] * neighbour, sig.comeback[user] * share]
     return np.column_stack(columns).astype(np.float32)
