@@ -148,3 +148,13 @@ def test_why_this_user_says_the_cart_and_the_category_in_words():
     # All their activity is in cat2; the share is shrunk towards "no preference" by a prior, so below 100%.
     assert any(w.endswith("% of their activity is in cat2") for w in words[1:])
     assert "buys what this product's buyers buy" in words  # 301 and 302 are 300's neighbours
+
+
+def test_the_model_figures_draw_the_calibration_and_the_gain():
+    from reports.model_figures import calibration_figure, gain_figure
+    table = calibration_bins(np.linspace(0.9, 0.0, 20), np.array([1, 0] * 10))
+    fig = calibration_figure(table)
+    assert [t.name for t in fig.data] == ["expected (sum of probabilities)", "observed on the holdout"]
+    assert list(fig.data[1].y) == table["observed"].tolist()
+    gain = gain_figure(np.array([0.5, 0.3, 0.2]))
+    assert list(gain.data[0].y) == pytest.approx([0.5, 0.8, 1.0]) and "1.00 expected" in gain.layout.title.text
