@@ -42,6 +42,7 @@ NEGATIVE_RATE = 0.1
 TRAIN_WIDTH = 100         # candidates per source and product in the training frame (bounds its memory)
 CALIBRATION_SHARE = 0.25  # of the sampled products, held out to calibrate
 MIN_POSITIVES = 20        # fewer engaged pairs after the inner cut: nothing to learn, use the prior
+RANK_CHUNK = 20_000       # products whose candidates are featurized and scored at once
 MAX_SHARED = 5000         # longest shared list scored per group
 THREADS = 2
 # Directions the model may not contradict: with a few hundred engaged pairs a free tree can learn that a
@@ -176,13 +177,20 @@ class Propensity(Strategy):
     def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
         sig = self.signals
         info = product_info(sig, products, self.catalogue)
-        tied, neighbour, taste = tied_candidates(sig, products, info, exclusions, depth)
-        self.tied = tied  # the sources of each tied pair, for "why this user"
-        scores = self.ranker.predict(pair_features(sig, info, tied.index, tied.rows, neighbour, taste))
+        parts, bits = [], []
+        for start in range(0, len(products), RANK_CHUNK):  # chunks bound the feature matrix's memory
+            stop = min(start + RANK_CHUNK, len(products))
+            part = info.part(start, stop)
+            tied, neighbour, taste = tied_candidates(sig, products[start:stop], part, exclusions.block(start, stop),
+                                                     depth)
+            scores = self.ranker.predict(pair_features(sig, part, tied.index, tied.rows, neighbour, taste))
+            parts.append(Candidates(tied.index + start, tied.rows, scores))
+            bits.append(tied.scores.astype(np.int8))
+        tied = Candidates(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("index", "rows", "scores")))
+        self.tied_bits = np.concatenate(bits)  # the sources of each tied pair, for "why this user"
         shared = self.shared_lists(info, exclusions, tied, len(products), depth)
         returning = np.lexsort((sig.eng_rank, -sig.comeback))
-        yield from assemble(products, exclusions, depth, self.ids, self.eng_rank,
-                            Candidates(tied.index, tied.rows, scores), shared, filler=returning)
+        yield from assemble(products, exclusions, depth, self.ids, self.eng_rank, tied, shared, filler=returning)
 
     def shared_lists(self, info: ProductInfo, exclusions: Exclusions, tied: Candidates, n_products: int,
                      depth: int) -> SharedLists:

@@ -111,6 +111,11 @@ class ProductInfo:
     group_code: np.ndarray     # category code per group
     group_buckets: np.ndarray  # (G, 3)
 
+    def part(self, start: int, stop: int) -> "ProductInfo":
+        """The same groups, for products start..stop-1 only."""
+        return ProductInfo(self.column[start:stop], self.code[start:stop], self.buckets[start:stop],
+                           self.group[start:stop], self.group_code, self.group_buckets)
+
 
 def product_info(sig: Signals, products: np.ndarray, catalogue: pd.DataFrame | None) -> ProductInfo:
     column = item_index(sig.items, products)

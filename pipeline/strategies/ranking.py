@@ -52,6 +52,11 @@ class Exclusions:
         lo, hi = np.searchsorted(self.index, [start, stop])
         return self.index[lo:hi] - start, self.rows[lo:hi]
 
+    def block(self, start: int, stop: int) -> "Exclusions":
+        """The pairs of products start..stop-1, re-indexed from 0."""
+        index, rows = self.of_block(start, stop)
+        return Exclusions(index, rows, index * self.n_users + rows, self.n_users)
+
     def allowed(self, index: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """True where a (product index, user position) pair is not excluded."""
         return ~member(index * self.n_users + rows, self.keys)
