@@ -40,6 +40,9 @@ class RunParams:
     retention_days: float = 7.0  # exports, rejected uploads and logs beside the database older than this go
     engine: str = "inprocess"        # or "spark" (pipeline/spark)
     spark_master: str | None = None  # Spark master URL; None: local[*]
+    # The window propensity predicts, in days: set by the run to its holdout window's length (None: derived
+    # from the holdout share of the events the model is fitted on).
+    horizon_days: float | None = None
 
     def validate(self) -> RunParams:
         from store.schema import MAX_DEPTH

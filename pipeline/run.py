@@ -24,8 +24,9 @@ from pipeline.data.features import engagement_order, user_features
 from pipeline.data.ingest import Catalogue, read_catalogue, read_events
 from pipeline.evaluation import holdout as evaluate
 from pipeline.evaluation.cap import capped_blocks
-from pipeline.strategies import AUTO, get_strategy
-from pipeline.strategies.ranking import fallback_audience
+from pipeline.strategies import AUTO, fitted, get_strategy
+from pipeline.strategies.categories import catalogue_products, category_audiences
+from pipeline.strategies.ranking import exclusions_for, fallback_audience
 from store import writer
 from store.errors import DiskFullError, WorkbenchError
 from store.names import COMPONENT_COLUMNS, strategy_label
@@ -258,22 +259,32 @@ def _write_diagnostics(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFra
 
 def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None,
               params: RunParams, stages: _Stages) -> tuple[RunParams, dict[str, float]]:
-    """Score every strategy on the temporal holdout, store the rows, and settle the run's strategy:
-    the forced one, else the best on the holdout (engagement, the reference, when nothing was scored)."""
-    holdout, scored = evaluate.evaluate_all(events, params, catalogue,
-                                            progress=lambda share: stages.partial("evaluate", share))
+    """Score every strategy on the inner split (to choose) and on the outer holdout (to report), store
+    both, and settle the run's strategy: the forced one, else the best on the inner split."""
+    holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue,
+                                                   progress=lambda share: stages.partial("evaluate", share))
     if scored:
-        writer.write_frame(wdb, "evaluation", run_id, evaluate.evaluation_rows(scored))
+        writer.write_frame(wdb, "evaluation", run_id, pd.concat(
+            [evaluate.evaluation_rows(scored), evaluate.evaluation_rows(inner, evaluate.INNER)]))
         writer.write_frame(wdb, "stats", run_id, evaluate.holdout_stats(holdout))
+        _write_model_tables(wdb, run_id, holdout, scored)
     chosen, selection = params.strategy, "forced with --strategy"
     if chosen == AUTO:
-        chosen = evaluate.best_strategy(scored, params.max_audiences_per_user is not None) if scored \
-            else "engagement"
-        selection = f"best {evaluate.HEADLINE[1]}@{evaluate.HEADLINE[0]} on the holdout" if scored \
-            else "engagement: no holdout to choose on"
-    params = replace(params, strategy=chosen)
+        capped = params.max_audiences_per_user is not None
+        chosen = evaluate.best_strategy(inner, capped) if inner else evaluate.TIE_PREFERENCE[0]
+        selection = (f"best {evaluate.HEADLINE[1]}@{evaluate.HEADLINE[0]} on an inner split of the fitting "
+                     "period (the holdout only reports)") if inner else "propensity: no inner split to choose on"
+    params = replace(params, strategy=chosen, horizon_days=evaluate.window_days(events, params))
     _record_params(wdb, run_id, params, selection)
     return params, {strategy_label(s.name, s.cap): round(s.seconds, 3) for s in scored}
+
+
+def _write_model_tables(wdb, run_id: int, holdout, scored) -> None:
+    """Calibration of the propensity scores on the outer holdout (expected vs observed per decile)."""
+    from pipeline.evaluation.calibration import calibration_table
+    for s in scored:
+        if s.name == "propensity" and s.cap is None and s.audiences is not None:
+            writer.write_frame(wdb, "calibration", run_id, calibration_table(*s.audiences, holdout.truth))
 
 
 def _record_params(wdb, run_id: int, params: RunParams, selection: str) -> None:
@@ -283,12 +294,13 @@ def _record_params(wdb, run_id: int, params: RunParams, selection: str) -> None:
 
 def _ranked_blocks(events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame, params: RunParams,
                    catalogue: pd.DataFrame | None):
-    """The strategy's audience blocks, passed through the exposure cap when one is set."""
-    strategy = get_strategy(params.strategy)
+    """The strategy's audience blocks (fitted on every event), through the exposure cap when one is set."""
+    model = fitted(params.strategy, events, users, params, catalogue)
     product_ids = products["product_id"].to_numpy()
+    excluded = exclusions_for(events, users, params.exclude, product_ids)
     if params.max_audiences_per_user is None:
-        return strategy(events, users, params, product_ids, catalogue=catalogue)
-    return capped_blocks(strategy, events, users, params, product_ids, products["users"].to_numpy(), catalogue)
+        return model, model.rank(product_ids, excluded, params.depth)
+    return model, capped_blocks(model, users, params, product_ids, excluded, products["users"].to_numpy())
 
 
 def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
@@ -315,7 +327,10 @@ def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame
 
     with ThreadPoolExecutor(max_workers=1) as packer:
         pending = None
-        for block in _ranked_blocks(events, users, products, params, catalogue):
+        model, blocks = _ranked_blocks(events, users, products, params, catalogue)
+        if catalogue is not None:
+            _write_categories(wdb, run_id, model, catalogue, params.depth)
+        for block in blocks:
             valid = np.arange(block.customer_ids.shape[1])[None, :] < block.sizes[:, None]
             exposure += np.bincount(np.searchsorted(customer_ids, block.customer_ids[valid]), minlength=len(users))
             packed = packer.submit(pack, block)
@@ -325,6 +340,12 @@ def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame
         if pending is not None:
             write(pending)
     return exposure
+
+
+def _write_categories(wdb, run_id: int, model, catalogue: pd.DataFrame, depth: int) -> None:
+    """With a catalogue: each category's audience (the cold start of a product the events never saw)."""
+    writer.write_frame(wdb, "catalogue_products", run_id, catalogue_products(catalogue))
+    writer.write_frame(wdb, "category_audiences", run_id, category_audiences(model, catalogue, depth))
 
 
 def _write_user_features(wdb, run_id: int, users: pd.DataFrame) -> None:

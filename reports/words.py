@@ -53,14 +53,28 @@ DESCRIPTIONS: dict[str, str] = {
         "catalogue is given. A user's score is their chance of coming back times how strongly these "
         "signals tie them to the product; users with no tie at all follow in engagement order, so every "
         "audience is full."),
+    "propensity": (
+        "Propensity is a learned model in two stages, as production recommenders work. First it gathers "
+        "candidates for each product from every source: users who carted or wishlisted it without buying "
+        "(when the exclusion rule lets them in), users who buy what this product's buyers buy (item "
+        "neighbours), users whose taste matches it (ALS), users loyal to its category (with a catalogue) "
+        "and active users likely to come back. Then a gradient-boosted classifier, trained on the run's "
+        "own past (features before an inner cut, what happened after it), scores each candidate from "
+        "their activity, recency, own interest in the product, category share, neighbour strength, taste "
+        "match and the product's popularity and age. The score is a calibrated probability that the user "
+        "engages with the product within the horizon (the length of the holdout window): an audience's "
+        "scores add up to the engagements it can be expected to bring."),
     "als": (
-        "ALS (here a truncated SVD, the same low-rank idea) compresses the whole interaction history into "
-        "a few hidden 'taste' dimensions: every event counts with its weight (purchase 5 … search 1) and "
-        "fades with age (the run's decay days). A user's score for a product is how well their taste "
-        "vector matches the product's. Only users who touched at least two different products have a "
-        "taste of their own, so they are the ones it ranks; the rest of each audience follows in "
-        "engagement order. It is here because collaborative filtering deserves an honest trial on this "
-        "data, not a straw man."),
+        "ALS is implicit's alternating least squares, the standard collaborative filter: it compresses the "
+        "whole interaction history (every event with its weight, fading with age) into a few hidden "
+        "'taste' dimensions for users and products. A user's score for a product is how well the two "
+        "taste vectors match. Users it cannot score follow in engagement order. It is here as the "
+        "library most teams would reach for first."),
+    "itemknn": (
+        "Item-kNN is implicit's BM25 item-item nearest neighbours: products are similar when the same "
+        "users touched both. A user's score for a product is the similarity-weighted sum of what they "
+        "touched among the product's 100 nearest neighbours: 'buys what this product's buyers buy'. "
+        "Users with no tie follow in engagement order."),
     "activity": (
         "Activity is the ranking the earlier prototype served: interactions in the last 30 days divided "
         "by (days since the user was last seen + 1). It rewards bursts of recent activity and ignores "

@@ -38,6 +38,16 @@ TABLES: dict[str, dict] = {
     # strategy is the base name; cap is NULL or the per-user exposure cap the row was scored under.
     "evaluation": dict(columns={"run_id": int, "strategy": str, "cap": int, "k": int, "metric": str,
                                 "value": float}, pk=None),
+    # Propensity scores on the outer holdout: expected (sum of scores) vs observed engagements per decile.
+    "calibration": dict(
+        columns={"run_id": int, "decile": int, "entries": int, "expected": float, "observed": float,
+                 "min_score": float, "max_score": float, "observed_over_expected": float},
+        pk=("run_id", "decile")),
+    # With a catalogue: the audience of each category, and every catalogue product's category.
+    "category_audiences": dict(columns={"run_id": int, "category": str, "rank": int, "customer_id": int,
+                                        "score": float}, pk=("run_id", "category", "rank")),
+    "catalogue_products": dict(columns={"run_id": int, "product_id": int, "category": str},
+                               pk=("run_id", "product_id")),
     "products": dict(
         columns={"run_id": int, "product_id": int, "category": str, "interactions": int, "users": int,
                  "first_seen": str, "last_seen": str},
@@ -66,7 +76,7 @@ TABLES: dict[str, dict] = {
 }
 
 # Per-run bulk tables: pruned for old runs (see store.writer.prune_runs); the rest is kept forever.
-BULK_TABLES = ("audience_lists", "user_features", "products")
+BULK_TABLES = ("audience_lists", "user_features", "products", "category_audiences", "catalogue_products")
 
 AUDIENCES_VIEW = f"""
 SELECT l.run_id AS run_id, l.product_id AS product_id, r.rank AS rank,

@@ -12,10 +12,10 @@ from pipeline.config import RunParams
 from pipeline.data.clean import clean
 from pipeline.data.features import user_features
 from pipeline.data.ingest import read_events
-from pipeline.evaluation.holdout import Scored, best_strategy, evaluate_all, make_holdout
+from pipeline.evaluation.holdout import Scored, best_strategy, evaluate_all, make_holdout, window_days
 from pipeline.evaluation.metrics import METRICS
 from pipeline.run import execute
-from pipeline.strategies import AUTO, STRATEGIES
+from pipeline.strategies import AUTO, STRATEGIES, audiences
 from store import queries
 from tests.conftest import write_events
 from tests.test_strategies import COMMUNITIES, day
@@ -57,17 +57,23 @@ def test_the_split_the_truth_and_the_ceiling(csv, params):
 
 
 def test_no_leakage_every_strategy_sees_only_the_early_part(csv, params, monkeypatch):
+    from pipeline.evaluation import holdout as module
     events = clean(read_events(csv), params).events
     seen = {}
-    for name, fn in list(STRATEGIES.items()):
-        def spy(ev, users, p, products, catalogue=None, _fn=fn, _name=name):
-            seen[_name] = (ev.copy(), users.copy(), products.copy())
-            return _fn(ev, users, p, products, catalogue=catalogue)
-        monkeypatch.setitem(STRATEGIES, name, spy)
-    holdout, scored = evaluate_all(events, params, None)
+    real = module.fitted
+
+    def spy(name, ev, users, p, catalogue=None):
+        model = real(name, ev, users, p, catalogue)
+        rank = model.rank
+        model.rank = lambda products, *a: seen.setdefault(name, []).append(
+            (ev.copy(), users.copy(), products.copy())) or rank(products, *a)
+        return model
+    monkeypatch.setattr(module, "fitted", spy)
+    holdout, scored, _ = evaluate_all(events, params, None)
     assert set(seen) == set(STRATEGIES) and len(scored) == len(STRATEGIES)
     late_customers = set(c for c, *_ in LATE)
-    for name, (ev, users, products) in seen.items():
+    for name, calls in seen.items():
+        ev, users, products = calls[-1]  # the outer evaluation (the first call is the inner split's)
         assert ev["event_date"].max() < holdout.split, name
         assert len(ev) == len(ROWS) - len(LATE), name
         assert set(users["customer_id"]) == set(ev["customer_id"]), name
@@ -75,11 +81,27 @@ def test_no_leakage_every_strategy_sees_only_the_early_part(csv, params, monkeyp
             {1, 2, 3, 5, 6, 7}, name  # they are there for their early events only
         assert users["total_interactions"].sum() == len(ev), name
         assert products.tolist() == [12, 22], name
+        inner_events = calls[0][0]
+        assert inner_events["event_date"].max() < ev["event_date"].max(), name  # the inner split: earlier
 
 
-def test_every_strategy_is_scored_and_affinity_finds_the_communities(csv, params):
+def test_the_choice_does_not_depend_on_the_outer_holdouts_labels(csv, params):
     events = clean(read_events(csv), params).events
-    _, scored = evaluate_all(events, params, None)
+    _, outer, inner = evaluate_all(events, params, None, names=["engagement", "affinity", "activity", "random"])
+    late = (events["event_date"] >= make_holdout(events, params).split).to_numpy()
+    shuffled = events.copy()
+    # Who came back after the split is reshuffled (and some late users replaced by strangers).
+    shuffled.loc[late, "customer_id"] = np.random.default_rng(0).permutation(
+        np.r_[shuffled.loc[late, "customer_id"].to_numpy()[:-3], [5000, 5001, 5002]])
+    _, outer2, inner2 = evaluate_all(shuffled, params, None, names=["engagement", "affinity", "activity", "random"])
+    assert [s.metrics for s in outer] != [s.metrics for s in outer2]  # the report does change...
+    assert [s.metrics for s in inner] == [s.metrics for s in inner2]  # ...the scores chosen on do not
+    assert best_strategy(inner, False) == best_strategy(inner2, False)
+
+
+def test_every_strategy_is_scored_and_affinity_and_propensity_find_the_communities(csv, params):
+    events = clean(read_events(csv), params).events
+    _, scored, _ = evaluate_all(events, params, None)
     by_name = {s.name: s.metrics for s in scored}
     assert set(by_name) == set(STRATEGIES)
     assert all(set(m) == {(k, metric) for k in (10, 100) for metric in METRICS} for m in by_name.values())
@@ -87,18 +109,19 @@ def test_every_strategy_is_scored_and_affinity_finds_the_communities(csv, params
     assert by_name["affinity"][(10, "recall_micro")] == pytest.approx(6 / 7)
     assert by_name["affinity"][(100, "reachable_ceiling")] == pytest.approx(6 / 7)
     assert by_name["engagement"][(100, "recall_micro")] == 0.0  # its top 100 are the busy users
-    assert best_strategy(scored, capped=False) == "affinity"
+    assert by_name["propensity"][(10, "recall_micro")] == pytest.approx(6 / 7)  # it finds them too
+    assert best_strategy(scored, capped=False) == "propensity"  # a tie at the ceiling: the default wins
 
 
 def test_a_cap_is_scored_next_to_the_uncapped_audiences(csv):
     params = RunParams(holdout=holdout_for(len(ROWS), len(LATE)), max_audiences_per_user=1)
     events = clean(read_events(csv), params).events
-    _, scored = evaluate_all(events, params, None, names=["affinity"])
+    _, scored, _ = evaluate_all(events, params, None, names=["affinity"])
     assert [(s.name, s.cap) for s in scored] == [("affinity", None), ("affinity", 1)]
     capped = scored[1].metrics
-    # Two products, one audience each per user: the two audiences share nobody.
-    assert capped[(10, "user_coverage")] == pytest.approx(20 / 128)
-    assert capped[(10, "exposure_gini")] < scored[0].metrics[(10, "exposure_gini")]
+    # The cap is applied over every product the early part serves (128), not only the two evaluated:
+    # products 11 and 21 (four early users each) are served first and take most users' single place.
+    assert capped[(10, "user_coverage")] < scored[0].metrics[(10, "user_coverage")]
 
 
 def scored(name: str, recall: float, macro: float = 0.0, cap: int | None = None) -> Scored:
@@ -118,21 +141,25 @@ def test_best_is_the_highest_recall_at_100_never_random_and_the_reference_on_tie
                           scored("als", 0.2), scored("als", 0.15, cap=5)], True) == "als"
 
 
-def test_a_run_without_a_strategy_publishes_the_best_and_says_so(csv, params, tmp_path):
+def test_a_run_without_a_strategy_publishes_the_best_on_the_inner_split_and_says_so(csv, params, tmp_path):
     db = tmp_path / "a.db"
     result = execute(csv, db=db, params=RunParams(holdout=params.holdout, strategy=AUTO, depth=5))
     con = queries.connect(db)
     run = queries.run(con, result.run_id)
-    assert result.strategy == run["params"]["strategy"] == run["summary"]["strategy"] == "affinity"
+    events = clean(read_events(csv), params).events
+    _, _, inner = evaluate_all(events, RunParams(holdout=params.holdout, depth=5), None)
+    chosen = best_strategy(inner, False)
+    assert result.strategy == run["params"]["strategy"] == run["summary"]["strategy"] == chosen
+    assert "inner split" in run["params"]["strategy_selection"]
     rows = queries.evaluation(con, result.run_id)
-    assert len(rows) == len(STRATEGIES) * 2 * len(METRICS)
+    assert len(rows) == len(STRATEGIES) * 2 * len(METRICS) * 2  # outer rows and inner_ rows
     assert set(rows["strategy"]) == set(STRATEGIES) and set(rows["k"]) == {10, 100}
     assert set(result.strategy_seconds) == set(STRATEGIES)
-    # Refitted on all the data: the published audiences are affinity's on every event, late ones included.
-    events = clean(read_events(csv), params).events
+    # Refitted on all the data: the published audiences are the chosen strategy's on every event.
     users = user_features(events, params)
-    refit = next(STRATEGIES["affinity"](events, users, RunParams(depth=5, holdout=params.holdout),
-                                        np.array([12, 22])))
+    refit = next(audiences(chosen, events, users, RunParams(depth=5, holdout=params.holdout,
+                                                          horizon_days=window_days(events, params)),
+                           np.array([12, 22])))
     for i, product in enumerate((12, 22)):
         published = queries.audience(con, result.run_id, product)["customer_id"].tolist()
         assert published == refit.customer_ids[i, :refit.sizes[i]].tolist()
@@ -147,19 +174,19 @@ def test_a_forced_strategy_is_published_while_all_are_still_evaluated(csv, param
     assert set(queries.evaluation(con, result.run_id)["strategy"]) == set(STRATEGIES)
 
 
-def test_holdout_zero_evaluates_nothing_and_auto_falls_back_to_engagement(csv, tmp_path):
+def test_holdout_zero_evaluates_nothing_and_auto_falls_back_to_propensity(csv, tmp_path):
     db = tmp_path / "a.db"
     result = execute(csv, db=db, params=RunParams(holdout=0.0, strategy=AUTO, depth=5))
     con = queries.connect(db)
     assert queries.evaluation(con, result.run_id).empty
-    assert result.strategy == "engagement" and not any(":" in k for k in result.seconds)
+    assert result.strategy == "propensity" and not any(":" in k for k in result.seconds)
 
 
 def test_cli_default_evaluates_and_an_unknown_strategy_is_one_line(csv, params, tmp_path, capsys):
     db = tmp_path / "a.db"
     assert main(["run", "--input", str(csv), "--db", str(db), "--depth", "5", "--holdout", str(params.holdout)]) == 0
     con = queries.connect(db)
-    assert queries.run(con, queries.current_run_id(con))["params"]["strategy"] == "affinity"
+    assert queries.run(con, queries.current_run_id(con))["params"]["strategy"] == "propensity"
     capsys.readouterr()
     assert main(["run", "--input", str(csv), "--db", str(db), "--strategy", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -184,12 +211,12 @@ def test_the_evaluation_page_shows_the_leaderboard_ceiling_and_explanations(csv,
     result = execute(csv, db=db, params=RunParams(holdout=params.holdout, strategy=AUTO, depth=5))
     at = open_evaluation(db)
     cards = {m.label: m.value for m in at.metric}
-    assert cards["Published strategy"] == "affinity"
+    assert cards["Published strategy"] == "propensity"
     ceiling = queries.evaluation(queries.connect(db), result.run_id).query(
         "metric == 'reachable_ceiling' and k == 100")["value"].iloc[0]
     assert cards["Reachable ceiling@100"] == f"{100 * ceiling:.3f}%"
     board = at.dataframe[0].value
-    assert board["strategy"].tolist()[0] == "affinity ★" and len(board) == len(STRATEGIES)
+    assert "propensity ★" in board["strategy"].tolist() and len(board) == len(STRATEGIES)
     assert board.loc[0, "recall_micro"] == pytest.approx(100 * 6 / 7)
     text = " ".join(str(m.value) for m in at.markdown)
     assert all(metric in text for metric in METRICS) and "Affinity looks for users" in text
@@ -210,7 +237,8 @@ def test_the_report_says_the_same_in_its_evaluation_section(csv, params, tmp_pat
     execute(csv, db=db, params=RunParams(holdout=params.holdout, strategy=AUTO, depth=5))
     text = build_report(str(db))
     section = text[text.index('<section id="evaluation">'):text.index('<section id="stress">')]
-    assert "Published strategy: <strong>affinity</strong> (best recall_micro@100 on the holdout)" in section
+    assert ("Published strategy: <strong>propensity</strong> (best recall_micro@100 on an inner split of the "
+            "fitting period (the holdout only reports))") in section
     assert f"Reachable ceiling at k = 100: <strong>{6 / 7:.3%}</strong>" in section
     assert all(f"<strong>{m}</strong>" in section for m in METRICS)
     assert all(f"<strong>{name}</strong>:" in section for name in STRATEGIES)

@@ -9,9 +9,8 @@ from pipeline.config import RunParams
 from pipeline.data.clean import clean
 from pipeline.data.features import user_features
 from pipeline.data.ingest import read_events
-from pipeline.strategies import STRATEGIES, als, get_strategy
+from pipeline.strategies import STRATEGIES, als, audiences, get_strategy
 from pipeline.strategies.baselines import activity_scores
-from pipeline.strategies.ranking import engagement_audiences
 from store.errors import InputError
 from tests.conftest import FOUR_USERS, write_events
 
@@ -24,7 +23,7 @@ def load(tmp_path, rows):
 def rank(name, events, users, products, catalogue=None, **params) -> dict[int, list[int]]:
     p = RunParams(**{"depth": 20, **params})
     out = {}
-    for block in get_strategy(name)(events, users, p, np.asarray(products, dtype=np.int64), catalogue=catalogue):
+    for block in audiences(name, events, users, p, np.asarray(products, dtype=np.int64), catalogue):
         for i, product in enumerate(block.product_ids.tolist()):
             out[product] = block.customer_ids[i, :block.sizes[i]].tolist()
     return out
@@ -55,7 +54,7 @@ def test_engagement_would_pick_the_other_community(communities):
     assert set(rank("engagement", events, users, [12])[12][:3]) == {5, 6, 7}
 
 
-@pytest.mark.parametrize("name", ["affinity", "als"])
+@pytest.mark.parametrize("name", ["affinity", "als", "itemknn"])
 def test_product_neighbours_bring_their_own_community_first(communities, name, monkeypatch):
     monkeypatch.setattr(als, "FACTORS", 2)  # two communities, two tastes (full rank would only copy the data)
     events, users = communities
@@ -97,16 +96,16 @@ def test_a_category_loyal_user_comes_first_with_a_catalogue(tmp_path):
     assert rank("affinity", events, users, [40])[40][0] != 10  # nothing else ties them without it
 
 
-def test_engagement_strategy_is_exactly_todays_ranking(tmp_path):
+# FOUR_USERS' engagement scores (worked in test_features.py): user 1 0.8, user 3 0.625, user 4 ~0.505,
+# user 2 ~0.113. Product 1: users 1 (purchased) and 3; product 2: users 1 and 4 (carts); product 3: 2 and 3.
+@pytest.mark.parametrize("exclude, expected", [
+    ("all", {1: [4, 2], 2: [3, 2], 3: [1, 4]}),
+    ("purchased", {1: [3, 4, 2], 2: [1, 3, 4, 2], 3: [1, 3, 4, 2]}),
+    ("none", {1: [1, 3, 4, 2], 2: [1, 3, 4, 2], 3: [1, 3, 4, 2]}),
+])
+def test_engagement_is_the_engagement_order_minus_the_excluded(tmp_path, exclude, expected):
     events, users = load(tmp_path, FOUR_USERS)
-    products = np.sort(events["product_id"].unique())
-    for exclude in ("all", "purchased", "none"):
-        p = RunParams(depth=10, exclude=exclude)
-        ours = list(get_strategy("engagement")(events, users, p, products))
-        theirs = list(engagement_audiences(events, users, p, products))
-        for a, b in zip(ours, theirs):
-            assert np.array_equal(a.customer_ids, b.customer_ids) and np.array_equal(a.sizes, b.sizes)
-            assert np.array_equal(a.scores, b.scores)
+    assert rank("engagement", events, users, [1, 2, 3], exclude=exclude) == expected
 
 
 def test_engagement_on_a_subset_of_products_ignores_the_other_products_exclusions(tmp_path):
@@ -147,35 +146,46 @@ def test_random_is_uniform_over_the_allowed_users():
                            "event_date": pd.Timestamp("2023-01-01") + pd.to_timedelta(np.arange(n_users), "min")})
     users = user_features(events, RunParams())
     counts = np.zeros(n_users + 1)
-    for block in get_strategy("random")(events, users, RunParams(depth=50), np.arange(1000, 1400)):
+    for block in audiences("random", events, users, RunParams(depth=50), np.arange(1000, 1400)):
         assert np.all(block.sizes == 50)
         for row in block.customer_ids:
             assert len(set(row.tolist())) == 50
         np.add.at(counts, block.customer_ids.ravel(), 1)
     # 400 products x 50 = 20,000 picks over 5,000 users: 4 each on average; halves differ by noise only.
     assert abs(counts[1:2501].sum() - counts[2501:].sum()) < 0.05 * counts.sum()
-    excluded = get_strategy("random")(events, users, RunParams(depth=50), np.array([7]))
+    excluded = audiences("random", events, users, RunParams(depth=50), np.array([7]))
     assert not set(next(excluded).customer_ids[0].tolist()) & set(range(1, 101))
 
 
-def test_unknown_strategy_names_are_refused():  # their descriptions: tests/test_reports.py
+def test_unknown_strategy_names_are_refused():  # their descriptions are checked in test_reports
     with pytest.raises(InputError, match="unknown strategy"):
         get_strategy("collaborative")
 
 
-def test_randomized_svd_matches_the_exact_one():
+def test_als_scores_a_product_for_every_user_with_the_same_factors():
+    # Transposed use: user_factors @ item_factor. Users [2,0], [0,1], [1,2]; product A = [1,0] scores them
+    # 2, 0, 1 (user 1's zero is no score); product B = [0,1] scores 0, 1, 2.
+    users = np.array([[2, 0], [0, 1], [1, 2]], dtype=np.float32)
+    products = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    found = als.top_users(products, users, pool=np.array([10, 11, 12]), width=np.array([2, 2]))
+    got = sorted(zip(found.index.tolist(), found.rows.tolist(), found.scores.tolist()))
+    assert got == [(0, 10, 2.0), (0, 12, 1.0), (1, 11, 1.0), (1, 12, 2.0)]
+
+
+def test_itemknn_scores_users_through_the_products_neighbours():
     import scipy.sparse as sp
-    rng = np.random.default_rng(0)
-    # Five strong tastes plus noise: the structure a truncated SVD is for.
-    dense = rng.random((60, 5)) @ rng.random((5, 40)) * 3 + 0.01 * rng.random((60, 40))
-    values, vectors = als.randomized_svd(sp.csr_matrix(dense), 5, seed=0)
-    exact = np.linalg.svd(dense, compute_uv=False)[:5]
-    assert np.allclose(values, exact, rtol=1e-3)
-    assert np.allclose(vectors.T @ vectors, np.eye(5), atol=1e-6)
+
+    from pipeline.strategies.itemknn import neighbour_scores
+    # Users 0, 1, 2 touched items 0, 1, 2 (weights 1, 2, 1). Item 2's neighbours: item 0 (0.5), item 1 (0.2).
+    matrix = sp.csr_matrix(np.diag([1.0, 2.0, 1.0]))
+    similarity = sp.csc_matrix(np.array([[0, 0, 0.5], [0, 0, 0.2], [0, 0, 0]]))
+    found = neighbour_scores(matrix, similarity, np.array([100, 101, 102]), np.array([102, 999]))
+    got = sorted(zip(found.index.tolist(), found.rows.tolist(), found.scores.tolist()))
+    assert got == [(0, 0, 0.5), (0, 1, 0.4)]  # user 1: weight 2 x 0.2; product 999 is unknown
 
 
 def test_merging_puts_empty_cells_last_and_breaks_ties_in_engagement_order():
-    from pipeline.strategies.affinity import merge_disjoint
+    from pipeline.strategies.lists import merge_disjoint
     eng_rank = np.array([3, 0, 2, 1])  # engagement order: users 1, 3, 2, 0
     positions = [np.array([[0, 1]]), np.array([[2, 3]])]  # user 1's cell is empty, though most engaged
     scores = [np.array([[0.5, -np.inf]]), np.array([[0.0, 0.0]])]
@@ -190,13 +200,9 @@ def test_a_product_the_events_never_mention_gets_a_full_audience(communities, na
     assert sorted(audiences[999]) == list(range(1, 9)) and len(audiences[12]) == 7
 
 
-def test_the_als_taste_pool_is_bounded_broadest_histories_first(monkeypatch):
-    import numpy as np
-
-    from pipeline.strategies import als
-    monkeypatch.setattr(als, "MAX_POOL", 2)
-    unique = np.array([1, 3, 2, 5, 2])          # user 0 has one product: never in the pool
+def test_the_als_scoring_pool_is_bounded_broadest_histories_first():
+    unique = np.array([1, 3, 2, 5, 2])
     eng_rank = np.array([0, 4, 1, 3, 2])        # among the 2-product users, 2 ranks above 4
-    assert als.taste_pool(unique, eng_rank).tolist() == [1, 3]
-    monkeypatch.setattr(als, "MAX_POOL", 3)
-    assert als.taste_pool(unique, eng_rank).tolist() == [1, 2, 3]
+    assert als.scoring_pool(unique, eng_rank, limit=2).tolist() == [1, 3]
+    assert als.scoring_pool(unique, eng_rank, limit=3).tolist() == [1, 2, 3]
+    assert als.scoring_pool(unique, eng_rank, limit=9).tolist() == [0, 1, 2, 3, 4]

@@ -18,8 +18,8 @@ is exactly the uncapped audiences.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,8 @@ import pandas as pd
 from pipeline.arrays import first_occurrence, group_rank, member, positions_of
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order
-from pipeline.strategies.baselines import product_pairs
-from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock
+from pipeline.strategies.base import Strategy
+from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, Exclusions
 
 FILL_ROUNDS = 64  # each round repairs the pairs the last deal could not use (excluded users, repeats)
 # Candidates a strategy ranks per audience slot when a cap is set: capped users' places go to these first.
@@ -163,25 +163,21 @@ def stack_blocks(blocks, products: np.ndarray, ids: np.ndarray) -> tuple[np.ndar
     return positions, np.concatenate([b.scores for b in blocks]), sizes
 
 
-def cap_ranked(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, events: pd.DataFrame,
-               users: pd.DataFrame, params: RunParams, products: np.ndarray, reach: np.ndarray, depth: int
-               ) -> Capped:
+def cap_ranked(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, users: pd.DataFrame,
+               params: RunParams, excluded: Exclusions, reach: np.ndarray, depth: int) -> Capped:
     """The cap over ranked candidates, with the engagement order as the filler."""
-    pair_index, pair_rows = product_pairs(events, users, params.exclude, products)
     return apply_cap(positions, scores, sizes, depth, params.max_audiences_per_user, reach_priority(reach),
                      fill_order=engagement_order(users), fill_scores=users["engagement_score"].to_numpy(),
-                     excluded=(pair_index, pair_rows))
+                     excluded=(excluded.index, excluded.rows))
 
 
-def capped_blocks(strategy: Callable[..., Iterator[AudienceBlock]], events: pd.DataFrame, users: pd.DataFrame,
-                  params: RunParams, products: np.ndarray, reach: np.ndarray,
-                  catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
+def capped_blocks(model: Strategy, users: pd.DataFrame, params: RunParams, products: np.ndarray,
+                  excluded: Exclusions, reach: np.ndarray) -> Iterator[AudienceBlock]:
     """A run's audiences under the cap: every product's candidates are needed before any is final."""
-    wide = replace(params, depth=params.depth * CAP_CANDIDATES)
     ids = users["customer_id"].to_numpy()
-    positions, scores, sizes = stack_blocks(strategy(events, users, wide, products, catalogue=catalogue),
+    positions, scores, sizes = stack_blocks(model.rank(products, excluded, params.depth * CAP_CANDIDATES),
                                             products, ids)
-    capped = cap_ranked(positions, scores, sizes, events, users, params, products, reach, params.depth)
+    capped = cap_ranked(positions, scores, sizes, users, params, excluded, reach, params.depth)
     for start in range(0, len(products), PRODUCT_BLOCK):
         part = slice(start, start + PRODUCT_BLOCK)
         yield AudienceBlock(products[part], capped.sizes[part], ids[capped.positions[part]], capped.scores[part])

@@ -1,5 +1,10 @@
 """Temporal holdout: fit every strategy on the early part, score its audiences on the late part.
 
+Two splits. The outer one (the run's holdout share) only reports: its rows are what the evaluation
+table, the app and /metrics show. The strategy to publish is chosen on an inner split of the fitting
+period (early part: the last horizon of it is the inner "late"), so the reported score of the winner is
+not the score it was picked on. Both are stored; the inner rows carry the metric prefix "inner_".
+
 The split is the run's (1 - holdout) quantile of event_date (the same instant as the `stats` split).
 Strategies see only the early events and the features of the early users; the candidates are every
 early user (no sampled negatives); the evaluated products are those seen in both parts; a product's
@@ -20,14 +25,15 @@ from pipeline.data.diagnostics import split_instant
 from pipeline.data.features import user_features
 from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.evaluation.metrics import Truth, evaluate_audiences, make_truth
-from pipeline.strategies import STRATEGIES, get_strategy
-from pipeline.strategies.baselines import product_pairs
+from pipeline.strategies import STRATEGIES, fitted
+from pipeline.strategies.ranking import exclusions_for
 
 KS = (10, 100)
 MIN_DEPTH = max(KS)
 HEADLINE = (100, "recall_micro")  # what `run` without --strategy maximizes
 # On a tie (tiny data, or every strategy at zero) the reference method wins, then the more informed ones.
-TIE_PREFERENCE = ("engagement", "affinity", "als", "activity", "random")
+TIE_PREFERENCE = ("propensity", "engagement", "affinity", "itemknn", "als", "activity", "random")
+INNER = "inner_"  # metric prefix of the rows the choice was made on
 YARDSTICKS = ("random",)
 
 
@@ -47,13 +53,23 @@ class Scored:
     metrics: dict[tuple[int, str], float]
     seconds: float
     cap: int | None = None  # the per-user exposure cap these audiences were capped to, if any
+    audiences: tuple | None = None  # (positions, scores, sizes) of the uncapped audiences, for calibration
 
 
-def make_holdout(events: pd.DataFrame, params: RunParams) -> Holdout | None:
-    """The split, or None when it leaves no product seen on both sides (nothing to evaluate)."""
-    if params.holdout <= 0:
+def window_days(events: pd.DataFrame, params: RunParams) -> float | None:
+    """Length of the outer holdout window in days: the horizon every model predicts (None: no holdout)."""
+    if params.holdout <= 0 or events.empty:
         return None
     split = split_instant(events, params.holdout)
+    return max((events["event_date"].max() - split) / pd.Timedelta(days=1), 1.0)
+
+
+def make_holdout(events: pd.DataFrame, params: RunParams, split: pd.Timestamp | None = None) -> Holdout | None:
+    """The split (default: the run's holdout quantile), or None when it leaves no product seen on both
+    sides (nothing to evaluate)."""
+    if params.holdout <= 0:
+        return None
+    split = split_instant(events, params.holdout) if split is None else split
     late_rows = (events["event_date"] >= split).to_numpy()
     early, late = events[~late_rows], events[late_rows]
     products = np.intersect1d(early["product_id"].unique(), late["product_id"].unique())
@@ -65,8 +81,8 @@ def make_holdout(events: pd.DataFrame, params: RunParams) -> Holdout | None:
     truth_index = np.searchsorted(products, late["product_id"].to_numpy())
     at = np.minimum(np.searchsorted(ids, late["customer_id"].to_numpy()), len(ids) - 1)
     truth_positions = np.where(ids[at] == late["customer_id"].to_numpy(), at, -1)
-    pair_index, pair_rows = product_pairs(early, users, params.exclude, products)
-    truth = make_truth(truth_index, truth_positions, len(products), len(ids), pair_index, pair_rows)
+    excluded = exclusions_for(early, users, params.exclude, products)
+    truth = make_truth(truth_index, truth_positions, len(products), len(ids), excluded.index, excluded.rows)
     in_early = early[early["product_id"].isin(products)]
     reach = in_early.groupby("product_id")["customer_id"].nunique().reindex(products).to_numpy()
     return Holdout(split, early.reset_index(drop=True), users, products, truth, reach)
@@ -74,37 +90,53 @@ def make_holdout(events: pd.DataFrame, params: RunParams) -> Holdout | None:
 
 def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd.DataFrame | None
                    ) -> list[Scored]:
-    """Fit on the early part, build audiences, measure them (and, with a cap, the capped ones too)."""
+    """Fit on the early part, build audiences, measure them. With a cap, every product the early part
+    would serve is ranked and capped (the cap competes over all of them), then the evaluated subset is
+    scored."""
     started = time.perf_counter()
     depth = max(params.depth, MIN_DEPTH)
     cap = params.max_audiences_per_user
-    fit = replace(params, depth=depth * CAP_CANDIDATES if cap else depth)
-    blocks = get_strategy(name)(holdout.early, holdout.users, fit, holdout.products, catalogue=catalogue)
-    positions, scores, sizes = stack_blocks(blocks, holdout.products, holdout.users["customer_id"].to_numpy())
-    plain = evaluate_audiences(positions[:, :depth], np.minimum(sizes, depth), holdout.truth, KS)
+    model = fitted(name, holdout.early, holdout.users, params, catalogue)
+    ids = holdout.users["customer_id"].to_numpy()
+    excluded = exclusions_for(holdout.early, holdout.users, params.exclude, holdout.products)
+    positions, scores, sizes = stack_blocks(model.rank(holdout.products, excluded, depth), holdout.products, ids)
+    plain = evaluate_audiences(positions, sizes, holdout.truth, KS)
     out = [Scored(name, plain, time.perf_counter() - started)]
+    out[0].audiences = (positions, scores, sizes)
     if cap:
         started = time.perf_counter()
-        capped = cap_ranked(positions, scores, sizes, holdout.early, holdout.users, params, holdout.products,
-                            holdout.reach, depth)
-        metrics = evaluate_audiences(capped.positions, capped.sizes, holdout.truth, KS)
+        served = np.sort(holdout.early["product_id"].unique())
+        excluded = exclusions_for(holdout.early, holdout.users, params.exclude, served)
+        wide = stack_blocks(model.rank(served, excluded, depth * CAP_CANDIDATES), served, ids)
+        reach = holdout.early.groupby("product_id")["customer_id"].nunique().reindex(served).to_numpy()
+        capped = cap_ranked(*wide, holdout.users, params, excluded, reach, depth)
+        rows = np.searchsorted(served, holdout.products)
+        metrics = evaluate_audiences(capped.positions[rows], capped.sizes[rows], holdout.truth, KS)
         out.append(Scored(name, metrics, time.perf_counter() - started, cap))
     return out
 
 
 def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFrame | None,
                  names: list[str] | None = None, progress: Callable[[float], None] | None = None
-                 ) -> tuple[Holdout | None, list[Scored]]:
+                 ) -> tuple[Holdout | None, list[Scored], list[Scored]]:
+    """(outer holdout, outer scores: reported, inner scores: the choice is made on these)."""
+    horizon = window_days(events, params)
+    params = replace(params, horizon_days=horizon)
     holdout = make_holdout(events, params)
     if holdout is None:
-        return None, []
+        return None, [], []
+    inner_split = holdout.early["event_date"].max() - pd.Timedelta(days=horizon)
+    inner = make_holdout(holdout.early, params, split=inner_split)
     names = names or list(STRATEGIES)
     scored: list[Scored] = []
+    chosen_on: list[Scored] = []
     for i, name in enumerate(names):  # a handful of strategies
+        if inner is not None:
+            chosen_on += score_strategy(name, inner, params, catalogue)
         scored += score_strategy(name, holdout, params, catalogue)
         if progress:
             progress((i + 1) / len(names))
-    return holdout, scored
+    return holdout, scored, chosen_on
 
 
 def best_strategy(scored: list[Scored], capped: bool) -> str:
@@ -114,7 +146,7 @@ def best_strategy(scored: list[Scored], capped: bool) -> str:
     publishing noise is never the better choice (force it with --strategy random)."""
     candidates = [s for s in scored if (s.cap is not None) == capped and s.name not in YARDSTICKS]
     if not candidates:
-        return "engagement"
+        return TIE_PREFERENCE[0]
     preference = {n: i for i, n in enumerate(TIE_PREFERENCE)}
 
     def key(s: Scored):
@@ -132,12 +164,12 @@ def holdout_stats(holdout: Holdout) -> pd.DataFrame:
     return pd.DataFrame({"name": list(figures), "value": [float(v) for v in figures.values()]})
 
 
-def evaluation_rows(scored: list[Scored]) -> pd.DataFrame:
-    """Long rows for the `evaluation` table: strategy, cap, k, metric, value."""
-    rows = [(s.name, s.cap, k, metric, value) for s in scored for (k, metric), value in s.metrics.items()]
+def evaluation_rows(scored: list[Scored], prefix: str = "") -> pd.DataFrame:
+    """Long rows for the `evaluation` table: strategy, cap, k, metric (with `prefix`), value."""
+    rows = [(s.name, s.cap, k, prefix + metric, value) for s in scored for (k, metric), value in s.metrics.items()]
     frame = pd.DataFrame(rows, columns=["strategy", "cap", "k", "metric", "value"])
     frame["cap"] = pd.Series([s.cap for s in scored for _ in s.metrics], dtype=object)  # None stays NULL
     return frame
 
 
-# The leaderboard as analysts read it (percent, sorted): reports/tables.py (leaderboard).
+# The leaderboard as analysts see it (percent, random at 1x) is reports/tables.py's leaderboard().

@@ -22,18 +22,18 @@ it (comeback * FLOOR); the lists skip p's excluded and tied users, and one sort 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.arrays import member, sorted_unique
+from pipeline.arrays import member
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
 from pipeline.data.features import engagement_order
-from pipeline.strategies.baselines import product_pairs
-from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, skip_excluded
+from pipeline.strategies.base import Strategy
+from pipeline.strategies.lists import UserLists, list_candidates, merge_disjoint, top_per_row
+from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, Exclusions
 
 FLOOR = 0.05          # weight of "no tie at all": keeps the comeback order among strangers
 W_CATEGORY = 1.0
@@ -160,20 +160,6 @@ def category_shares(matrix: sp.csr_matrix, items: np.ndarray, products: np.ndarr
 
 # --- ranking ---------------------------------------------------------------------------------------------
 
-@dataclass
-class UserLists:
-    """Several ordered user lists in one flat array: list i is users[starts[i]:starts[i + 1]]."""
-    users: np.ndarray
-    starts: np.ndarray
-
-    def key_positions(self, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted keys list * n_users + user, and each key's position inside its list."""
-        lists = np.repeat(np.arange(len(self.starts) - 1), np.diff(self.starts))
-        keys = lists * n_users + self.users
-        order = np.argsort(keys, kind="stable")
-        return keys[order], order - self.starts[lists[order]]
-
-
 def category_lists(shares: sp.csr_matrix, comeback: np.ndarray, eng_rank: np.ndarray
                    ) -> tuple[UserLists, np.ndarray]:
     """Per category, its users (share > 0) best first: base = comeback * (FLOOR + W_CATEGORY * share),
@@ -203,29 +189,6 @@ def stranger_lists(order: np.ndarray, category_keys: np.ndarray, n_categories: i
     return UserLists(users, np.concatenate([[0], np.cumsum(sizes)]))
 
 
-def list_candidates(lists: UserLists, list_keys: tuple[np.ndarray, np.ndarray], product_list: np.ndarray,
-                    pair_index: np.ndarray, pair_rows: np.ndarray, depth: int, n_users: int,
-                    with_index: bool = False):
-    """The first `depth` allowed users of each product's list (-1: none): (positions (P, depth), valid),
-    and with_index, where each sits in the flat list array (to look up per-entry scores)."""
-    keys, key_pos = list_keys
-    n_products = len(product_list)
-    pair_list = product_list[pair_index]
-    pair_keys = np.where(pair_list >= 0, pair_list * n_users + pair_rows, -1)
-    at = np.minimum(np.searchsorted(keys, pair_keys), max(keys.size - 1, 0))
-    found = (pair_keys >= 0) & (keys[at] == pair_keys) if keys.size else np.zeros(pair_keys.size, bool)
-    block, within = pair_index[found], key_pos[at[found]]
-    sort = np.lexsort((within, block))
-    lengths = np.where(product_list >= 0, np.diff(lists.starts)[np.maximum(product_list, 0)], 0)
-    positions, _ = skip_excluded(within[sort], block[sort], n_products, depth, n_users)
-    sizes = np.clip(lengths - np.bincount(block, minlength=n_products), 0, depth)
-    valid = np.arange(depth)[None, :] < sizes[:, None]
-    flat = np.minimum(lists.starts[np.maximum(product_list, 0)][:, None] + np.where(valid, positions, 0),
-                      max(lists.users.size - 1, 0))
-    users = np.where(valid, lists.users[flat], 0) if lists.users.size else np.zeros_like(flat)
-    return (users, valid, flat) if with_index else (users, valid)
-
-
 def sparse_candidates(ties: sp.csc_matrix, excluded_keys: np.ndarray, n_users: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(product index, user position, tie) of every allowed sparse tie."""
@@ -233,57 +196,6 @@ def sparse_candidates(ties: sp.csc_matrix, excluded_keys: np.ndarray, n_users: i
     product, user = coo.col.astype(np.int64), coo.row.astype(np.int64)
     allowed = ~member(product * n_users + user, excluded_keys)
     return product[allowed], user[allowed], coo.data[allowed]
-
-
-def top_per_row(product: np.ndarray, user: np.ndarray, score: np.ndarray, eng_rank: np.ndarray,
-                n_products: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scattered (product, user, score) -> the best `depth` per product: (positions, scores -inf empty)."""
-    order = np.lexsort((eng_rank[user], -score, product))
-    product, user, score = product[order], user[order], score[order]
-    rank = np.arange(product.size) - np.searchsorted(product, product, side="left")
-    top = rank < depth
-    positions = np.zeros((n_products, depth), dtype=np.int64)
-    scores = np.full((n_products, depth), -np.inf)
-    positions[product[top], rank[top]] = user[top]
-    scores[product[top], rank[top]] = score[top]
-    return positions, scores
-
-
-def rank_keys(scores: np.ndarray, eng_rank: np.ndarray, n_users: int) -> np.ndarray:
-    """One int64 per cell ordering by score descending, then engagement rank; -inf cells last.
-
-    Scores are scaled to the block's range in 2**40 steps or more (for up to 4M users), far finer than
-    any difference the signals carry, so one integer sort replaces a two-key sort per row."""
-    rank_bits = max(1, int(n_users - 1).bit_length())
-    last = float(2 ** min(52, 62 - rank_bits) - 1)  # every step exact in a float64
-    finite = scores[np.isfinite(scores)]
-    high, low = finite.max(initial=0.0), finite.min(initial=0.0)
-    if high > low:
-        steps = high - scores  # -inf (empty) becomes +inf, clipped to the last step below
-        steps *= (last - 1) / (high - low)
-        np.minimum(steps, last, out=steps)
-    else:
-        steps = np.where(np.isfinite(scores), 0.0, last)
-    keys = steps.astype(np.int64)
-    keys <<= rank_bits
-    keys |= eng_rank
-    return keys
-
-
-def merge_disjoint(positions: list[np.ndarray], scores: list[np.ndarray], eng_rank: np.ndarray,
-                   n_users: int, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row, the best `depth` of several candidate lists that share no user (-inf: empty cell)."""
-    positions, scores = np.concatenate(positions, axis=1), np.concatenate(scores, axis=1)
-    keys = rank_keys(scores, eng_rank[positions], n_users)
-    if keys.shape[1] > depth:  # partition first: only the best `depth` of each row need sorting
-        cut = np.argpartition(keys, depth - 1, axis=1)[:, :depth]
-        order = np.take_along_axis(cut, np.argsort(np.take_along_axis(keys, cut, axis=1), axis=1), axis=1)
-    else:
-        order = np.argsort(keys, axis=1)
-    top_scores = np.take_along_axis(scores, order, axis=1)
-    valid = np.isfinite(top_scores)
-    return (np.take_along_axis(positions, order, axis=1), np.where(valid, top_scores, 0.0),
-            valid.sum(axis=1).astype(np.int32))
 
 
 class _Scorer:
@@ -307,9 +219,19 @@ class _Scorer:
         return self.comeback[user] * (FLOOR + W_CATEGORY * share)
 
 
+class Affinity(Strategy):
+    """comeback x (category share, neighbour ties, own interest): see the module docstring."""
+    name = "affinity"
+
+    def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
+        yield from affinity_audiences(self.events, self.users, self.params, products, self.catalogue,
+                                      exclusions, depth)
+
+
 def affinity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, products: np.ndarray,
-                       catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
-    n_users, depth = len(users), params.depth
+                       catalogue: pd.DataFrame | None, exclusions: Exclusions, depth: int
+                       ) -> Iterator[AudienceBlock]:
+    n_users = len(users)
     ids = users["customer_id"].to_numpy()
     eng_rank = np.empty(n_users, dtype=np.int64)
     eng_rank[engagement_order(users)] = np.arange(n_users)
@@ -322,9 +244,8 @@ def affinity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunPar
                                      shape=ties.shape)).tocsc()
     shares, product_codes = category_shares(matrix, items, products, catalogue)
     scorer = _Scorer(shares, product_codes, comeback)
-    pair_index, pair_rows = product_pairs(events, users, params.exclude, products)
-    tie_product, tie_user, tie_value = sparse_candidates(ties, sorted_unique(pair_index * n_users + pair_rows),
-                                                         n_users)
+    pair_index, pair_rows = exclusions.index, exclusions.rows
+    tie_product, tie_user, tie_value = sparse_candidates(ties, exclusions.keys, n_users)
     # The lists leave out each product's tied users as well as its excluded ones: a tied user is
     # ranked with their full score from the ties, so every (product, user) is a candidate once.
     skip_index = np.concatenate([pair_index, tie_product])

@@ -1,36 +1,31 @@
-"""The two reference points every other strategy is measured against: `random` and `activity`.
+"""The reference points every other strategy is measured against: `random`, `activity`, `engagement`.
 
-Both share the machinery of the engagement ranking: one order of users (or one random stream per
-product), minus each product's excluded users.
+They share the machinery of the engagement ranking: one order of users (or one random stream per
+product), minus each product's excluded users (given, found once by the shared ranking code).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from pipeline.arrays import sorted_unique
-from pipeline.config import RunParams
-from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, exclusion_mask, rank_by_shared_order
+from pipeline.strategies.base import Strategy
+from pipeline.strategies.ranking import (
+    PRODUCT_BLOCK,
+    AudienceBlock,
+    Exclusions,
+    engagement_audiences,
+    rank_by_shared_order,
+)
 
 ACTIVITY_WINDOW_DAYS = 30
 # Below this many users the random strategy ranks every user by a per-product hash (exact and cheap);
 # above it, it draws hashed positions with replacement and keeps first occurrences (same distribution).
 EXACT_RANDOM_USERS = 4096
 MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-def product_pairs(events: pd.DataFrame, users: pd.DataFrame, rule: str, products: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Excluded (product index into `products`, user row) pairs, unique, sorted, only for `products`."""
-    mask = exclusion_mask(events, rule)
-    product = events["product_id"].to_numpy()[mask]
-    index = np.searchsorted(products, product)
-    keep = (index < len(products)) & (products[np.minimum(index, len(products) - 1)] == product)
-    rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy()[mask][keep])
-    keys = sorted_unique(index[keep] * len(users) + rows)
-    return keys // max(len(users), 1), keys % max(len(users), 1)
 
 
 def activity_scores(events: pd.DataFrame, users: pd.DataFrame) -> np.ndarray:
@@ -42,16 +37,28 @@ def activity_scores(events: pd.DataFrame, users: pd.DataFrame) -> np.ndarray:
     return counts / (users["recency_days"].to_numpy() + 1.0)
 
 
-def activity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, products: np.ndarray,
-                       catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
-    scores = activity_scores(events, users)
-    order = np.lexsort((users["customer_id"].to_numpy(), -users["last_event"].to_numpy().astype("int64"),
-                        -scores))
-    position = np.empty(len(order), dtype=np.int64)
-    position[order] = np.arange(len(order))
-    pair_index, pair_rows = product_pairs(events, users, params.exclude, products)
-    yield from rank_by_shared_order(products, products[pair_index], position[pair_rows],
-                                    users["customer_id"].to_numpy()[order], scores[order], params.depth)
+class Engagement(Strategy):
+    """Users by engagement score (DESIGN.md), the same list for every product apart from exclusions."""
+    name = "engagement"
+
+    def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
+        yield from engagement_audiences(self.events, self.users, replace(self.params, depth=depth), products,
+                                        exclusions)
+
+
+class Activity(Strategy):
+    """The prototype's served score, one shared order."""
+    name = "activity"
+
+    def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
+        users = self.users
+        scores = activity_scores(self.events, users)
+        order = np.lexsort((users["customer_id"].to_numpy(), -users["last_event"].to_numpy().astype("int64"),
+                            -scores))
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        yield from rank_by_shared_order(products, products[exclusions.index], position[exclusions.rows],
+                                        users["customer_id"].to_numpy()[order], scores[order], depth)
 
 
 def _hash(seed: int, product_ids: np.ndarray, draws: np.ndarray) -> np.ndarray:
@@ -87,27 +94,33 @@ def _first_allowed(candidates: np.ndarray, product_index: np.ndarray, excluded_k
     return out, np.bincount(rows, minlength=p).astype(np.int32)
 
 
-def random_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunParams, products: np.ndarray,
-                     catalogue: pd.DataFrame | None = None) -> Iterator[AudienceBlock]:
+class Random(Strategy):
     """Uniformly random allowed users per product, reproducible from the run's seed."""
-    n_users, depth = len(users), params.depth
-    ids = users["customer_id"].to_numpy()
-    pair_index, pair_rows = product_pairs(events, users, params.exclude, products)
-    excluded_keys = sorted_unique(pair_index * n_users + pair_rows)
+    name = "random"
+
+    def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
+        yield from random_audiences(len(self.users), self.ids, self.params.seed, products, exclusions, depth)
+
+
+def random_audiences(n_users: int, ids: np.ndarray, seed: int, products: np.ndarray, exclusions: Exclusions,
+                     depth: int) -> Iterator[AudienceBlock]:
+    """Uniformly random allowed users per product, reproducible from the seed."""
+    pair_index = exclusions.index
+    excluded_keys = sorted_unique(pair_index * n_users + exclusions.rows)
     allowed = n_users - np.bincount(pair_index, minlength=len(products))
     for start in range(0, len(products), PRODUCT_BLOCK // 4):
         index = np.arange(start, min(start + PRODUCT_BLOCK // 4, len(products)))
         if n_users <= EXACT_RANDOM_USERS:
-            hashed = _hash(params.seed, products[index], np.arange(n_users))
+            hashed = _hash(seed, products[index], np.arange(n_users))
             candidates = np.argsort(hashed, axis=1, kind="stable")
         else:
-            candidates = _draw(params.seed, products[index], n_users, depth)
+            candidates = _draw(seed, products[index], n_users, depth)
         positions, sizes = _first_allowed(candidates, index, excluded_keys, n_users, depth)
         # Rare rows short of users while more are allowed: draw again, longer, only for those rows.
         draws = candidates.shape[1]
         while n_users > EXACT_RANDOM_USERS and np.any(short := sizes < np.minimum(allowed[index], depth)):
             draws *= 2
-            longer = _draw(params.seed, products[index[short]], n_users, draws)
+            longer = _draw(seed, products[index[short]], n_users, draws)
             positions[short], sizes[short] = _first_allowed(longer, index[short], excluded_keys, n_users, depth)
         yield AudienceBlock(products[index], sizes, ids[positions], np.zeros(positions.shape))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.arrays import member, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order
 
@@ -35,6 +36,42 @@ def exclusion_mask(events: pd.DataFrame, rule: str) -> np.ndarray:
     if rule == "purchased":
         return (events["event"] == "purchased").to_numpy()
     return np.zeros(len(events), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """The (product index into the ranked products, user position) pairs no audience may contain, found
+    once per ranking by `exclusions_for` and handed to every strategy (none applies the rule itself)."""
+    index: np.ndarray  # (E,) product index, sorted with rows
+    rows: np.ndarray   # (E,) user position
+    keys: np.ndarray   # sorted index * n_users + rows
+    n_users: int
+
+    def of_block(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(local product index, user position) of the pairs of products start..stop-1."""
+        lo, hi = np.searchsorted(self.index, [start, stop])
+        return self.index[lo:hi] - start, self.rows[lo:hi]
+
+    def block(self, start: int, stop: int) -> Exclusions:
+        """The pairs of products start..stop-1, re-indexed from 0."""
+        index, rows = self.of_block(start, stop)
+        return Exclusions(index, rows, index * self.n_users + rows, self.n_users)
+
+    def allowed(self, index: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """True where a (product index, user position) pair is not excluded."""
+        return ~member(index * self.n_users + rows, self.keys)
+
+
+def exclusions_for(events: pd.DataFrame, users: pd.DataFrame, rule: str, products: np.ndarray) -> Exclusions:
+    """Excluded pairs of `products` (sorted ids) under the rule, against the user table `users`."""
+    mask = exclusion_mask(events, rule)
+    product = events["product_id"].to_numpy()[mask]
+    index = np.searchsorted(products, product)
+    keep = (index < len(products)) & (products[np.minimum(index, len(products) - 1)] == product)
+    rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy()[mask][keep])
+    n_users = max(len(users), 1)
+    keys = sorted_unique(index[keep] * n_users + rows)
+    return Exclusions(keys // n_users, keys % n_users, keys, n_users)
 
 
 def excluded_pairs(events: pd.DataFrame, users: pd.DataFrame, rule: str) -> tuple[np.ndarray, np.ndarray]:
@@ -64,12 +101,15 @@ def skip_excluded(order_pos: np.ndarray, block: np.ndarray, n_products: int, dep
 
 
 def engagement_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunParams,
-                         products: np.ndarray) -> Iterator[AudienceBlock]:
+                         products: np.ndarray, exclusions: Exclusions | None = None) -> Iterator[AudienceBlock]:
     """The `engagement` strategy: users by engagement score, minus the excluded, for every product."""
     order = engagement_order(users)
     rank_of_row = np.empty(len(order), dtype=np.int64)
     rank_of_row[order] = np.arange(len(order))
-    pair_products, pair_rows = excluded_pairs(events, users, params.exclude)
+    if exclusions is None:
+        pair_products, pair_rows = excluded_pairs(events, users, params.exclude)
+    else:
+        pair_products, pair_rows = products[exclusions.index], exclusions.rows
     ids = users["customer_id"].to_numpy()[order]
     scores = users["engagement_score"].to_numpy()[order]
     yield from rank_by_shared_order(products, pair_products, rank_of_row[pair_rows], ids, scores, params.depth)
@@ -102,3 +142,69 @@ def fallback_audience(users: pd.DataFrame, depth: int) -> pd.DataFrame:
     return pd.DataFrame({"rank": np.arange(1, len(top) + 1),
                          "customer_id": users["customer_id"].to_numpy()[top],
                          "score": users["engagement_score"].to_numpy()[top]})
+
+
+@dataclass
+class Candidates:
+    """Scattered (product index, user position, score) candidates of a block of products or all of them."""
+    index: np.ndarray
+    rows: np.ndarray
+    scores: np.ndarray
+
+    @staticmethod
+    def empty() -> Candidates:
+        return Candidates(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+
+
+@dataclass
+class SharedLists:
+    """Ranked user lists several products share (e.g. one per category): list `of_product[p]` (-1: none)."""
+    users: np.ndarray       # flat user positions, list after list, best first
+    starts: np.ndarray      # list i is users[starts[i]:starts[i + 1]]
+    scores: np.ndarray      # per flat entry
+    of_product: np.ndarray  # (P,) list index of each ranked product
+
+
+def assemble(products: np.ndarray, exclusions: Exclusions, depth: int, ids: np.ndarray, tie_rank: np.ndarray,
+             candidates: Candidates, shared: SharedLists | None = None, filler: np.ndarray | None = None
+             ) -> Iterator[AudienceBlock]:
+    """The one place where scores become audiences: per product, the best `depth` allowed users among its
+    scattered candidates, then its shared list (skipping users already placed), then `filler` (user
+    positions best first, score 0) so every audience is full. Excluded pairs never enter; ties go to the
+    lower tie_rank. Scores must be non-negative (the filler's 0 comes last)."""
+    from pipeline.strategies.lists import UserLists, list_candidates, merge_disjoint, top_per_row
+    n_users = len(ids)
+    allowed = exclusions.allowed(candidates.index, candidates.rows)
+    index, rows, scores = candidates.index[allowed], candidates.rows[allowed], candidates.scores[allowed]
+    order = np.lexsort((-scores, rows, index))  # one row per pair: its best score
+    index, rows, scores = index[order], rows[order], scores[order]
+    first = np.ones(index.size, dtype=bool)
+    first[1:] = (index[1:] != index[:-1]) | (rows[1:] != rows[:-1])
+    index, rows, scores = index[first], rows[first], scores[first]
+    lists = None
+    if shared is not None:
+        lists = UserLists(shared.users, shared.starts)
+        list_keys = lists.key_positions(n_users)
+    everyone = UserLists(filler if filler is not None else np.argsort(tie_rank), np.array([0, n_users]))
+    everyone_keys = everyone.key_positions(n_users)
+    for start in range(0, len(products), PRODUCT_BLOCK):
+        stop = min(start + PRODUCT_BLOCK, len(products))
+        lo, hi = np.searchsorted(index, [start, stop])
+        local, users, values = index[lo:hi] - start, rows[lo:hi], scores[lo:hi]
+        positions, top_scores = top_per_row(local, users, values, tie_rank, stop - start, depth)
+        columns, column_scores = [positions], [top_scores]
+        ex_local, ex_rows = exclusions.of_block(start, stop)
+        skip_local, skip_rows = np.concatenate([ex_local, local]), np.concatenate([ex_rows, users])
+        if lists is not None:
+            picked, valid, at = list_candidates(lists, list_keys, shared.of_product[start:stop], skip_local,
+                                                skip_rows, depth, n_users, with_index=True)
+            columns.append(picked)
+            column_scores.append(np.where(valid, shared.scores[at], -np.inf))
+            skip_local = np.concatenate([skip_local, np.nonzero(valid)[0]])
+            skip_rows = np.concatenate([skip_rows, picked[valid]])
+        picked, valid = list_candidates(everyone, everyone_keys, np.zeros(stop - start, np.int64),
+                                        skip_local, skip_rows, depth, n_users)
+        columns.append(picked)
+        column_scores.append(np.where(valid, 0.0, -np.inf))
+        positions, block_scores, sizes = merge_disjoint(columns, column_scores, tie_rank, n_users, depth)
+        yield AudienceBlock(products[start:stop], sizes, ids[positions], block_scores)

@@ -1,0 +1,41 @@
+"""The interface every strategy implements, in the spirit of implicit's RecommenderBase.
+
+    model = Strategy().fit(events, users, catalogue, params)     # learn from events before a cut-off
+    blocks = model.rank(products, exclusions, depth)             # score users for products
+
+``events`` are all a strategy may learn from (in an evaluation, only the part before the split) and
+``users`` the features of exactly those events (the candidates, sorted by customer_id). ``rank`` yields
+AudienceBlocks in the order of ``products``, each audience best first and as deep as ``depth`` allows.
+The exclusion rule is not the strategy's business: the shared code finds the excluded pairs once
+(`ranking.exclusions_for`) and `ranking.assemble` keeps them out; the exposure cap is applied afterwards
+by `pipeline.evaluation.cap` to whatever the strategy ranked.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import RunParams
+from pipeline.data.features import engagement_order
+from pipeline.strategies.ranking import AudienceBlock, Exclusions
+
+
+class Strategy(ABC):
+    """Fit once, rank any products. Subclasses keep what they learned as attributes."""
+
+    name: str = ""
+
+    def fit(self, events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None,
+            params: RunParams) -> Strategy:
+        self.events, self.users, self.catalogue, self.params = events, users, catalogue, params
+        self.ids = users["customer_id"].to_numpy()
+        self.eng_rank = np.empty(len(users), dtype=np.int64)
+        self.eng_rank[engagement_order(users)] = np.arange(len(users))
+        return self
+
+    @abstractmethod
+    def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
+        """Audiences of `products` (sorted ids), leaving out `exclusions`, `depth` users deep."""

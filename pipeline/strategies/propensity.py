@@ -1,0 +1,222 @@
+"""The `propensity` strategy: candidates from every source, ranked by a learned, calibrated model.
+
+Stage 1, candidates per product (propensity_data): the user's own earlier events on it (when the
+exclusion rule lets them in), item-kNN neighbours (implicit BM25), ALS taste (implicit), and a shared
+list per category of its most attached users plus the users most likely to come back.
+
+Stage 2, a ranker: scikit-learn's HistGradientBoostingClassifier on pair features, trained on an inner
+temporal split of the events it is fitted on only: features from the events before the inner cut
+(end of the data minus the horizon), labels = engaged with the product at or after it. The horizon is
+the length of the run's holdout window, so the model answers the question the evaluation asks. The
+training products are a seeded uniform sample of those seen on both sides of the inner cut, each with
+ALL its candidates (no negative sampling inside a product, so no reweighting is needed); a quarter of
+the sampled products is held out to calibrate the scores with isotonic regression. The score is then the
+probability that the user engages with the product within the horizon, given that the product is still
+being engaged with (the products trained and evaluated on are those seen in the later window).
+
+Serving scores every candidate with features as of the end of the data. A product's shared list is
+scored once per group of products with the same category and (bucketed) popularity and age, since the
+model sees such products identically.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from pipeline.arrays import member, sorted_unique
+from pipeline.config import RunParams
+from pipeline.data.features import user_features
+from pipeline.strategies.base import Strategy
+from pipeline.strategies.propensity_data import (
+    FEATURES,
+    ProductInfo,
+    Signals,
+    build_signals,
+    category_pools,
+    pair_features,
+    product_info,
+    tied_candidates,
+)
+from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, SharedLists, assemble, exclusions_for
+
+TRAIN_PRODUCTS = 8000     # products sampled for the training frame (all their candidates each)
+# Engaged pairs are rare (well under 1%): every positive is kept, negatives at this rate with weight
+# 1 / rate, so the weighted frame stands for all candidates and the calibration stays a probability.
+NEGATIVE_RATE = 0.1
+TRAIN_WIDTH = 100         # candidates per source and product in the training frame (bounds its memory)
+CALIBRATION_SHARE = 0.25  # of the sampled products, held out to calibrate
+MIN_POSITIVES = 20        # fewer engaged pairs after the inner cut: nothing to learn, use the prior
+RANK_CHUNK = 20_000       # products whose candidates are featurized and scored at once
+MAX_SHARED = 5000         # longest shared list scored per group
+THREADS = 2
+# Directions the model may not contradict: with a few hundred engaged pairs a free tree can learn that a
+# stronger tie lowers the chance; these say only "more of it never hurts" (or, recency, "longer ago never helps").
+MONOTONE = {"own_weight": 1, "category_share": 1, "neighbour": 1, "taste": 1, "comeback": 1, "recency_days": -1,
+            "comeback_x_neighbour": 1, "comeback_x_share": 1}
+TIE_BREAK = 1e-9          # the raw score orders users on the same calibrated plateau (below 1e-9 of a score)
+
+
+def horizon_days(events: pd.DataFrame, params: RunParams) -> float:
+    """The window the model predicts: the run's holdout window length (set by the run), else the span
+    of the last `holdout` share of these events."""
+    if params.horizon_days:
+        return float(params.horizon_days)
+    dates = events["event_date"].to_numpy()
+    split = np.quantile(dates.astype("int64"), 1 - (params.holdout or 0.2)).astype("datetime64[ns]")
+    return max((dates.max() - split) / np.timedelta64(1, "D"), 1.0)
+
+
+@dataclass
+class Ranker:
+    """The fitted classifier and its calibration; without them (too little to learn), a prior."""
+    model: object | None = None
+    calibration: object | None = None
+    positives: int = 0
+    rows: int = 0
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        if len(features) == 0:
+            return np.zeros(0)
+        if self.model is None:  # the prior: the chance of coming back, halved for users with no tie
+            tied = (features[:, FEATURES.index("own_weight")] > 0) | (features[:, FEATURES.index("neighbour")] > 0) \
+                | (features[:, FEATURES.index("taste")] > 0) | (features[:, FEATURES.index("category_share")] > 0)
+            return features[:, FEATURES.index("comeback")] * np.where(tied, 0.1, 0.05)
+        with threadpool_limits(THREADS):
+            raw = self.model.predict_proba(features)[:, 1]
+        return np.clip(self.calibration.predict(raw), 0, 1) + TIE_BREAK * raw
+
+
+def candidate_frame(sig: Signals, info: ProductInfo, products: np.ndarray, exclusions: Exclusions, depth: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every candidate of every product: (product index, user, source bits, features)."""
+    n_users = len(sig.users)
+    tied, neighbour, taste = tied_candidates(sig, products, info, exclusions, depth)
+    n_codes = len(sig.categories)
+    pool_users, starts, bits = category_pools(sig, n_codes, np.full(n_codes + 1, depth))
+    code = np.where(info.code >= 0, info.code, n_codes)
+    length = np.diff(starts)[code]
+    product = np.repeat(np.arange(len(products)), length)
+    flat = np.repeat(starts[code], length) + (np.arange(product.size) - np.repeat(np.cumsum(length) - length, length))
+    user, shared_bits = pool_users[flat], bits[flat]
+    keys = product * n_users + user
+    tied_keys = tied.index * n_users + tied.rows
+    keep = ~member(keys, exclusions.keys) & ~member(keys, np.sort(tied_keys))
+    product, user, shared_bits = product[keep], user[keep], shared_bits[keep]
+    features = np.concatenate([pair_features(sig, info, tied.index, tied.rows, neighbour, taste),
+                               pair_features(sig, info, None, user, np.zeros(user.size), np.zeros(user.size),
+                                             group=info.group[product])])
+    return (np.concatenate([tied.index, product]), np.concatenate([tied.rows, user]),
+            np.concatenate([tied.scores.astype(np.int64), shared_bits]), features)
+
+
+def training_split(events: pd.DataFrame, horizon: float) -> tuple[pd.DataFrame, pd.DataFrame, np.datetime64]:
+    dates = events["event_date"].to_numpy()
+    cut = dates.max() - np.timedelta64(int(horizon * 86400), "s")
+    before = (dates < cut)
+    return events[before].reset_index(drop=True), events[~before], cut
+
+
+def train(events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParams) -> Ranker:
+    """The ranker, learned on the inner split of `events` (features before the cut, labels after)."""
+    before, after, _ = training_split(events, horizon_days(events, params))
+    if before.empty or after.empty:
+        return Ranker()
+    products = np.intersect1d(before["product_id"].unique(), after["product_id"].unique())
+    rng = np.random.default_rng(params.seed)
+    if products.size > TRAIN_PRODUCTS:
+        products = np.sort(rng.choice(products, TRAIN_PRODUCTS, replace=False))
+    if products.size < 2:
+        return Ranker()
+    users = user_features(before, params)
+    sig = build_signals(before, users, catalogue, params)
+    info = product_info(sig, products, catalogue)
+    exclusions = exclusions_for(before, users, params.exclude, products)
+    product, user, _, features = candidate_frame(sig, info, products, exclusions, TRAIN_WIDTH)
+    ids = users["customer_id"].to_numpy()
+    later = after[after["product_id"].isin(products)]
+    at = np.minimum(np.searchsorted(ids, later["customer_id"].to_numpy()), len(ids) - 1)
+    known = ids[at] == later["customer_id"].to_numpy()
+    truth = sorted_unique(np.searchsorted(products, later["product_id"].to_numpy()[known]) * len(ids) + at[known])
+    labels = member(product * len(ids) + user, truth)
+    keep = labels | (rng.random(labels.size) < NEGATIVE_RATE)
+    weights = np.where(labels, 1.0, 1.0 / NEGATIVE_RATE)[keep]
+    return fit_ranker(features[keep], labels[keep], product[keep], params.seed, weights)
+
+
+def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, seed: int,
+               weights: np.ndarray | None = None) -> Ranker:
+    """HistGradientBoosting on the training groups (products), isotonic calibration on held-out ones."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.isotonic import IsotonicRegression
+    weights = np.ones(labels.size) if weights is None else weights
+    held = np.random.default_rng(seed + 1).random(int(groups.max(initial=0)) + 1) < CALIBRATION_SHARE
+    calibrate = held[groups]
+    if labels[~calibrate].sum() < MIN_POSITIVES or labels[calibrate].sum() < 2:
+        return Ranker(positives=int(labels.sum()), rows=len(labels))
+    model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
+                                           monotonic_cst=_monotone(features.shape[1]),
+                                           min_samples_leaf=40, l2_regularization=1.0, early_stopping=True,
+                                           validation_fraction=0.2, n_iter_no_change=10, random_state=seed)
+    with threadpool_limits(THREADS):
+        model.fit(features[~calibrate], labels[~calibrate], sample_weight=weights[~calibrate])
+        raw = model.predict_proba(features[calibrate])[:, 1]
+    calibration = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+        raw, labels[calibrate], sample_weight=weights[calibrate])
+    return Ranker(model, calibration, int(labels.sum()), len(labels))
+
+
+def _monotone(n_features: int) -> list[int] | None:
+    return [MONOTONE.get(f, 0) for f in FEATURES] if n_features == len(FEATURES) else None
+
+
+class Propensity(Strategy):
+    name = "propensity"
+
+    def fit(self, events, users, catalogue, params) -> Propensity:
+        super().fit(events, users, catalogue, params)
+        self.ranker = train(events, catalogue, params)
+        self.signals = build_signals(events, users, catalogue, params)
+        return self
+
+    def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
+        sig = self.signals
+        info = product_info(sig, products, self.catalogue)
+        parts, bits = [], []
+        for start in range(0, len(products), RANK_CHUNK):  # chunks bound the feature matrix's memory
+            stop = min(start + RANK_CHUNK, len(products))
+            part = info.part(start, stop)
+            tied, neighbour, taste = tied_candidates(sig, products[start:stop], part, exclusions.block(start, stop),
+                                                     depth)
+            scores = self.ranker.predict(pair_features(sig, part, tied.index, tied.rows, neighbour, taste))
+            parts.append(Candidates(tied.index + start, tied.rows, scores))
+            bits.append(tied.scores.astype(np.int8))
+        tied = Candidates(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("index", "rows", "scores")))
+        self.tied_bits = np.concatenate(bits)  # the sources of each tied pair, for "why this user"
+        shared = self.shared_lists(info, exclusions, tied, len(products), depth)
+        returning = np.lexsort((sig.eng_rank, -sig.comeback))
+        yield from assemble(products, exclusions, depth, self.ids, self.eng_rank, tied, shared, filler=returning)
+
+    def shared_lists(self, info: ProductInfo, exclusions: Exclusions, tied: Candidates, n_products: int,
+                     depth: int) -> SharedLists:
+        """Per group of alike products, its category's attached and returning users scored once, best first."""
+        sig = self.signals
+        n_codes = len(sig.categories)
+        skips = np.bincount(exclusions.index, minlength=n_products) + np.bincount(tied.index, minlength=n_products)
+        code = np.where(info.code >= 0, info.code, n_codes)
+        need = np.full(n_codes + 1, depth)
+        np.maximum.at(need, code, np.minimum(depth + skips, MAX_SHARED))
+        pool_users, starts, bits = category_pools(sig, n_codes, need)
+        group_code = np.where(info.group_code >= 0, info.group_code, n_codes)
+        length = np.diff(starts)[group_code]
+        group = np.repeat(np.arange(len(group_code)), length)
+        within = np.arange(group.size) - np.repeat(np.cumsum(length) - length, length)
+        users = pool_users[np.repeat(starts[group_code], length) + within]
+        scores = self.ranker.predict(pair_features(sig, info, None, users, np.zeros(users.size),
+                                                   np.zeros(users.size), group=group))
+        order = np.lexsort((sig.eng_rank[users], -scores, group))
+        self.shared_bits = bits[np.repeat(starts[group_code], length) + within][order]
+        return SharedLists(users[order], np.concatenate([[0], np.cumsum(length)]), scores[order], info.group)

@@ -1,0 +1,230 @@
+"""What the propensity model knows about (user, product) pairs: signals as of a moment, candidates per
+product from every source, and the feature matrix of any set of pairs.
+
+Everything is computed from the events it is given (all before `as_of`), so the same code builds the
+training frame (events before the inner cut) and the serving frame (events up to the end of the data).
+Product features are bucketed (log2 of users and of days since first and last seen) so that the users a
+product shares with its category — its "shared list" — are scored once per (category, buckets) group.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from pipeline.arrays import member, sorted_unique
+from pipeline.config import RunParams
+from pipeline.data.clean import event_weight
+from pipeline.strategies.affinity import category_shares, comeback_rates, interaction_matrix, item_index, neighbour_ties
+from pipeline.strategies.als import fit_factors, scoring_pool, top_users
+from pipeline.strategies.ranking import Candidates, Exclusions
+
+DAY = np.timedelta64(1, "D")
+OWN, NEIGHBOUR, TASTE, CATEGORY, RETURNING = 1, 2, 4, 8, 16  # candidate sources, as bits
+SOURCE_NAMES = {OWN: "own", NEIGHBOUR: "neighbours", TASTE: "taste", CATEGORY: "category",
+                RETURNING: "returning"}
+FEATURES = ("interactions", "unique_products", "days_active", "recency_days", "frequency", "avg_event",
+            "last_event", "comeback", "own_weight", "own_age_days", "own_bought", "category_share",
+            "neighbour", "taste", "product_users", "product_age", "product_idle", "has_category",
+            "comeback_x_neighbour", "comeback_x_share")
+BUCKET_LIMIT = 12
+
+
+@dataclass
+class Signals:
+    users: pd.DataFrame          # features of the events' users: the candidates (positions)
+    eng_rank: np.ndarray
+    comeback: np.ndarray         # learned chance of coming back, per user
+    last_event: np.ndarray       # code of the user's last event type
+    matrix: sp.csr_matrix        # users x items, weighted and decayed
+    items: np.ndarray
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    pool: np.ndarray             # users scored densely by taste
+    shares: sp.csr_matrix        # users x categories
+    share_keys: np.ndarray       # sorted category * n_users + user
+    share_values: np.ndarray
+    item_codes: np.ndarray       # category code per item (-1 none)
+    categories: np.ndarray       # category names by code
+    own: pd.DataFrame            # key (item * n_users + user) -> weight, age_days, bought
+    item_buckets: np.ndarray     # (items, 3): users, age, idle buckets
+    item_users: np.ndarray       # distinct users per item
+
+
+def _bucket(values: np.ndarray) -> np.ndarray:
+    return np.minimum(np.floor(np.log2(np.maximum(values, 0) + 1)), BUCKET_LIMIT).astype(np.int64)
+
+
+def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None,
+                  params: RunParams) -> Signals:
+    n_users = len(users)
+    eng_rank = np.empty(n_users, dtype=np.int64)
+    from pipeline.data.features import engagement_order
+    eng_rank[engagement_order(users)] = np.arange(n_users)
+    dates = events["event_date"].to_numpy()
+    as_of = dates.max()
+    rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy())
+    matrix, items = interaction_matrix(events, users, params)
+    user_factors, item_factors = fit_factors(matrix, params.seed)
+    shares, item_codes = category_shares(matrix, items, items, catalogue)
+    coo = shares.tocoo()
+    keys = coo.col.astype(np.int64) * n_users + coo.row
+    order = np.argsort(keys)
+    names = np.full(shares.shape[1], "", dtype=object)  # category name of each code
+    if shares.shape[1]:
+        lookup = catalogue.drop_duplicates("product_id").set_index("product_id")["category"]
+        known = item_codes >= 0
+        names[item_codes[known]] = lookup.reindex(items[known]).astype(str).to_numpy()
+    cols = np.searchsorted(items, events["product_id"].to_numpy())
+    weight = event_weight(events, params)
+    bought = (events["event"] == "purchased").to_numpy()
+    pair = pd.DataFrame({"key": cols.astype(np.int64) * n_users + rows, "weight": weight,
+                         "date": dates, "bought": bought})
+    own = pair.groupby("key").agg(weight=("weight", "max"), date=("date", "max"), bought=("bought", "max"))
+    own["age_days"] = (as_of - own["date"].to_numpy()) / DAY
+    item_of_pair = own.index.to_numpy() // n_users
+    per_item = pd.DataFrame({"c": cols, "d": dates}).groupby("c")["d"].agg(["min", "max"])
+    item_users = np.bincount(item_of_pair, minlength=len(items))
+    buckets = np.stack([_bucket(item_users),
+                        _bucket((as_of - per_item["min"].to_numpy()) / DAY),
+                        _bucket((as_of - per_item["max"].to_numpy()) / DAY)], axis=1)
+    last = np.lexsort((dates, rows))
+    ends = np.flatnonzero(np.r_[rows[last][1:] != rows[last][:-1], True])
+    last_event = np.zeros(n_users, dtype=np.int64)
+    last_event[rows[last][ends]] = events["event"].cat.codes.to_numpy()[last][ends]
+    return Signals(users, eng_rank, comeback_rates(events, users, params.holdout or 0.2), last_event,
+                   matrix, items, user_factors, item_factors,
+                   scoring_pool(users["unique_products"].to_numpy(), eng_rank),
+                   shares, keys[order], coo.data[order], item_codes, names,
+                   own[["weight", "age_days", "bought"]], buckets, item_users)
+
+
+@dataclass
+class ProductInfo:
+    column: np.ndarray   # item column per product (-1: unseen)
+    code: np.ndarray     # category code (-1: none)
+    buckets: np.ndarray  # (P, 3)
+    group: np.ndarray    # shared-list group per product
+    group_code: np.ndarray     # category code per group
+    group_buckets: np.ndarray  # (G, 3)
+
+    def part(self, start: int, stop: int) -> ProductInfo:
+        """The same groups, for products start..stop-1 only."""
+        return ProductInfo(self.column[start:stop], self.code[start:stop], self.buckets[start:stop],
+                           self.group[start:stop], self.group_code, self.group_buckets)
+
+
+def product_info(sig: Signals, products: np.ndarray, catalogue: pd.DataFrame | None) -> ProductInfo:
+    column = item_index(sig.items, products)
+    code = np.where(column >= 0, sig.item_codes[np.maximum(column, 0)], -1)
+    if catalogue is not None and len(sig.categories):  # a catalogue product the events never saw
+        lookup = catalogue.drop_duplicates("product_id").set_index("product_id")["category"].astype(str)
+        named = pd.Index(sig.categories).get_indexer(lookup.reindex(products).fillna("").to_numpy())
+        code = np.where(code >= 0, code, named)
+    buckets = np.where(column[:, None] >= 0, sig.item_buckets[np.maximum(column, 0)], -1)
+    table = np.column_stack([code, buckets])
+    groups, group = np.unique(table, axis=0, return_inverse=True)
+    return ProductInfo(column, code, buckets, group.ravel(), groups[:, 0], groups[:, 1:])
+
+
+def tied_candidates(sig: Signals, products: np.ndarray, info: ProductInfo, exclusions: Exclusions,
+                    per_source: int) -> tuple[Candidates, np.ndarray, np.ndarray]:
+    """Own interest, item-neighbour and taste candidates (allowed ones only): (pairs with their source
+    bits as scores, neighbour score, taste score) per pair."""
+    n_users = len(sig.users)
+    keys = sig.own.index.to_numpy()
+    item, user = keys // n_users, keys % n_users
+    product_of_item = np.full(len(sig.items), -1, dtype=np.int64)
+    product_of_item[info.column[info.column >= 0]] = np.flatnonzero(info.column >= 0)
+    mine = product_of_item[item] >= 0
+    own = Candidates(product_of_item[item[mine]], user[mine], np.full(mine.sum(), float(OWN)))
+    # Item-kNN: cosine co-occurrence neighbours (100 per product); a user's tie is their share of activity
+    # on the product's neighbours x similarity. The strongest ties among likely returners are candidates.
+    ties = neighbour_ties(sig.matrix, sig.items, products).tocoo()
+    near = _top_each(Candidates(ties.col.astype(np.int64), ties.row.astype(np.int64),
+                                ties.data * sig.comeback[ties.row]), per_source)
+    near.scores = near.scores / np.maximum(sig.comeback[near.rows], 1e-12)  # the feature: the tie itself
+    # Taste only for products at least two users shaped: one user's product vector is just that user.
+    shaped = (info.column >= 0) & (sig.item_users[np.maximum(info.column, 0)] >= 2)
+    vectors = np.where(shaped[:, None], sig.item_factors[np.maximum(info.column, 0)], 0)
+    taste = top_users(vectors.astype(np.float32), sig.user_factors[sig.pool], sig.pool,
+                      np.full(len(products), per_source))
+    parts = [(own, OWN), (near, NEIGHBOUR), (taste, TASTE)]
+    all_keys = np.concatenate([c.index * n_users + c.rows for c, _ in parts])
+    pair_keys = sorted_unique(all_keys)
+    pair_keys = pair_keys[~member(pair_keys, exclusions.keys)]
+    bits = np.zeros(pair_keys.size, dtype=np.int64)
+    values = []
+    for part, bit in parts:  # three sources, not a loop over pairs
+        k = part.index * n_users + part.rows
+        at = np.minimum(np.searchsorted(pair_keys, k), max(pair_keys.size - 1, 0))
+        hit = member(k, pair_keys)
+        bits[at[hit]] |= bit
+        value = np.zeros(pair_keys.size)
+        value[at[hit]] = part.scores[hit]
+        values.append(value)
+    return (Candidates(pair_keys // n_users, pair_keys % n_users, bits.astype(float)), values[1], values[2])
+
+
+def _top_each(found: Candidates, width: int) -> Candidates:
+    """The best `width` candidates of each product."""
+    order = np.lexsort((-found.scores, found.index))
+    index = found.index[order]
+    rank = np.arange(index.size) - np.searchsorted(index, index)
+    keep = order[rank < width]
+    return Candidates(found.index[keep], found.rows[keep], found.scores[keep])
+
+
+def category_pools(sig: Signals, n_codes: int, need: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per category code (and a last pool for "no category"): its most attached users (share x comeback)
+    and the users most likely to come back, `need[c]` of each, deduplicated. Returns (users, starts, bits)."""
+    n_users = len(sig.users)
+    returning = np.lexsort((sig.eng_rank, -sig.comeback))
+    code = sig.share_keys // n_users
+    user = sig.share_keys % n_users
+    base = sig.comeback[user] * sig.share_values
+    order = np.lexsort((sig.eng_rank[user], -base, code))
+    code, user = code[order], user[order]
+    rank = np.arange(code.size) - np.searchsorted(code, code)
+    owner = np.repeat(np.arange(n_codes + 1), need)
+    back = returning[np.minimum(np.arange(owner.size) - np.repeat(np.cumsum(need) - need, need),
+                                n_users - 1)]
+    keep = rank < need[np.minimum(code, n_codes)]
+    owners = np.concatenate([code[keep], owner])
+    pool = np.concatenate([user[keep], back])
+    bits = np.concatenate([np.full(keep.sum(), CATEGORY), np.full(owner.size, RETURNING)])
+    keys = owners * n_users + pool
+    order = np.lexsort((bits, keys))
+    first = np.r_[True, keys[order][1:] != keys[order][:-1]]
+    sel = order[first]
+    starts = np.searchsorted(owners[sel], np.arange(n_codes + 2))
+    return pool[sel], starts, bits[sel]
+
+
+def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np.ndarray, neighbour: np.ndarray,
+                  taste: np.ndarray, group: np.ndarray | None = None) -> np.ndarray:
+    """(pairs, len(FEATURES)) float32. `group` (instead of product) describes the product by its group."""
+    u = sig.users
+    n_users = len(u)
+    code = info.group_code[group] if group is not None else info.code[product]
+    buckets = info.group_buckets[group] if group is not None else info.buckets[product]
+    column = info.column[product] if group is None else np.full(len(user), -1)
+    own_at = sig.own.index.get_indexer(np.where(column >= 0, column * n_users + user, -1))
+    has_own = own_at >= 0
+    own = sig.own.to_numpy()[np.maximum(own_at, 0)] if len(sig.own) else np.zeros((len(user), 3))
+    share_key = np.where(code >= 0, code * n_users + user, -1)
+    at = np.minimum(np.searchsorted(sig.share_keys, share_key), max(sig.share_keys.size - 1, 0))
+    share = (np.where((share_key >= 0) & (sig.share_keys[at] == share_key), sig.share_values[at], 0.0)
+             if sig.share_keys.size else np.zeros(len(user)))
+    columns = [u["total_interactions"].to_numpy()[user], u["unique_products"].to_numpy()[user],
+               u["days_active"].to_numpy()[user], u["recency_days"].to_numpy()[user],
+               u["interaction_frequency"].to_numpy()[user], u["avg_event_score"].to_numpy()[user],
+               sig.last_event[user], sig.comeback[user],
+               np.where(has_own, own[:, 0], 0.0), np.where(has_own, own[:, 1], -1.0),
+               np.where(has_own, own[:, 2], 0.0), share, neighbour, taste,
+               buckets[:, 0], buckets[:, 1], buckets[:, 2], (code >= 0).astype(float),
+               # "likely to come back" x "tied to this product": products trees find slowly from few positives
+               sig.comeback[user] * neighbour, sig.comeback[user] * share]
+    return np.column_stack(columns).astype(np.float32)

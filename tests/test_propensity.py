@@ -1,0 +1,160 @@
+"""The propensity model on markets built so the answer is obvious, its honesty, and its calibration."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import RunParams
+from pipeline.data.features import user_features
+from pipeline.evaluation.calibration import calibration_bins, gain_curve, users_for_share
+from pipeline.strategies import audiences, propensity
+
+START = pd.Timestamp("2023-01-01")
+
+
+def frame(rows) -> pd.DataFrame:
+    """(customer, product, event, day) rows -> clean-shaped events, sorted by customer as clean() does."""
+    events = pd.DataFrame(rows, columns=["customer_id", "product_id", "event", "day"])
+    events["event_date"] = START + pd.to_timedelta(events.pop("day"), unit="h").dt.round("h") * 24
+    events["event"] = events["event"].astype("category")
+    return events.sort_values(["customer_id", "event_date"], kind="stable").reset_index(drop=True)
+
+
+def funnel_market() -> pd.DataFrame:
+    """80 products. Each: 6 earlier buyers (days 5-60); 4 users cart it on days 78-86, and 2 of those buy
+    it on days 92-98. The lesson: a recent cart without a purchase comes back for the product."""
+    rows = []
+    for p in range(80):
+        product = 1000 + p
+        base = 10_000 + p * 100
+        rows += [(base + j, product, "purchased", 5 + (p + 7 * j) % 56) for j in range(6)]
+        rows += [(base + 50 + j, product, "cart", 78 + (p + j) % 9) for j in range(4)]
+        rows += [(base + 50 + j, product, "purchased", 92 + (p + j) % 7) for j in range(2)]
+        rows += [(base + 50 + j, 5000 + p, "search_keyword", 40 + j) for j in range(4)]  # some history
+    return frame(rows)
+
+
+def ranked(events, products, catalogue=None, **params) -> dict[int, list[int]]:
+    p = RunParams(**{"depth": 10, "horizon_days": 10.0, **params})
+    users = user_features(events, p)
+    out = {}
+    for block in audiences("propensity", events, users, p, np.asarray(products, dtype=np.int64), catalogue):
+        for i, product in enumerate(block.product_ids.tolist()):
+            out[product] = block.customer_ids[i, :block.sizes[i]].tolist()
+    return out
+
+
+def test_users_who_carted_and_did_not_buy_come_first_under_purchased():
+    events = funnel_market()
+    # Product 1003's carters are 10350-10353; 10350 and 10351 bought it, so 10352 and 10353 are the
+    # carted-not-bought users (the buyers are excluded under `purchased`).
+    audience = ranked(events, [1003], exclude="purchased")[1003]
+    assert set(audience[:2]) == {10352, 10353}
+    assert not {10300, 10350, 10351} & set(audience)
+
+
+def loyal_market() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """4 categories x 12 products, 15 users loyal to each category: each touches 3 of its products
+    before day 85 and buys another one of them on days 90-98."""
+    rows, catalogue = [], []
+    for c in range(4):
+        products = [100 * (c + 1) + i for i in range(12)]
+        catalogue += [(p, f"cat{c}") for p in products]
+        for u in range(15):
+            user = 1000 * (c + 1) + u
+            rows += [(user, products[(u + k) % 12], "cart", 10 + 20 * k + u) for k in range(3)]
+            rows += [(user, products[(u + 5) % 12], "purchased", 90 + u % 9)]
+    catalogue.append((999, "cat2"))  # a new product: in the catalogue, never in the events
+    return frame(rows), pd.DataFrame(catalogue, columns=["product_id", "category"])
+
+
+def test_a_category_loyal_user_ranks_high_for_a_new_product_of_that_category():
+    events, catalogue = loyal_market()
+    audience = ranked(events, [999], catalogue=catalogue, depth=15)[999]
+    assert sum(3000 <= u < 3015 for u in audience[:10]) >= 8
+
+
+def test_the_ranker_learns_only_from_events_before_the_inner_cut(monkeypatch):
+    events = funnel_market()
+    seen = []
+    real = propensity.build_signals
+    monkeypatch.setattr(propensity, "build_signals",
+                        lambda ev, *a, **k: seen.append(ev["event_date"].max()) or real(ev, *a, **k))
+    monkeypatch.setattr(propensity, "fit_ranker",
+                        lambda features, labels, *a, **k: seen.append((len(features), int(labels.sum()))))
+    propensity.train(events, None, RunParams(horizon_days=10.0, exclude="purchased"))
+    cut = events["event_date"].max() - pd.Timedelta(days=10)  # day 98 - 10 = day 88
+    assert seen[0] < cut  # the features: only events before the cut
+    rows, positives = seen[1]
+    # The labels: the 160 carters who bought after the cut (2 per product), among all candidates.
+    assert positives == 160 and rows > positives
+
+
+def test_calibrated_scores_match_known_probabilities():
+    rng = np.random.default_rng(3)
+    n = 60_000
+    x = rng.random((n, 2)).astype(np.float32)
+    truth = 0.02 + 0.3 * x[:, 0] ** 2  # the known probability of each row
+    labels = rng.random(n) < truth
+    ranker = propensity.fit_ranker(x, labels, np.arange(n) % 400, seed=0)
+    fresh = rng.random((n, 2)).astype(np.float32)
+    predicted = ranker.predict(fresh)
+    expected = 0.02 + 0.3 * fresh[:, 0] ** 2
+    table = calibration_bins(predicted, expected)  # "observed" = the true probabilities here
+    ratio = table["observed"] / table["expected"]
+    assert ratio.between(0.85, 1.15).all()
+
+
+def test_calibration_bins_compare_expected_and_observed_per_decile():
+    scores = np.repeat([0.5, 0.1], 10)   # two deciles' worth of entries each... ten bins of two
+    hits = np.array([1, 0] * 5 + [0] * 9 + [1])
+    table = calibration_bins(scores, hits)
+    assert table["entries"].tolist() == [2] * 10
+    assert table["expected"].sum() == pytest.approx(6.0) and table["observed"].sum() == 6
+
+
+def test_the_gain_curve_says_how_many_users_reach_a_share():
+    curve = gain_curve(np.array([1, 0, 1, 0, 0, 1]), truth_size=4)  # 3 of the 4 engagements captured
+    assert curve.tolist() == [0.25, 0.25, 0.5, 0.5, 0.5, 0.75]
+    assert users_for_share(curve, 0.5) == 3 and users_for_share(curve, 0.9) is None
+
+
+def test_each_category_gets_the_audience_of_a_new_product_of_that_category():
+    from pipeline.strategies import fitted
+    from pipeline.strategies.categories import catalogue_products, category_audiences
+    events, catalogue = loyal_market()
+    params = RunParams(depth=10, horizon_days=10.0)
+    model = fitted("propensity", events, user_features(events, params), params, catalogue)
+    table = category_audiences(model, catalogue, depth=10)
+    assert sorted(table["category"].unique()) == ["cat0", "cat1", "cat2", "cat3"]
+    for c in range(4):
+        top = table[table["category"] == f"cat{c}"].sort_values("rank")["customer_id"].head(10)
+        assert sum(1000 * (c + 1) <= u < 1000 * (c + 1) + 15 for u in top) >= 8, c
+    assert len(catalogue_products(catalogue)) == 49 and 999 in set(catalogue_products(catalogue)["product_id"])
+
+
+def test_why_this_user_says_the_cart_and_the_category_in_words():
+    from pipeline.strategies.propensity_data import build_signals
+    from pipeline.strategies.why import reasons
+    events, catalogue = loyal_market()
+    params = RunParams(horizon_days=10.0)
+    users = user_features(events, params)
+    sig = build_signals(events, users, catalogue, params)
+    user = int(np.searchsorted(users["customer_id"].to_numpy(), 3000))
+    # User 3000 carted products 300, 301, 302 (days 10, 30, 50) and bought 305 (day 90); data ends day 98.
+    words = reasons(sig, catalogue, 300, np.array([user]))[0]
+    assert words[0] == "showed interest in this product 88 days ago"
+    # All their activity is in cat2; the share is shrunk towards "no preference" by a prior, so below 100%.
+    assert any(w.endswith("% of their activity is in cat2") for w in words[1:])
+    assert "buys what this product's buyers buy" in words  # 301 and 302 are 300's neighbours
+
+
+def test_the_model_figures_draw_the_calibration_and_the_gain():
+    from reports.model_figures import calibration_figure, gain_figure
+    table = calibration_bins(np.linspace(0.9, 0.0, 20), np.array([1, 0] * 10))
+    fig = calibration_figure(table)
+    assert [t.name for t in fig.data] == ["expected (sum of probabilities)", "observed on the holdout"]
+    assert list(fig.data[1].y) == table["observed"].tolist()
+    gain = gain_figure(np.array([0.5, 0.3, 0.2]))
+    assert list(gain.data[0].y) == pytest.approx([0.5, 0.8, 1.0]) and "1.00 expected" in gain.layout.title.text
