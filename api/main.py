@@ -78,6 +78,8 @@ def _headers_only(send):
 
 def _short(value):
     """A rejected input as a 422 repeats it: at most MAX_ECHO characters."""
+    if isinstance(value, int) and not -2**63 <= value < 2**64:
+        value = str(value)  # orjson writes 64-bit integers only: a longer one is echoed as its digits
     text = value if isinstance(value, str) else str(value)
     return value if len(text) <= MAX_ECHO else text[:MAX_ECHO - 1] + "…"
 
