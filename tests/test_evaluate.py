@@ -17,8 +17,7 @@ from pipeline.evaluation.metrics import METRICS
 from pipeline.run import execute
 from pipeline.strategies import AUTO, STRATEGIES, audiences
 from store import queries
-from tests.conftest import write_events
-from tests.test_strategies import COMMUNITIES, day
+from tests.conftest import COMMUNITIES, day, write_events
 
 # Late part: community 1 comes back for product 12, community 2 for 22 (both seen early).
 LATE = [(1, 12, "cart", "2023-01-25T10:00:00"), (2, 12, "cart", "2023-01-26T10:00:00"),

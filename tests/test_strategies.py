@@ -12,7 +12,7 @@ from pipeline.data.ingest import read_events
 from pipeline.strategies import STRATEGIES, als, audiences, get_strategy
 from pipeline.strategies.baselines import activity_scores
 from store.errors import InputError
-from tests.conftest import FOUR_USERS, write_events
+from tests.conftest import COMMUNITIES, FOUR_USERS, day, write_events
 
 
 def load(tmp_path, rows):
@@ -27,21 +27,6 @@ def rank(name, events, users, products, catalogue=None, **params) -> dict[int, l
         for i, product in enumerate(block.product_ids.tolist()):
             out[product] = block.customer_ids[i, :block.sizes[i]].tolist()
     return out
-
-
-def day(d: int, hour: int = 10) -> str:
-    return f"2023-01-{d:02d}T{hour:02d}:00:00"
-
-
-# Two communities that never touch each other's products. Users 1-3 take 10 and 11, user 4 takes 11 and
-# 12; users 5-7 take 20 and 21 (three events each: more engaged), user 8 takes 21 and 22.
-COMMUNITIES = (
-    [(u, 10, "cart", day(u)) for u in (1, 2, 3)] + [(u, 11, "purchased", day(u + 10)) for u in (1, 2, 3)]
-    + [(4, 11, "cart", day(5)), (4, 12, "purchased", day(15))]
-    + [(u, 20, "cart", day(u)) for u in (5, 6, 7)] + [(u, 21, "purchased", day(u + 10)) for u in (5, 6, 7)]
-    + [(u, 21, "rating", day(u + 12)) for u in (5, 6, 7)]
-    + [(8, 21, "cart", day(6)), (8, 22, "purchased", day(16))]
-)
 
 
 @pytest.fixture
