@@ -4,7 +4,8 @@ FastAPI's per-request work (middleware, routing, dependency solving, validation,
 costs several times what this lookup does. Requests in the plain form the API documents are answered
 here with the same bytes the FastAPI route builds (a HEAD arrives here as a GET whose body is dropped,
 see api.main); anything else (other parameters, a value out of range, no run loaded) goes on to FastAPI,
-which validates it and answers with the documented error.
+which validates it and answers with the documented error. A known product's answer is kept whole
+(api.cache.Answers), so a request asked before costs one dict lookup.
 """
 from __future__ import annotations
 
@@ -21,15 +22,28 @@ def answer(cache: AudienceCache | None, scope: dict) -> bytes | None:
     """The body for a plain GET /recommend request, or None to let FastAPI handle the request."""
     if cache is None or scope["type"] != "http" or scope["method"] != "GET":
         return None
-    path = scope["path"]
+    key = (scope["path"], scope["query_string"])
+    body = cache.answers.get(key)
+    if body is None:
+        body = _render(cache, key)
+    return body
+
+
+def _render(cache: AudienceCache, key: tuple[str, bytes]) -> bytes | None:
+    """The answer of a plain request, kept when the run knows the product (cold-start answers are not
+    kept, so a scan of unknown ids cannot push the popular answers out); None for anything else."""
+    path, query = key
     text = path[len(PREFIX):]
     if not (path.startswith(PREFIX) and 0 < len(text) <= MAX_ID_DIGITS and text.isascii() and text.isdigit()):
         return None
     product_id = int(text)
-    n = parse_n(scope["query_string"], cache.depth)
+    n = parse_n(query, cache.depth)
     if product_id < 1 or n is None:
         return None
-    return render.recommend_json(cache, product_id, n)
+    body = render.recommend_json(cache, product_id, n)
+    if cache.row(product_id) >= 0:
+        cache.answers.add(key, body)
+    return body
 
 
 async def send_json(send, body: bytes) -> None:

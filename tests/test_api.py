@@ -235,3 +235,41 @@ def test_scores_print_with_nine_decimals_whichever_way_a_list_is_rendered(units,
             assert render.recommend_json(cache, product, n).decode() == (
                 f'{{"product_id":{product},"run_id":7,"cold_start":false,"note":null,'
                 f'"recommendations":[{expected}],"count":{size}}}')
+
+
+def _scope(path: str, query: bytes = b"") -> dict:
+    return {"type": "http", "method": "GET", "path": path, "query_string": query}
+
+
+def test_a_repeated_request_is_answered_from_the_kept_body():
+    """The second ask of /recommend/5?n=2 returns the kept bytes, equal to a fresh render."""
+    from api import fastlane, render
+    cache = _cache([900_000_000, 500_000_000, 7])
+    first = fastlane.answer(cache, _scope("/recommend/5", b"n=2"))
+    assert first == render.recommend_json(cache, 5, 2)
+    assert list(cache.answers.bodies) == [("/recommend/5", b"n=2")]
+    assert fastlane.answer(cache, _scope("/recommend/5", b"n=2")) is cache.answers.bodies[("/recommend/5", b"n=2")]
+
+
+@pytest.mark.parametrize("path, query, kept", [
+    ("/recommend/5", b"", True),        # the default n
+    ("/recommend/4", b"n=2", False),    # unknown product: a cold-start answer, not kept
+    ("/recommend/5", b"n=9", False),    # n above the depth: left to FastAPI's 422
+    ("/recommend/5", b"x=1", False),    # another parameter: left to FastAPI
+])
+def test_only_known_products_answers_are_kept(path, query, kept):
+    from api import fastlane
+    cache = _cache([900_000_000, 500_000_000, 7])
+    fastlane.answer(cache, _scope(path, query))
+    assert ((path, query) in cache.answers.bodies) is kept
+
+
+def test_kept_answers_start_over_when_their_budget_is_spent():
+    """Budget for two 10-byte entries (each costs 10 + 1 + 0 + overhead): the third starts the dict over."""
+    from api.cache import ANSWER_OVERHEAD, Answers
+    answers = Answers(2 * (10 + 1 + ANSWER_OVERHEAD))
+    for name in "abc":
+        answers.add((name, b""), b"0123456789")
+    assert list(answers.bodies) == [("c", b"")]
+    answers.add(("big", b""), b"x" * 1000)  # larger than the whole budget: never kept
+    assert ("big", b"") not in answers.bodies and list(answers.bodies) == [("c", b"")]
