@@ -20,13 +20,9 @@ from store.errors import InputError
 from store.names import utc_now
 
 ROOT = Path(__file__).resolve().parents[1]
-UPLOAD_LIMIT_MB = 200  # keep equal to server.maxUploadSize in .streamlit/config.toml
 UPLOAD_TYPES = ["csv", "gz", "parquet", "pq", "tsv", "txt"]  # what the pipeline's own check accepts or explains
-ENGINES = ("inprocess", "spark")  # pipeline.config.ENGINES once the Spark engine lands
-# The pipeline's one input check per file kind, the same function `run` calls, so the app says what the CLI
-# says. Until the header-only checks (check_events_file, check_products_file) land, the readers themselves.
-_PIPELINE_CHECKS = {"events": getattr(ingest, "check_events_file", ingest.read_events),
-                    "catalogue": getattr(ingest, "check_products_file", ingest.read_products)}
+# The pipeline's one input check per file kind, the same function `run` calls, so the app says what the CLI says.
+_PIPELINE_CHECKS = {"events": ingest.check_events_file, "catalogue": ingest.check_products_file}
 WEIGHT_ORDER = {"event": ("purchased", "cart", "rating", "wishlist", "search_keyword"),
                 "component": ("total", "unique", "avg_event", "frequency", "recency")}
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from app import context, data, retrain
 from app.runs import held_reasons, publish_anyway
-from pipeline.config import EXCLUDE_RULES, RunParams
+from pipeline.config import ENGINES, EXCLUDE_RULES, RunParams
 from pipeline.demo import DEMO_ROWS, DEMO_SEED
 from pipeline.strategies import STRATEGIES
 from reports import figures
@@ -25,13 +25,14 @@ def choose_source(db: str) -> retrain.Source | str | None:
         seed = right.number_input("Seed", min_value=0, value=DEMO_SEED, step=1, key="rt_seed")
         return retrain.Source("demo", rows=int(rows), seed=int(seed))
     if kind == "Upload a file":
+        limit = st.get_option("server.maxUploadSize")  # MB, from .streamlit/config.toml
         events = saved_upload(st.file_uploader(
-            f"Events: CSV (or .csv.gz) or Parquet, at most {retrain.UPLOAD_LIMIT_MB} MB", type=retrain.UPLOAD_TYPES,
-            max_upload_size=retrain.UPLOAD_LIMIT_MB, key="rt_upload",
+            f"Events: CSV (or .csv.gz) or Parquet, at most {limit} MB", type=retrain.UPLOAD_TYPES,
+            max_upload_size=limit, key="rt_upload",
             help="Columns customer_id, product_id, event, event_date; kept under data/uploads/"), db)
         catalogue = saved_upload(st.file_uploader(
             "Product catalogue (optional): CSV with product_id, category", type=retrain.UPLOAD_TYPES,
-            max_upload_size=retrain.UPLOAD_LIMIT_MB, key="rt_upload_products"), db)
+            max_upload_size=limit, key="rt_upload_products"), db)
     else:
         typed = st.text_input("Events file on the server (CSV or Parquet)", key="rt_path",
                               placeholder="data/demo/interactions.csv").strip()
@@ -83,7 +84,7 @@ def choose_params() -> tuple[dict, bool]:
     if strategy in DESCRIPTIONS:
         st.caption(DESCRIPTIONS[strategy])
     a, b = st.columns([1, 2])
-    engine = a.selectbox("Engine", retrain.ENGINES, key="rt_engine",
+    engine = a.selectbox("Engine", ENGINES, key="rt_engine",
                          help="inprocess: this machine's memory; spark: a Spark cluster for data larger than that")
     master = b.text_input("Spark master URL", key="rt_spark_master", placeholder="spark://host:7077 (empty: local[*])",
                           disabled=engine != "spark").strip()
