@@ -52,6 +52,24 @@ def audience_csv(product_id: int, audience: pd.DataFrame) -> str:
     return out.getvalue().decode()
 
 
+CATEGORY_HEADER = "category,rank,customer_id,score\n"
+
+
+def _csv_field(text: str) -> str:
+    """A text field as CSV writes it: quoted (quotes doubled) only when it holds a comma, quote or newline."""
+    return f'"{text.replace(chr(34), 2 * chr(34))}"' if any(c in text for c in ',"\r\n') else text
+
+
+def category_csv(category: str, audience: pd.DataFrame) -> str:
+    """A category's audience as CSV: the product export's layout with the category in the first column and
+    every score spelled by store.format, as in the product download."""
+    field = _csv_field(str(category))
+    scores = score_texts(audience["score"].to_numpy()).to_pylist()
+    rows = (f"{field},{rank},{customer},{score}\n" for rank, customer, score in
+            zip(audience["rank"].tolist(), audience["customer_id"].tolist(), scores))
+    return CATEGORY_HEADER + "".join(rows)
+
+
 def _write_rows(fh, frame: pd.DataFrame) -> None:
     """Rows without a header, through pyarrow's CSV writer (pandas' to_csv is ~10x slower at this size)."""
     table = pa.table({"product_id": frame["product_id"].to_numpy(np.int64), "rank": frame["rank"].to_numpy(np.int64),
