@@ -111,3 +111,23 @@ def test_the_evaluation_page_draws_calibration_and_gain(propensity_db, open_app)
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("Calibration: expected vs observed" in t for t in titles)
     assert any("Gain on the holdout" in t for t in titles)
+
+
+def test_the_bulk_export_writes_every_category_in_the_same_layout(propensity_db, open_app, texts):
+    at = open_app(propensity_db, "audiences", export_source="All categories")
+    next(b for b in at.button if b.label == "Build export").click().run()
+    assert "15 rows for 3 categories" in texts(at.success)  # three categories, five users each
+    path = at.session_state["export"][1].path
+    got = pd.read_csv(path)
+    assert got.columns.tolist() == ["category", "rank", "customer_id", "score"]
+    assert got["category"].unique().tolist() == ["Bags", "Hats, caps", "Shoes"]
+    con = queries.connect(propensity_db)
+    expected = queries.category_audience(con, 1, "Shoes")
+    assert got[got["category"] == "Shoes"]["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert path.read_text().splitlines()[6].startswith('"Hats, caps",1,')
+
+
+def test_the_bulk_export_of_categories_says_when_the_run_has_none(engagement_db, open_app, texts):
+    at = open_app(engagement_db, "audiences", export_source="All categories")
+    next(b for b in at.button if b.label == "Build export").click().run()
+    assert NO_CATEGORIES in texts(at.error) and "export" not in at.session_state

@@ -20,10 +20,10 @@ from reports.words import (
     NO_REASONS_CATEGORY,
     NOT_PROBABILITIES,
 )
-from store.export import audience_csv, category_csv, parse_ids, write_export
+from store.export import audience_csv, category_csv, parse_ids, write_category_export, write_export
 
 PICKERS = ["Most active", "By id", "Random", "Category"]
-SOURCES = ["Paste ids", "Upload a list", "All products"]
+SOURCES = ["Paste ids", "Upload a list", "All products", "All categories"]
 
 
 def pick_product(run: data.RunRef, how: str) -> int | None:
@@ -139,8 +139,8 @@ def audience_tab(run: data.RunRef, depth: int, weights: dict, strategy: str) -> 
 
 
 def wanted_products(source: str) -> tuple[list[int] | None, list[str]]:
-    """(product ids, tokens that are not ids); None means every product of the run."""
-    if source == "All products":
+    """(product ids, tokens that are not ids); None means every product (or category) of the run."""
+    if source in ("All products", "All categories"):
         return None, []
     if source == "Paste ids":
         return parse_ids(st.text_area("Product ids", placeholder="12, 345, 6789 — commas, spaces or new lines",
@@ -156,7 +156,8 @@ def wanted_products(source: str) -> tuple[list[int] | None, list[str]]:
 def export_tab(run: data.RunRef, depth: int) -> None:
     st.markdown("One CSV `product_id,rank,customer_id,score`, written chunk by chunk on the server. "
                 "Products the run has not seen get the fallback audience. Command line: "
-                "`python -m pipeline export --all --out FILE.csv`.")
+                "`python -m pipeline export --all --out FILE.csv`. All categories: the same layout with "
+                "`category` first.")
     source = st.radio("Products", SOURCES, horizontal=True, key="export_source")
     ids, bad = wanted_products(source)
     left, right = st.columns(2)
@@ -174,6 +175,8 @@ def export_tab(run: data.RunRef, depth: int) -> None:
                        + (" …" if len(bad) > 5 else ""))
         elif ids == []:
             problem = "Give at least one product id (paste them or upload a list), or choose All products."
+        elif source == "All categories" and not data.categories(run):
+            problem = NO_CATEGORIES
         if problem:
             st.session_state.pop("export", None)  # the last export's success would read as this one's
             st.error(problem)
@@ -182,12 +185,14 @@ def export_tab(run: data.RunRef, depth: int) -> None:
             if previous:  # one export file per session: the new one replaces it
                 previous[1].path.unlink(missing_ok=True)
             with st.spinner("Writing the export…"):
-                result = write_export(run.db, run.run_id, ids, int(n), helpers.export_path(run, compress), compress)
+                path = helpers.export_path(run, compress)
+                result = (write_category_export(run.db, run.run_id, int(n), path, compress)
+                          if source == "All categories" else write_export(run.db, run.run_id, ids, int(n), path, compress))
             st.session_state["export"] = (run, result)
     made = st.session_state.get("export")
     if made and made[0] == run and made[1].path.is_file():
         result = made[1]
-        st.success(f"{result.rows:,} rows for {result.products:,} products · {size_text(result.path.stat().st_size)}"
+        st.success(f"{result.rows:,} rows for {result.products:,} {result.kind} · {size_text(result.path.stat().st_size)}"
                    f" · saved on the server as `{result.path}`")
         if result.unknown:
             st.warning(f"{len(result.unknown):,} product(s) not in run {run.run_id} got the fallback audience: "
