@@ -46,13 +46,23 @@ def gain_figure(scores: np.ndarray, holdout: pd.DataFrame | None = None, probabi
                    yaxis_tickformat=".0%")
 
 
-def holdout_gain_figure(gain: pd.DataFrame, highlight: str | None = None) -> go.Figure:
+def holdout_gain_figure(gain: pd.DataFrame, highlight: str | None = None, of_list: bool = False) -> go.Figure:
     """Every strategy's recall at N on the holdout (gain rows: strategy, n, share_of_truth), N up to the
-    evaluation depth: how much of the products' later engagements the top N caught."""
+    evaluation depth: how much of the products' later engagements the top N caught. of_list: the share of
+    what the full lists caught instead (share_of_list), with 50 / 70 / 90% marked for `highlight`."""
+    column = "share_of_list" if of_list else "share_of_truth"
     fig = go.Figure()
     for name, rows in gain.groupby("strategy", sort=True):
-        fig.add_trace(go.Scatter(x=rows["n"], y=rows["share_of_truth"], mode="lines", name=name,
+        fig.add_trace(go.Scatter(x=rows["n"], y=rows[column], mode="lines", name=name,
                                  line=dict(width=3 if name == highlight else 1.5)))
-    return _layout(fig, "Gain on the holdout: share of later engagements caught by the top N",
-                   xaxis_title="users targeted per product (top N)", yaxis_title="share of later engagements",
+        if of_list and name == highlight:
+            for level, n in reach_table(rows[column].to_numpy()).items():
+                if n is not None:
+                    fig.add_trace(go.Scatter(x=[n], y=[rows[column].iloc[n - 1]], mode="markers+text",
+                                             text=[f"{level:.0%}: {n}"], textposition="bottom right",
+                                             marker=dict(color=MARK_COLOR, size=8), showlegend=False))
+    title = ("Gain on the holdout: share of what the full lists caught, by the top N" if of_list
+             else "Gain on the holdout: share of later engagements caught by the top N")
+    return _layout(fig, title, xaxis_title="users targeted per product (top N)",
+                   yaxis_title="share captured" if of_list else "share of later engagements",
                    yaxis_tickformat=".1%", height=380)

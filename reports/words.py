@@ -111,7 +111,8 @@ EXPECTED_TEXT = (
     "Propensity scores are probabilities, so their sum is the number of engagements this audience can be "
     "expected to bring within the horizon; the curve shows how fast the top N accumulates them.")
 NOT_PROBABILITIES = ("This run's strategy ({strategy}) scores are not probabilities, so they do not add up "
-                     "to expected engagements; the curve shows the share of the score mass instead.")
+                     "to expected engagements; the users for 50 / 70 / 90% are read from its gain measured on "
+                     "the holdout.")
 GAIN_SHARES = (0.5, 0.7, 0.9)
 
 # Candidate sources of the propensity model (store/reasons.py bits), in words.
@@ -121,8 +122,8 @@ SOURCE_HELP = ("What brought the user into the candidates: own interest (they to
                "(their activity is in its category), likely to return (active users who tend to come back).")
 OWN_VERBS = {"purchased": "bought", "cart": "carted", "rating": "rated", "wishlist": "wishlisted",
              "search_keyword": "searched for", "other": "interacted with"}
-NO_REASONS = ("This run does not record why each user is in an audience: its strategy is {strategy}, and "
-              "only propensity runs (the default) store their candidate sources. The score is still its score.")
+NO_REASONS = ("This run does not record why each user is in an audience (its strategy is {strategy}): only "
+              "propensity runs store their candidate sources, from this version on. The score is still its score.")
 NO_REASONS_CATEGORY = "Reasons are stored for product audiences; a category's audience lists users only."
 NO_CATEGORIES = ("This run has no category audiences: it was run without a product catalogue "
                  "(`--products FILE` with product_id, category).")

@@ -92,6 +92,11 @@ def test_a_run_without_a_catalogue_says_so_and_explains_no_reasons(engagement_db
     assert NO_CATEGORIES in texts(at.info) and not at.dataframe
     at = product_page(engagement_db, open_app, 11)
     assert "does not record why" in texts(at.caption) and "why" not in at.dataframe[0].value.columns
+    # Engagement scores are not probabilities: no expected engagements; the users for 50% come from the
+    # holdout, where nobody in the lists engaged later (the late users of 10 and 14 are newcomers): never.
+    shown = {m.label: m.value for m in at.metric}
+    assert "Expected engagements, top N" not in shown and shown["Users for 50%"] == "—"
+    assert "not probabilities" in texts(at.caption)
 
 
 def test_an_older_run_shows_audiences_without_reasons_and_says_there_is_no_gain(old_db, open_app, texts):

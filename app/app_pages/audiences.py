@@ -75,7 +75,7 @@ def gain_section(run: data.RunRef, strategy: str, scores, n: int) -> None:
         if mine.empty:
             st.caption(NO_GAIN)
     else:
-        st.plotly_chart(holdout_gain_figure(mine, strategy), config=figures.PLOT_CONFIG)
+        st.plotly_chart(holdout_gain_figure(mine, strategy, of_list=True), config=figures.PLOT_CONFIG)
 
 
 def show_audience(run: data.RunRef, product_id: int, n: int, depth: int, weights: dict, strategy: str) -> None:
