@@ -101,6 +101,8 @@ class AudienceCache:
     stats: dict[str, float] = field(repr=False)
     data_quality: dict[str, int] = field(repr=False)
     evaluation: list[dict] = field(repr=False)
+    calibration: list[dict] = field(repr=False, default_factory=list)  # propensity deciles on the holdout
+    gain: list[dict] = field(repr=False, default_factory=list)         # every strategy's holdout gain curve
     # memoryviews index and slice to plain ints several times faster than numpy scalars do
     _products: memoryview = field(init=False, repr=False)
     _sizes: memoryview = field(init=False, repr=False)
@@ -191,4 +193,5 @@ def build_cache(db: str, con: sqlite3.Connection, run_id: int) -> AudienceCache:
         run_id=run_id, depth=int(run["params"].get("depth") or snap.arrays["entries"].shape[1]),
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"), snapshot=snap, run=run,
         stats=read.stats(con, run_id), data_quality=dict(read.data_quality(con, run_id)),
-        evaluation=read.evaluation(con, run_id))
+        evaluation=read.evaluation(con, run_id), calibration=read.calibration(con, run_id),
+        gain=read.gain(con, run_id))

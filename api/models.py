@@ -78,6 +78,36 @@ class EvaluationRow(BaseModel):
     value: float | None
 
 
+class CalibrationDecile(BaseModel):
+    decile: int
+    entries: int
+    expected: float
+    observed: float
+    min_score: float
+    max_score: float
+    observed_over_expected: float | None
+
+
+class CalibrationReport(BaseModel):
+    strategy: str
+    deciles: list[CalibrationDecile]
+    note: str | None = Field(description="why there are no deciles (no holdout, or an older run), else null")
+
+
+class GainPoint(BaseModel):
+    n: int
+    hits: int
+    share_of_truth: float
+    share_of_list: float
+
+
+class GainReport(BaseModel):
+    strategy: str
+    users_for_share: dict[str, int | None] = Field(description='{"0.5": N, "0.7": N, "0.9": N}')
+    curve: list[GainPoint]
+    note: str | None = Field(description="why there is no curve (no holdout, or an older run), else null")
+
+
 class MetricsResponse(BaseModel):
     model_config = _example({
         "run_id": 3, "loaded_at": "2024-05-01T10:00:00+00:00", "strategy": "engagement",
@@ -90,7 +120,12 @@ class MetricsResponse(BaseModel):
         "headline": {"strategy": "affinity", "cap": None, "selection": "best recall_micro@100 on the holdout", "k": 100,
                      "recall_micro": 0.0021, "precision_micro": 0.00005, "hit_rate": 0.0048, "ndcg": 0.0006,
                      "user_coverage": 0.0217, "exposure_gini": 0.9963,
-                     "lift_over_random": 55.9, "reachable_ceiling": 0.1325}})
+                     "lift_over_random": 55.9, "reachable_ceiling": 0.1325},
+        "calibration": {"strategy": "propensity", "note": None, "deciles": [
+            {"decile": 1, "entries": 2000, "expected": 41.2, "observed": 38.0, "min_score": 0.012,
+             "max_score": 0.31, "observed_over_expected": 0.92}]},
+        "gain": {"strategy": "propensity", "users_for_share": {"0.5": 18, "0.7": 41, "0.9": 77}, "note": None,
+                 "curve": [{"n": 1, "hits": 120, "share_of_truth": 0.004, "share_of_list": 0.09}]}})
     run_id: int
     loaded_at: str
     strategy: str
@@ -100,6 +135,10 @@ class MetricsResponse(BaseModel):
     data_quality: dict[str, int]
     evaluation: list[EvaluationRow]
     headline: dict[str, str | int | float | None]
+    calibration: CalibrationReport = Field(description="expected vs observed engagements per score decile of the "
+                                           "propensity model on the holdout (empty deciles and a note when none)")
+    gain: GainReport = Field(description="the published strategy's gain curve on the holdout and the users it "
+                                         "takes to reach 50 / 70 / 90% of what its lists caught")
 
 
 class RootResponse(BaseModel):

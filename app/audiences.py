@@ -10,6 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from app.data import RunRef, product_ids
+from reports.gain import expected_share, reach_table
+from reports.words import SOURCE_HELP, sources_text, why_phrases
 from store.export import write_export
 
 BROWSER_DOWNLOAD_LIMIT = 250_000_000  # bytes: st.download_button holds the whole file in server memory
@@ -26,14 +28,40 @@ TABLE_COLUMNS = {
     "engagement_rank": st.column_config.NumberColumn("engagement rank", format="localized"),
     "other_audiences": st.column_config.NumberColumn("other audiences", format="localized",
                                                      help="How many other audiences of this run hold the user"),
+    "sources": st.column_config.TextColumn("brought in by", help=SOURCE_HELP),
+    "why": st.column_config.TextColumn("why this user", width="large",
+                                       help="The user's strongest ties to the product, strongest first"),
 }
 
 
 def table(audience: pd.DataFrame, is_fallback: bool) -> pd.DataFrame:
-    """The columns the page shows; 'other audiences' leaves out this one (the fallback is not one)."""
+    """The columns the page shows; 'other audiences' leaves out this one (the fallback is not one, nor is a
+    category's audience: pass is_fallback=True). The why columns only when the audience has them."""
     out = audience.copy()
     out["other_audiences"] = out["audience_count"] - (0 if is_fallback else 1)
-    return out[list(TABLE_COLUMNS)]
+    return out[[c for c in TABLE_COLUMNS if c in out.columns]]
+
+
+def with_reasons(audience: pd.DataFrame, records, category: str | None) -> pd.DataFrame:
+    """The audience with, per user, the candidate sources and the reasons in words (records: the stored
+    facts of the same ranks, store/reasons.py; fewer records than users leaves the rest blank)."""
+    out = audience.copy()
+    k = min(len(records), len(out))
+    recency = out["recency_days"].tolist()
+    out["sources"] = [sources_text(int(r["sources"])) for r in records[:k]] + [""] * (len(out) - k)
+    out["why"] = ["; ".join(why_phrases(r, category, d)) for r, d in zip(records[:k], recency)] \
+        + [""] * (len(out) - k)
+    return out
+
+
+def reach(scores: np.ndarray) -> tuple[float, dict[float, int | None]]:
+    """(expected engagements of the whole list, {share: users to target}) of an audience of probabilities."""
+    return float(np.clip(scores, 0, None).sum()), reach_table(expected_share(scores))
+
+
+def slug(text: str) -> str:
+    """A category name as a file-name part: letters, digits, - and _ only."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-") or "category"
 
 
 def random_product(ids: np.ndarray) -> int | None:

@@ -144,3 +144,45 @@ def score_agreement(run_a: RunRef, run_b: RunRef):
     from app.compare import score_agreement as agreement
     with connection(run_a.db) as con:
         return agreement(con, run_a.run_id, run_b.run_id)
+
+
+# --- The propensity model's tables: calibration, gain, "why this user", category audiences --------------
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def calibration(run: RunRef) -> pd.DataFrame:
+    with connection(run.db) as con:
+        return queries.calibration(con, run.run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def gain(run: RunRef) -> pd.DataFrame:
+    """Every strategy's holdout gain curve (empty: the run stored none)."""
+    with connection(run.db) as con:
+        return queries.gain(con, run.run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def has_reasons(run: RunRef) -> bool:
+    with connection(run.db) as con:
+        return queries.has_reasons(con, run.run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def reasons(run: RunRef, product_id: int, n: int) -> np.ndarray:
+    """The packed "why this user" records of a product's top n (store/reasons.py); empty when none."""
+    with connection(run.db) as con:
+        return queries.reasons(con, run.run_id, product_id, n)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def categories(run: RunRef) -> list[str]:
+    with connection(run.db) as con:
+        return queries.categories(con, run.run_id)
+
+
+@st.cache_data(show_spinner="Loading the category's audience…", max_entries=256)
+def category_audience(run: RunRef, category: str, n: int) -> pd.DataFrame:
+    """A category's audience with each user's features (empty: the run has none for it)."""
+    with connection(run.db) as con:
+        ranked = queries.category_audience(con, run.run_id, category, n)
+        return _with_features(con, run.run_id, ranked).reset_index(drop=True)

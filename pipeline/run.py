@@ -27,7 +27,8 @@ from pipeline.evaluation.cap import capped_blocks
 from pipeline.strategies import AUTO, fitted, get_strategy
 from pipeline.strategies.categories import catalogue_products, category_audiences
 from pipeline.strategies.ranking import exclusions_for, fallback_audience
-from store import writer
+from pipeline.strategies.why import explainer
+from store import reasons, writer
 from store.errors import DiskFullError, WorkbenchError
 from store.names import COMPONENT_COLUMNS, strategy_label
 from store.packing import SCORE_WIDTH, digit_width, pack_ids, pack_scores
@@ -280,8 +281,11 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
 
 
 def _write_model_tables(wdb, run_id: int, holdout, scored) -> None:
-    """Calibration of the propensity scores on the outer holdout (expected vs observed per decile)."""
+    """Calibration of the propensity scores on the outer holdout (expected vs observed per decile), and
+    every strategy's gain curve there."""
     from pipeline.evaluation.calibration import calibration_table
+    from pipeline.evaluation.gain import gain_rows
+    writer.write_frame(wdb, "gain", run_id, gain_rows(scored, holdout.truth))
     for s in scored:
         if s.name == "propensity" and s.cap is None and s.audiences is not None:
             writer.write_frame(wdb, "calibration", run_id, calibration_table(*s.audiences, holdout.truth))
@@ -316,18 +320,23 @@ def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame
     done = 0
 
     def pack(block):
-        return block, pack_ids(block.customer_ids, id_width), pack_scores(block.scores, SCORE_WIDTH)
+        why = reasons.pack(explain.records(block.product_ids, block.customer_ids, block.sizes), block.sizes) \
+            if explain else None
+        return block, pack_ids(block.customer_ids, id_width), pack_scores(block.scores, SCORE_WIDTH), why
 
     def write(packed) -> None:
         nonlocal done
-        block, ids, scores = packed.result()
+        block, ids, scores, why = packed.result()
         writer.write_audience_lists(wdb, run_id, block.product_ids, block.sizes, ids, scores, id_width, SCORE_WIDTH)
+        if why is not None:
+            writer.write_reasons(wdb, run_id, block.product_ids, block.sizes, why)
         done += len(block.product_ids)
         stages.partial("audiences", done / max(len(product_ids), 1))
 
     with ThreadPoolExecutor(max_workers=1) as packer:
         pending = None
         model, blocks = _ranked_blocks(events, users, products, params, catalogue)
+        explain = explainer(model)  # "why this user", stored when the strategy records it (propensity)
         if catalogue is not None:
             _write_categories(wdb, run_id, model, catalogue, params.depth)
         for block in blocks:

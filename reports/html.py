@@ -11,9 +11,18 @@ from plotly.offline import get_plotlyjs
 
 from reports import figures
 from reports.kpis import kpis
+from reports.model_figures import calibration_figure, holdout_gain_figure
 from reports.reading import reading
 from reports.tables import random_lift_is_one, stat_table, stress_cards, stress_endpoints
-from reports.words import DESCRIPTIONS, EXPLANATIONS, strategy_title
+from reports.words import (
+    CALIBRATION_TEXT,
+    DESCRIPTIONS,
+    EXPLANATIONS,
+    GAIN_TEXT,
+    NO_CALIBRATION,
+    NO_GAIN,
+    strategy_title,
+)
 from store import queries
 from store.names import published_label
 
@@ -145,6 +154,25 @@ def _evaluation_reading(con, run_id: int, table: pd.DataFrame) -> str:
     return body + f"<h3>What the numbers mean</h3><ul>{terms}</ul><h3>The strategies</h3>{described}"
 
 
+def _model(con, run_id: int) -> str:
+    """Calibration of the propensity scores and every strategy's gain on the holdout (the app's Evaluation
+    page draws the same), or a note saying why the run has none."""
+    table = queries.calibration(con, run_id)
+    if table.empty:
+        body = f'<h3>Calibration</h3><p class="note">{html.escape(NO_CALIBRATION)}</p>'
+    else:
+        shown = table[["decile", "entries", "expected", "observed", "observed_over_expected"]]
+        body = (f"<h3>Calibration</h3><p>{html.escape(CALIBRATION_TEXT)}</p>"
+                f'<div class="grid">{_chart(calibration_figure(table))}<div>{_table(shown, "{:,.2f}")}</div></div>')
+    gain = queries.gain(con, run_id)
+    if gain.empty:
+        body += f'<h3>Gain</h3><p class="note">{html.escape(NO_GAIN)}</p>'
+    else:
+        strategy = queries.run(con, run_id)["params"].get("strategy")
+        body += f"<h3>Gain</h3><p>{html.escape(GAIN_TEXT)}</p>" + _chart(holdout_gain_figure(gain, strategy))
+    return _section("model", "Propensity: calibration and gain", body)
+
+
 def _stress(con) -> str:
     row = queries.latest_stress_run(con)
     if row is None:
@@ -172,6 +200,7 @@ def build_report(db: str | None = None, run_id: int | None = None) -> str:
             _charts(con, run_id, stats),
             _quality(con, run),
             _evaluation(con, run_id),
+            _model(con, run_id),
             _stress(con),
             _section("statistics", "Every statistic", _table(stat_table(stats))),
             _section("parameters", "Run parameters",

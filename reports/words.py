@@ -89,3 +89,71 @@ DESCRIPTIONS: dict[str, str] = {
 def strategy_title(is_current: bool) -> str:
     """What a run's strategy is called: only the run being served has *the published* strategy."""
     return "Published strategy" if is_current else "This run's strategy"
+
+
+# --- The propensity model: calibration, gain, "why this user", category audiences ---------------------
+
+CALIBRATION_TEXT = (
+    "The propensity score is meant as a probability: the chance that the user engages with the product "
+    "within the horizon. On the holdout, every audience entry of the propensity model is put in one of ten "
+    "equal groups by score (decile 1 = the highest scores); in each, the expected engagements (the sum of "
+    "the scores) should match the engagements that really happened. Bars of equal height mean an "
+    "audience's scores can be added up to forecast what it brings.")
+NO_CALIBRATION = (
+    "This run stored no calibration: it has no holdout (`--holdout 0`), the propensity model was not "
+    "evaluated, or the run predates calibration. Rerun with the default holdout to see it.")
+GAIN_TEXT = (
+    "Gain: of the later engagements that the full audience caught on the holdout, the share already caught "
+    "by its top N. A steep start means a short list captures most of what the long one would.")
+NO_GAIN = ("This run stored no gain curve (no holdout, or a run from before gain curves were kept): "
+           "rerun with a holdout to see how many users reach 50 / 70 / 90% of what a list captures.")
+EXPECTED_TEXT = (
+    "Propensity scores are probabilities, so their sum is the number of engagements this audience can be "
+    "expected to bring within the horizon; the curve shows how fast the top N accumulates them.")
+NOT_PROBABILITIES = ("This run's strategy ({strategy}) scores are not probabilities, so they do not add up "
+                     "to expected engagements; the users for 50 / 70 / 90% are read from its gain measured on "
+                     "the holdout.")
+GAIN_SHARES = (0.5, 0.7, 0.9)
+
+# Candidate sources of the propensity model (store/reasons.py bits), in words.
+SOURCE_WORDS = {1: "own interest", 2: "neighbours", 4: "taste", 8: "category", 16: "likely to return"}
+SOURCE_HELP = ("What brought the user into the candidates: own interest (they touched this product), "
+               "neighbours (they touched products bought with it), taste (ALS factors match), category "
+               "(their activity is in its category), likely to return (active users who tend to come back).")
+OWN_VERBS = {"purchased": "bought", "cart": "carted", "rating": "rated", "wishlist": "wishlisted",
+             "search_keyword": "searched for", "other": "interacted with"}
+NO_REASONS = ("This run does not record why each user is in an audience (its strategy is {strategy}): only "
+              "propensity runs store their candidate sources, from this version on. The score is still its score.")
+NO_REASONS_CATEGORY = "Reasons are stored for product audiences; a category's audience lists users only."
+NO_CATEGORIES = ("This run has no category audiences: it was run without a product catalogue "
+                 "(`--products FILE` with product_id, category).")
+
+
+def _days(days: int) -> str:
+    return "today" if days == 0 else "1 day ago" if days == 1 else f"{days} days ago"
+
+
+def sources_text(bits: int) -> str:
+    """The candidate sources of one entry, e.g. 'own interest + neighbours'."""
+    return " + ".join(word for bit, word in SOURCE_WORDS.items() if bits & bit)
+
+
+def why_phrases(record, category: str | None, recency_days: float | None) -> list[str]:
+    """One audience entry's strongest reasons, in words, strongest first (record: store/reasons.RECORD;
+    category: the product's; recency_days: the user's days since last seen)."""
+    from store.reasons import OWN_EVENTS
+    words = []
+    own_event = OWN_EVENTS[int(record["own"])] if int(record["own"]) < len(OWN_EVENTS) else ""
+    if own_event:
+        words.append(f"{OWN_VERBS.get(own_event, 'interacted with')} this product {_days(int(record['own_age']))}")
+    if record["sources"] & 2:
+        words.append("buys what this product's buyers buy")
+    if record["sources"] & 4:
+        words.append("their taste matches this product's buyers'")
+    if category and record["share"] > 0:
+        words.append(f"{int(record['share'])}% of their activity is in {category}")
+    if recency_days is not None and recency_days == recency_days and recency_days <= 7:
+        words.append(f"active {_days(int(recency_days))}")
+    if record["sources"] & 16 or not words:
+        words.append(f"{int(record['comeback'])}% of users like them came back")
+    return words

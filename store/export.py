@@ -31,6 +31,7 @@ class Export:
     rows: int
     products: int
     unknown: list[int] = field(default_factory=list)
+    kind: str = "products"  # what the file has an audience of: products, or categories
 
 
 def parse_ids(text: str) -> tuple[list[int], list[str]]:
@@ -50,6 +51,24 @@ def audience_csv(product_id: int, audience: pd.DataFrame) -> str:
     out.write(HEADER.encode())
     _write_rows(out, frame)
     return out.getvalue().decode()
+
+
+CATEGORY_HEADER = "category,rank,customer_id,score\n"
+
+
+def _csv_field(text: str) -> str:
+    """A text field as CSV writes it: quoted (quotes doubled) only when it holds a comma, quote or newline."""
+    return f'"{text.replace(chr(34), 2 * chr(34))}"' if any(c in text for c in ',"\r\n') else text
+
+
+def category_csv(category: str, audience: pd.DataFrame) -> str:
+    """A category's audience as CSV: the product export's layout with the category in the first column and
+    every score spelled by store.format, as in the product download."""
+    field = _csv_field(str(category))
+    scores = score_texts(audience["score"].to_numpy()).to_pylist()
+    rows = (f"{field},{rank},{customer},{score}\n" for rank, customer, score in
+            zip(audience["rank"].tolist(), audience["customer_id"].tolist(), scores))
+    return CATEGORY_HEADER + "".join(rows)
 
 
 def _write_rows(fh, frame: pd.DataFrame) -> None:
@@ -106,3 +125,22 @@ def write_export(db: str, run_id: int, product_ids: list[int] | None, n: int, ou
         con.close()
     products = int(sum(len(s) for s in seen))  # a product's rows come in one frame
     return Export(out, rows, products, unknown)
+
+
+def write_category_export(db: str, run_id: int, n: int, out: Path, compress: bool = False) -> Export:
+    """Every category's audience (top n) in one CSV, `category,rank,customer_id,score`, categories by name.
+    A run has at most a few thousand categories: each is read and written whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    con = queries.connect(db)
+    try:
+        names = queries.categories(con, run_id)
+        with (gzip.open(out, "wb", compresslevel=GZIP_LEVEL) if compress else open(out, "wb")) as fh:
+            fh.write(CATEGORY_HEADER.encode())
+            for name in names:
+                audience = queries.category_audience(con, run_id, name, n)
+                fh.write(category_csv(name, audience)[len(CATEGORY_HEADER):].encode())
+                rows += len(audience)
+    finally:
+        con.close()
+    return Export(out, rows, len(names), kind="categories")

@@ -185,3 +185,23 @@ def _aligned_ranks(con: sqlite3.Connection, run_id: int, products: list[int], cu
         rank = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
         frames.append(pd.DataFrame({"product_id": m.product_ids, "rank": rank, "size": m.sizes})[rank > 0])
     return pd.concat(frames) if frames else pd.DataFrame(columns=["product_id", "rank", "size"])
+
+
+# --- The propensity model's tables (store.read), as the app and the report use them --------------------
+
+has_reasons = read.has_reasons
+reasons = read.reasons
+categories = read.categories
+
+
+def calibration(con: sqlite3.Connection, run_id: int) -> pd.DataFrame:
+    return pd.DataFrame(read.calibration(con, run_id), columns=list(read.CALIBRATION_COLUMNS))
+
+
+def gain(con: sqlite3.Connection, run_id: int, strategy: str | None = None) -> pd.DataFrame:
+    return pd.DataFrame(read.gain(con, run_id, strategy), columns=list(read.GAIN_COLUMNS))
+
+
+def category_audience(con: sqlite3.Connection, run_id: int, category: str, n: int | None = None) -> pd.DataFrame:
+    """A category's audience (rank, customer_id, score), rank order; empty when the run has none."""
+    return _ranked(*read.category_audience(con, run_id, category, n))

@@ -19,6 +19,7 @@ from store.packing import decode_signed, digits_to_int
 
 PACKED_COLUMNS = "product_id, size, id_width, score_width, customer_ids, scores"
 IN_CHUNK = 900  # ids per `IN (...)`: below SQLite's default limit of 999 variables
+MAX_RANK = 1_000_000  # "every rank" in a `rank <= ?` bound
 
 
 def damaged(path: os.PathLike, exc: Exception) -> DatabaseDamagedError:
@@ -199,3 +200,64 @@ def iter_audiences(con: sqlite3.Connection, run_id: int, product_ids: Iterable[i
         if rows:
             yield decode_rows(rows)
 
+
+
+# --- The propensity model's tables: calibration, gain, "why this user", category audiences --------------
+# Each is absent from databases written before it existed (has_table) and empty for runs without it.
+
+CALIBRATION_COLUMNS = ("decile", "entries", "expected", "observed", "min_score", "max_score",
+                       "observed_over_expected")
+GAIN_COLUMNS = ("strategy", "n", "hits", "share_of_truth", "share_of_list")
+
+
+def calibration(con: sqlite3.Connection, run_id: int) -> list[dict]:
+    """Per score decile (1 = highest) of the propensity scores on the outer holdout; [] when not stored."""
+    if not has_table(con, "calibration"):
+        return []
+    return [dict(zip(CALIBRATION_COLUMNS, r)) for r in con.execute(
+        f"SELECT {', '.join(CALIBRATION_COLUMNS)} FROM calibration WHERE run_id = ? ORDER BY decile", [run_id])]
+
+
+def gain(con: sqlite3.Connection, run_id: int, strategy: str | None = None) -> list[dict]:
+    """The holdout gain curve of every strategy (or one), by strategy then n; [] when not stored."""
+    if not has_table(con, "gain"):
+        return []
+    sql = f"SELECT {', '.join(GAIN_COLUMNS)} FROM gain WHERE run_id = ?"
+    args: list = [run_id]
+    if strategy is not None:
+        sql, args = sql + " AND strategy = ?", [run_id, strategy]
+    return [dict(zip(GAIN_COLUMNS, r)) for r in con.execute(sql + " ORDER BY strategy, n", args)]
+
+
+def reasons(con: sqlite3.Connection, run_id: int, product_id: int, n: int | None = None) -> np.ndarray:
+    """The packed "why this user" records of a product's audience, rank order (store/reasons.py); empty
+    when the run stored none (a strategy other than propensity, or an older run)."""
+    from store.reasons import unpack
+    if not has_table(con, "audience_reasons"):
+        return unpack(None)
+    row = con.execute("SELECT reasons FROM audience_reasons WHERE run_id = ? AND product_id = ?",
+                      [run_id, product_id]).fetchone()
+    return unpack(row[0] if row else None)[:n]
+
+
+def has_reasons(con: sqlite3.Connection, run_id: int) -> bool:
+    return has_table(con, "audience_reasons") and con.execute(
+        "SELECT 1 FROM audience_reasons WHERE run_id = ? LIMIT 1", [run_id]).fetchone() is not None
+
+
+def categories(con: sqlite3.Connection, run_id: int) -> list[str]:
+    """The categories that have an audience in the run (a catalogue was given), sorted; [] otherwise."""
+    if not has_table(con, "category_audiences"):
+        return []
+    return [r[0] for r in con.execute("SELECT DISTINCT category FROM category_audiences WHERE run_id = ? "
+                                      "ORDER BY category", [run_id])]
+
+
+def category_audience(con: sqlite3.Connection, run_id: int, category: str, n: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """A category's audience (customer_ids, scores), rank order; empty when the run has none for it."""
+    if not has_table(con, "category_audiences"):
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    rows = con.execute("SELECT customer_id, score FROM category_audiences WHERE run_id = ? AND category = ? "
+                       "AND rank <= ? ORDER BY rank", [run_id, category, n or MAX_RANK]).fetchall()
+    return (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float64))

@@ -43,6 +43,13 @@ TABLES: dict[str, dict] = {
         columns={"run_id": int, "decile": int, "entries": int, "expected": float, "observed": float,
                  "min_score": float, "max_score": float, "observed_over_expected": float},
         pk=("run_id", "decile")),
+    # The holdout's gain curve of each strategy: hits of the top n of every evaluated audience (n up to the
+    # evaluation depth), as a share of all later engagements of those products and of the hits at full depth.
+    "gain": dict(columns={"run_id": int, "strategy": str, "n": int, "hits": int, "share_of_truth": float,
+                          "share_of_list": float}, pk=("run_id", "strategy", "n")),
+    # "Why this user": per product of a propensity run, its entries' packed facts (store/reasons.py).
+    "audience_reasons": dict(columns={"run_id": int, "product_id": int, "size": int, "reasons": bytes},
+                             pk=("run_id", "product_id")),
     # With a catalogue: the audience of each category, and every catalogue product's category.
     "category_audiences": dict(columns={"run_id": int, "category": str, "rank": int, "customer_id": int,
                                         "score": float}, pk=("run_id", "category", "rank")),
@@ -76,7 +83,8 @@ TABLES: dict[str, dict] = {
 }
 
 # Per-run bulk tables: pruned for old runs (see store.writer.prune_runs); the rest is kept forever.
-BULK_TABLES = ("audience_lists", "user_features", "products", "category_audiences", "catalogue_products")
+BULK_TABLES = ("audience_lists", "user_features", "products", "category_audiences", "catalogue_products",
+               "audience_reasons")
 
 AUDIENCES_VIEW = f"""
 SELECT l.run_id AS run_id, l.product_id AS product_id, r.rank AS rank,

@@ -213,7 +213,7 @@ def vacuum_if_worthwhile(db: sqlite_utils.Database) -> int:
 def delete_run_rows(db: sqlite_utils.Database, run_id: int) -> None:
     """A failed run's partial rows: keep what explains it (runs, data_quality, stats), drop the bulk."""
     with db.conn:
-        for table in BULK_TABLES + ("fallback_audience", "evaluation"):
+        for table in BULK_TABLES + ("fallback_audience", "evaluation", "calibration", "gain"):
             db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
 
@@ -242,6 +242,14 @@ def write_audience_lists(db: sqlite_utils.Database, run_id: int, product_ids: np
                id_blobs.tolist(), score_blobs.tolist())
     write_rows(db, "audience_lists", rows,
                ["run_id", "product_id", "size", "id_width", "score_width", "customer_ids", "scores"])
+
+
+def write_reasons(db: sqlite_utils.Database, run_id: int, product_ids: np.ndarray, sizes: np.ndarray,
+                  blobs: list[bytes]) -> None:
+    """One packed row of "why this user" facts per product (store/reasons.py)."""
+    n = len(product_ids)
+    write_rows(db, "audience_reasons", zip([run_id] * n, product_ids.tolist(), sizes.tolist(), blobs),
+               ["run_id", "product_id", "size", "reasons"])
 
 
 def add_stress_run(db: sqlite_utils.Database, row: dict) -> int:

@@ -237,3 +237,44 @@ def spark():
         # Test tables have a few rows: one shuffle partition per core instead of four.
         session.conf.set("spark.sql.shuffle.partitions", "2")
         yield session
+
+
+# --- A propensity run with a catalogue (why this user, calibration, gain, category audiences) --------------
+# WORKBENCH_EVENTS under --exclude purchased with this catalogue. By hand: the data ends 2023-03-20; user 6
+# carted product 10 on 03-12 (8 days before), user 2 carted it on 01-06 (73 days) and wishlisted 13 on 02-10
+# (38 days); user 1 bought 10, so is left out of its audience.
+WORKBENCH_CATALOGUE = 'product_id,category\n10,Shoes\n11,Shoes\n12,Bags\n13,Bags\n14,Shoes\n15,"Hats, caps"\n'
+
+
+@pytest.fixture(scope="session")
+def propensity_db(tmp_path_factory) -> Path:
+    """The workbench events ranked by propensity (depth 5, holdout 0.2) with WORKBENCH_CATALOGUE, published."""
+    from pipeline.config import RunParams
+    from pipeline.run import execute
+    folder = tmp_path_factory.mktemp("propensity")
+    (folder / "events.csv").write_text(WORKBENCH_EVENTS)
+    (folder / "products.csv").write_text(WORKBENCH_CATALOGUE)
+    db = folder / "p.db"
+    execute(folder / "events.csv", db=db, products_path=folder / "products.csv",
+            params=RunParams(depth=5, holdout=0.2, exclude="purchased", strategy="propensity"))
+    return db
+
+
+@pytest.fixture(scope="session")
+def without_model_tables():
+    """without_model_tables(db, folder) -> a copy of db as a database written before calibration, gain and
+    reasons were stored (the tables dropped)."""
+    import sqlite3
+
+    def strip(db: Path, folder: Path) -> Path:
+        copy = folder / f"old-{db.name}"
+        src = sqlite3.connect(db)
+        dst = sqlite3.connect(copy)
+        src.backup(dst)
+        src.close()
+        for table in ("calibration", "gain", "audience_reasons"):
+            dst.execute(f"DROP TABLE {table}")
+        dst.commit()
+        dst.close()
+        return copy
+    return strip

@@ -112,7 +112,7 @@ def test_audience_table_and_download_equal_the_audiences_rows(small_db, download
     got = pd.read_csv(io.BytesIO(download_bytes(downloads, at.get("download_button")[0])))
     assert got.columns.tolist() == ["product_id", "rank", "customer_id", "score"]
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, atol=1e-9)
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 2  # the engagement strategy's holdout gain, then the score split
 
 
 def test_unknown_product_gets_the_fallback_with_a_notice(small_db, downloads, open_app, texts):

@@ -3,6 +3,7 @@
 formatter and leaderboard of reports/."""
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -22,11 +23,13 @@ from reports.words import DESCRIPTIONS, EXPLANATIONS, SHORT_NAMES
 from store import writer
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("summary", "reading", "charts", "data-quality", "evaluation", "stress", "statistics", "parameters")
+SECTIONS = ("summary", "reading", "charts", "data-quality", "evaluation", "model", "stress", "statistics",
+            "parameters")
 # 8 charts of the run (users by interactions, event mix, cohorts, product months, daily events, top products,
 # data quality, stage seconds) and 3 of its evaluation (metrics, recall against coverage, lift): products 10
-# and 14 are seen on both sides of the split, so the run has an evaluation.
-CHARTS = 8 + 3
+# and 14 are seen on both sides of the split, so the run has an evaluation, and with it the propensity
+# model's calibration and every strategy's gain (2).
+CHARTS = 8 + 3 + 2
 
 
 class Tags(HTMLParser):
@@ -194,3 +197,14 @@ def test_the_leaderboard_in_percent_best_first_and_random_at_one():
                                      "lift_over_random": [5.0, 1.0]}
     assert random_lift_is_one(rows).query("strategy == 'affinity' and metric == 'lift_over_random'")[
         "value"].tolist() == [5.0]
+
+
+def test_the_report_shows_calibration_and_gain_or_says_the_run_has_none(propensity_db, without_model_tables,
+                                                                       tmp_path):
+    from reports.words import NO_CALIBRATION, NO_GAIN
+    text = build_report(str(propensity_db))
+    assert "Propensity: calibration and gain" in text and "Calibration: expected vs observed" in text
+    assert "Gain on the holdout" in text and html.escape(NO_CALIBRATION) not in text
+    old = build_report(str(without_model_tables(propensity_db, tmp_path)))
+    assert html.escape(NO_CALIBRATION) in old and html.escape(NO_GAIN) in old
+    assert "Calibration: expected vs observed" not in old

@@ -7,6 +7,8 @@ from api import __version__
 from api.deps import Cache, Holder
 from api.models import ErrorResponse, HealthResponse, MetricsResponse, RootResponse
 from api.render import OrjsonResponse
+from reports.gain import reach_table
+from reports.words import NO_CALIBRATION, NO_GAIN
 from store.names import published_label, strategy_label
 
 router = APIRouter(tags=["service"])
@@ -54,7 +56,23 @@ async def metrics(cache: Cache) -> OrjsonResponse:
                    "audience_entries": int(cache.sizes.sum()), "depth": cache.depth,
                    "fallback_size": cache.fallback_size},
         "stats": cache.stats, "data_quality": cache.data_quality, "evaluation": cache.evaluation,
-        "headline": headline(cache.evaluation, params.get("strategy", "engagement"), params)})
+        "headline": headline(cache.evaluation, params.get("strategy", "engagement"), params),
+        "calibration": calibration(cache.calibration),
+        "gain": gain(cache.gain, params.get("strategy", "engagement"))})
+
+
+def calibration(deciles: list[dict]) -> dict:
+    """The propensity scores' expected vs observed engagements per decile on the holdout, or why there are none."""
+    return {"strategy": "propensity", "deciles": deciles, "note": None if deciles else NO_CALIBRATION}
+
+
+def gain(rows: list[dict], strategy: str) -> dict:
+    """The published strategy's holdout gain curve and the users it takes to reach 50 / 70 / 90% of what its
+    lists caught, or why there is none."""
+    curve = [{k: r[k] for k in ("n", "hits", "share_of_truth", "share_of_list")} for r in rows if r["strategy"] == strategy]
+    reach = reach_table([r["share_of_list"] for r in curve]) if curve else {}
+    return {"strategy": strategy, "users_for_share": {f"{share:g}": n for share, n in reach.items()},
+            "curve": curve, "note": None if curve else NO_GAIN}
 
 
 HEADLINE_METRICS = ("recall_micro", "precision_micro", "hit_rate", "ndcg", "user_coverage", "exposure_gini",

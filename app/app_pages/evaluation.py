@@ -3,8 +3,18 @@ import streamlit as st
 
 from app import context, data
 from reports import figures
+from reports.model_figures import calibration_figure, holdout_gain_figure
 from reports.tables import leaderboard, random_lift_is_one
-from reports.words import DESCRIPTIONS, EXPLANATIONS, SHORT_NAMES, strategy_title
+from reports.words import (
+    CALIBRATION_TEXT,
+    DESCRIPTIONS,
+    EXPLANATIONS,
+    GAIN_TEXT,
+    NO_CALIBRATION,
+    NO_GAIN,
+    SHORT_NAMES,
+    strategy_title,
+)
 from store.names import published_label
 
 
@@ -63,6 +73,31 @@ def leaderboard_section(table, scored_as: str, is_current: bool) -> None:
     right.plotly_chart(figures.lift_over_random(table), config=figures.PLOT_CONFIG)
 
 
+def model_section(run, scored_as: str) -> None:
+    """Calibration of the propensity scores and every strategy's gain on the holdout, or why they are missing."""
+    st.subheader("Are the propensity scores probabilities? Calibration on the holdout")
+    table = data.calibration(run)
+    if table.empty:
+        st.info(NO_CALIBRATION, icon=":material/info:")
+    else:
+        left, right = st.columns([3, 2])
+        left.plotly_chart(calibration_figure(table), config=figures.PLOT_CONFIG)
+        right.dataframe(table[["decile", "entries", "expected", "observed", "observed_over_expected"]],
+                        hide_index=True, key="calibration_table", column_config={
+                            "expected": st.column_config.NumberColumn(format="%.1f"),
+                            "observed_over_expected": st.column_config.NumberColumn("observed ÷ expected",
+                                                                                    format="%.2f")})
+        right.caption(CALIBRATION_TEXT)
+    st.subheader("Gain: how many users to target")
+    gain = data.gain(run)
+    if gain.empty:
+        st.info(NO_GAIN, icon=":material/info:")
+    else:
+        st.plotly_chart(holdout_gain_figure(gain, scored_as.split(" (cap")[0]), config=figures.PLOT_CONFIG)
+        st.caption(GAIN_TEXT + " Here as the share of all the products' later engagements (the recall at N); "
+                   "the Audiences page shows it for one list.")
+
+
 def explanations(strategy: str | None, is_current: bool) -> None:
     left, right = st.columns(2)
     with left:
@@ -91,4 +126,5 @@ if context.need_run(ctx):
         table = random_lift_is_one(table)
         scored_as = headline(table, data.stats(run), params, is_current)
         leaderboard_section(table, scored_as, is_current)
+        model_section(run, scored_as)
         explanations(params.get("strategy"), is_current)

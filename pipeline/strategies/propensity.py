@@ -196,6 +196,7 @@ class Propensity(Strategy):
             bits.append(tied.scores.astype(np.int8))
         tied = Candidates(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("index", "rows", "scores")))
         self.tied_bits = np.concatenate(bits)  # the sources of each tied pair, for "why this user"
+        self.tied, self.ranked = tied, products  # hook for pipeline/strategies/why.py (which pairs, of what)
         shared = self.shared_lists(info, exclusions, tied, len(products), depth)
         returning = np.lexsort((sig.eng_rank, -sig.comeback))
         yield from assemble(products, exclusions, depth, self.ids, self.eng_rank, tied, shared, filler=returning)
