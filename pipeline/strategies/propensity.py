@@ -13,8 +13,9 @@ its candidates (every engaged pair, the others sampled and reweighted). The scor
 cross-fitting (each fold's model calibrated on the products it never saw, the score their mean), so every
 engaged pair calibrates: a sigmoid on the log-odds while they are few (the demo's inner split has a few
 dozen; isotonic steps fitted on the handful in a held-out quarter overstated the top deciles 2-7x),
-isotonic once there are plenty. The score is then the probability that the user engages with the product within the horizon, given that the product is still
-being engaged with (the products trained and evaluated on are those seen in the later window).
+isotonic once there are plenty. The score is then the probability that the user engages with the
+product within the horizon, given that the product is still being engaged with (the products trained
+and evaluated on are those seen in the later window).
 
 Serving scores every candidate with features as of the end of the data. A product's shared list is
 scored once per group of products with the same category and (bucketed) popularity and age, since the
