@@ -183,7 +183,7 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     writer.write_frame(wdb, "fallback_audience", run_id, fallback_audience(users, params.depth))
     stages.done("features", "evaluate")
 
-    params, strategy_seconds = _evaluate(wdb, run_id, events, users, catalogue, params, stages)
+    params, strategy_seconds = _evaluate(wdb, run_id, events, users, catalogue, params, stages, cleaned.bot_rows)
     stages.done("evaluate", "audiences")
 
     users["audience_count"] = _write_audiences(wdb, run_id, events, users, products, params, stages, catalogue)
@@ -259,10 +259,11 @@ def _write_diagnostics(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFra
 
 
 def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None,
-              params: RunParams, stages: _Stages) -> tuple[RunParams, dict[str, float]]:
+              params: RunParams, stages: _Stages, bot_rows: pd.DataFrame | None = None
+              ) -> tuple[RunParams, dict[str, float]]:
     """Score every strategy on the inner split (to choose) and on the outer holdout (to report), store
     both, and settle the run's strategy: the forced one, else the best on the inner split."""
-    holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue,
+    holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue, bot_rows=bot_rows,
                                                    progress=lambda share: stages.partial("evaluate", share))
     if scored:
         writer.write_frame(wdb, "evaluation", run_id, pd.concat(

@@ -86,13 +86,14 @@ def test_no_leakage_every_strategy_sees_only_the_early_part(csv, params, monkeyp
 
 def test_the_choice_does_not_depend_on_the_outer_holdouts_labels(csv, params):
     events = clean(read_events(csv), params).events
-    _, outer, inner = evaluate_all(events, params, None, names=["engagement", "affinity", "activity", "random"])
+    names = ["engagement", "affinity", "activity", "random", "propensity"]
+    _, outer, inner = evaluate_all(events, params, None, names=names)
     late = (events["event_date"] >= make_holdout(events, params).split).to_numpy()
     shuffled = events.copy()
     # Who came back after the split is reshuffled (and some late users replaced by strangers).
     shuffled.loc[late, "customer_id"] = np.random.default_rng(0).permutation(
         np.r_[shuffled.loc[late, "customer_id"].to_numpy()[:-3], [5000, 5001, 5002]])
-    _, outer2, inner2 = evaluate_all(shuffled, params, None, names=["engagement", "affinity", "activity", "random"])
+    _, outer2, inner2 = evaluate_all(shuffled, params, None, names=names)
     assert [s.metrics for s in outer] != [s.metrics for s in outer2]  # the report does change...
     assert [s.metrics for s in inner] == [s.metrics for s in inner2]  # ...the scores chosen on do not
     assert best_strategy(inner, False) == best_strategy(inner2, False)
@@ -256,3 +257,25 @@ def test_a_database_from_before_the_cap_column_gets_its_capped_rows_split(tmp_pa
     ensure_schema(db)
     rows = db.execute("SELECT strategy, cap, value FROM evaluation ORDER BY value").fetchall()
     assert rows == [("affinity", 12, 0.25), ("affinity", None, 0.5)]
+
+
+def test_the_fitting_part_judges_bots_on_its_own_days_only():
+    # Limit 2 a day. Customer 7 buys product 1 on day 1, then sends 3 events on day 10 (after the
+    # split on day 5): a bot only later, so the fitting part keeps their day-1 row. Customer 8 sends
+    # 3 on day 2: a bot already before the split, gone from both parts. Customer 9 is plain.
+    raw = pd.DataFrame([("7", "1", "purchased", "2023-01-01"), ("8", "1", "cart", "2023-01-02T01:00"),
+                        ("8", "2", "cart", "2023-01-02T02:00"), ("8", "3", "cart", "2023-01-02T03:00"),
+                        ("9", "1", "cart", "2023-01-03"), ("9", "1", "purchased", "2023-01-08"),
+                        ("7", "1", "cart", "2023-01-10T01:00"), ("7", "2", "cart", "2023-01-10T02:00"),
+                        ("7", "3", "cart", "2023-01-10T03:00")],
+                       columns=["customer_id", "product_id", "event", "event_date"])
+    params = RunParams(bot_daily_limit=2, holdout=0.3)
+    cleaned = clean(raw, params, now=pd.Timestamp("2024-01-01"))
+    assert set(cleaned.events["customer_id"]) == {9} and cleaned.counts["bot_rows"] == 7
+    holdout = make_holdout(cleaned.events, params, split=pd.Timestamp("2023-01-05"), bot_rows=cleaned.bot_rows)
+    assert sorted(zip(holdout.early["customer_id"], holdout.early["event"].astype(str))) == \
+        [(7, "purchased"), (9, "cart")]
+    assert holdout.users["customer_id"].tolist() == [7, 9]
+    assert holdout.early_bots["customer_id"].tolist() == [8, 8, 8]  # still bots, for an earlier split
+    # Without the dropped rows (the old way), customer 7's early purchase was lost.
+    assert make_holdout(cleaned.events, params, split=pd.Timestamp("2023-01-05")).early["customer_id"].tolist() == [9]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import RunParams
+from pipeline.data.clean import bot_customers
 from pipeline.data.diagnostics import split_instant
 from pipeline.data.features import user_features
 from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
@@ -45,6 +46,7 @@ class Holdout:
     products: np.ndarray     # evaluated product ids (seen in both parts), sorted
     truth: Truth
     reach: np.ndarray        # early users per evaluated product (the cap's fill order)
+    early_bots: pd.DataFrame | None = None  # rows of the users the early days alone show to be bots
 
 
 @dataclass
@@ -64,14 +66,36 @@ def window_days(events: pd.DataFrame, params: RunParams) -> float | None:
     return max((events["event_date"].max() - split) / pd.Timedelta(days=1), 1.0)
 
 
-def make_holdout(events: pd.DataFrame, params: RunParams, split: pd.Timestamp | None = None) -> Holdout | None:
+def early_cleaned(early: pd.DataFrame, bot_rows: pd.DataFrame | None, split: pd.Timestamp, limit: int
+                  ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The fitting part cleaned with what was known before the split: the bot filter judges the early
+    days only, so a user who turns into a bot later keeps their early rows. Returns (early events, the
+    early rows of the users still judged bots)."""
+    if bot_rows is None or bot_rows.empty:
+        return early, bot_rows
+    before = bot_rows[(bot_rows["event_date"] < split).to_numpy()]
+    still = before["customer_id"].isin(bot_customers(before, limit)).to_numpy()
+    if still.all():
+        return early, before
+    back = before[~still]
+    categories = early["event"].cat.categories.union(back["event"].cat.categories)
+    both = pd.concat([early.assign(event=early["event"].cat.set_categories(categories)),
+                      back.assign(event=back["event"].cat.set_categories(categories))])
+    both = both.take(np.argsort(both["customer_id"].to_numpy(), kind="stable"))  # clean()'s order: by customer
+    return both.reset_index(drop=True), before[still]
+
+
+def make_holdout(events: pd.DataFrame, params: RunParams, split: pd.Timestamp | None = None,
+                 bot_rows: pd.DataFrame | None = None) -> Holdout | None:
     """The split (default: the run's holdout quantile), or None when it leaves no product seen on both
-    sides (nothing to evaluate)."""
+    sides (nothing to evaluate). `bot_rows`: the rows cleaning dropped as bots' (judged on every day);
+    the early part takes back those of users its own days do not show to be bots."""
     if params.holdout <= 0:
         return None
     split = split_instant(events, params.holdout) if split is None else split
     late_rows = (events["event_date"] >= split).to_numpy()
     early, late = events[~late_rows], events[late_rows]
+    early, early_bots = early_cleaned(early, bot_rows, split, params.bot_daily_limit)
     products = np.intersect1d(early["product_id"].unique(), late["product_id"].unique())
     if early.empty or products.size == 0:
         return None
@@ -85,7 +109,7 @@ def make_holdout(events: pd.DataFrame, params: RunParams, split: pd.Timestamp | 
     truth = make_truth(truth_index, truth_positions, len(products), len(ids), excluded.index, excluded.rows)
     in_early = early[early["product_id"].isin(products)]
     reach = in_early.groupby("product_id")["customer_id"].nunique().reindex(products).to_numpy()
-    return Holdout(split, early.reset_index(drop=True), users, products, truth, reach)
+    return Holdout(split, early.reset_index(drop=True), users, products, truth, reach, early_bots)
 
 
 def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd.DataFrame | None
@@ -117,16 +141,17 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
 
 
 def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFrame | None,
-                 names: list[str] | None = None, progress: Callable[[float], None] | None = None
-                 ) -> tuple[Holdout | None, list[Scored], list[Scored]]:
-    """(outer holdout, outer scores: reported, inner scores: the choice is made on these)."""
+                 names: list[str] | None = None, progress: Callable[[float], None] | None = None,
+                 bot_rows: pd.DataFrame | None = None) -> tuple[Holdout | None, list[Scored], list[Scored]]:
+    """(outer holdout, outer scores: reported, inner scores: the choice is made on these). `bot_rows`:
+    what cleaning dropped as bots, so each fitting part judges bots on its own days only."""
     horizon = window_days(events, params)
     params = replace(params, horizon_days=horizon)
-    holdout = make_holdout(events, params)
+    holdout = make_holdout(events, params, bot_rows=bot_rows)
     if holdout is None:
         return None, [], []
     inner_split = holdout.early["event_date"].max() - pd.Timedelta(days=horizon)
-    inner = make_holdout(holdout.early, params, split=inner_split)
+    inner = make_holdout(holdout.early, params, split=inner_split, bot_rows=holdout.early_bots)
     names = names or list(STRATEGIES)
     scored: list[Scored] = []
     chosen_on: list[Scored] = []

@@ -9,10 +9,13 @@ temporal split of the events it is fitted on only: features from the events befo
 (end of the data minus the horizon), labels = engaged with the product at or after it. The horizon is
 the length of the run's holdout window, so the model answers the question the evaluation asks. The
 training products are a seeded uniform sample of those seen on both sides of the inner cut, each with
-ALL its candidates (no negative sampling inside a product, so no reweighting is needed); a quarter of
-the sampled products is held out to calibrate the scores with isotonic regression. The score is then the
-probability that the user engages with the product within the horizon, given that the product is still
-being engaged with (the products trained and evaluated on are those seen in the later window).
+its candidates (every engaged pair, the others sampled and reweighted). The scores are calibrated by
+cross-fitting (each fold's model calibrated on the products it never saw, the score their mean), so every
+engaged pair calibrates: a sigmoid on the log-odds while they are few (the demo's inner split has a few
+dozen; isotonic steps fitted on the handful in a held-out quarter overstated the top deciles 2-7x),
+isotonic once there are plenty. The score is then the probability that the user engages with the
+product within the horizon, given that the product is still being engaged with (the products trained
+and evaluated on are those seen in the later window).
 
 Serving scores every candidate with features as of the end of the data. A product's shared list is
 scored once per group of products with the same category and (bucketed) popularity and age, since the
@@ -48,7 +51,8 @@ TRAIN_PRODUCTS = 8000     # products sampled for the training frame (all their c
 # 1 / rate, so the weighted frame stands for all candidates and the calibration stays a probability.
 NEGATIVE_RATE = 0.1
 TRAIN_WIDTH = 100         # candidates per source and product in the training frame (bounds its memory)
-CALIBRATION_SHARE = 0.25  # of the sampled products, held out to calibrate
+FOLDS = 3                 # cross-fitting folds of the sampled products: every positive calibrates
+ISOTONIC_POSITIVES = 1000  # fewer engaged pairs: a sigmoid calibration (isotonic steps would fit the noise)
 MIN_POSITIVES = 20        # fewer engaged pairs after the inner cut: nothing to learn, use the prior
 RANK_CHUNK = 20_000       # products whose candidates are featurized and scored at once
 MAX_SHARED = 5000         # longest shared list scored per group
@@ -57,7 +61,6 @@ THREADS = 2
 # stronger tie lowers the chance; these say only "more of it never hurts" (or, recency, "longer ago never helps").
 MONOTONE = {"own_weight": 1, "category_share": 1, "neighbour": 1, "taste": 1, "comeback": 1, "recency_days": -1,
             "comeback_x_neighbour": 1, "comeback_x_share": 1}
-TIE_BREAK = 1e-9          # the raw score orders users on the same calibrated plateau (below 1e-9 of a score)
 
 
 def horizon_days(events: pd.DataFrame, params: RunParams) -> float:
@@ -72,9 +75,8 @@ def horizon_days(events: pd.DataFrame, params: RunParams) -> float:
 
 @dataclass
 class Ranker:
-    """The fitted classifier and its calibration; without them (too little to learn), a prior."""
-    model: object | None = None
-    calibration: object | None = None
+    """The calibrated classifier; without it (too little to learn), a prior."""
+    model: object | None = None  # a fitted CalibratedClassifierCV
     positives: int = 0
     rows: int = 0
 
@@ -86,8 +88,7 @@ class Ranker:
                 | (features[:, FEATURES.index("taste")] > 0) | (features[:, FEATURES.index("category_share")] > 0)
             return features[:, FEATURES.index("comeback")] * np.where(tied, 0.1, 0.05)
         with threadpool_limits(THREADS):
-            raw = self.model.predict_proba(features)[:, 1]
-        return np.clip(self.calibration.predict(raw), 0, 1) + TIE_BREAK * raw
+            return self.model.predict_proba(features)[:, 1]
 
 
 def candidate_frame(sig: Signals, info: ProductInfo, products: np.ndarray, exclusions: Exclusions, depth: int
@@ -149,24 +150,29 @@ def train(events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParam
 
 def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, seed: int,
                weights: np.ndarray | None = None) -> Ranker:
-    """HistGradientBoosting on the training groups (products), isotonic calibration on held-out ones."""
+    """HistGradientBoosting, calibrated by cross-fitting (scikit-learn's CalibratedClassifierCV): the
+    training groups (products) fall in FOLDS folds; per fold, a model fitted on the other folds is
+    calibrated on this one, and the score is the mean of the FOLDS calibrated models. Every positive
+    calibrates once and no model is calibrated on rows it learned from. Few positives get Platt's
+    sigmoid on the log-odds (two parameters) instead of isotonic steps, which fit their noise."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.isotonic import IsotonicRegression
     weights = np.ones(labels.size) if weights is None else weights
-    held = np.random.default_rng(seed + 1).random(int(groups.max(initial=0)) + 1) < CALIBRATION_SHARE
-    calibrate = held[groups]
-    if labels[~calibrate].sum() < MIN_POSITIVES or labels[calibrate].sum() < 2:
-        return Ranker(positives=int(labels.sum()), rows=len(labels))
+    fold = np.random.default_rng(seed + 1).integers(0, FOLDS, int(groups.max(initial=0)) + 1)[groups]
+    positive = labels.astype(bool)
+    if positive.sum() < MIN_POSITIVES or min(np.bincount(fold[positive], minlength=FOLDS).min(),
+                                             np.bincount(fold[~positive], minlength=FOLDS).min()) < 1:
+        return Ranker(positives=int(positive.sum()), rows=len(labels))
     model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
                                            monotonic_cst=_monotone(features.shape[1]),
                                            min_samples_leaf=40, l2_regularization=1.0, early_stopping=True,
                                            validation_fraction=0.2, n_iter_no_change=10, random_state=seed)
+    method = "isotonic" if positive.sum() >= ISOTONIC_POSITIVES else "sigmoid"
+    splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(FOLDS)]
+    calibrated = CalibratedClassifierCV(model, method=method, cv=splits, ensemble=True)
     with threadpool_limits(THREADS):
-        model.fit(features[~calibrate], labels[~calibrate], sample_weight=weights[~calibrate])
-        raw = model.predict_proba(features[calibrate])[:, 1]
-    calibration = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-        raw, labels[calibrate], sample_weight=weights[calibrate])
-    return Ranker(model, calibration, int(labels.sum()), len(labels))
+        calibrated.fit(features, positive, sample_weight=weights)
+    return Ranker(calibrated, positives=int(positive.sum()), rows=len(labels))
 
 
 def _monotone(n_features: int) -> list[int] | None:
