@@ -7,6 +7,7 @@ workers, or a cluster's executors), sampled in a thread.
 from __future__ import annotations
 
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -52,8 +53,8 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
     workdir.mkdir(parents=True, exist_ok=True)
     data = _generate_once(rows, seed, workdir)
     db = workdir / f"bench-{rows}.db"
-    for leftover in workdir.glob(f"{db.name}*"):
-        leftover.unlink()
+    for leftover in workdir.glob(f"{db.name}*"):  # the database, its lock and WAL, its snapshots folder
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     params = RunParams(strategy=strategy, holdout=holdout, max_audiences_per_user=cap, engine=engine,
                        spark_master=spark_master)
     started = time.perf_counter()
