@@ -227,4 +227,7 @@ def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np
                buckets[:, 0], buckets[:, 1], buckets[:, 2], (code >= 0).astype(float),
                # "likely to come back" x "tied to this product": products trees find slowly from few positives
                sig.comeback[user] * neighbour, sig.comeback[user] * share]
-    return np.column_stack(columns).astype(np.float32)
+    out = np.empty((len(columns), len(user)), np.float32)  # filled feature by feature, handed over as (pairs, features)
+    for i, column in enumerate(columns):  # twenty features, not pairs
+        out[i] = column
+    return out.T
