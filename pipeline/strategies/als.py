@@ -66,12 +66,37 @@ def fit_factors(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """implicit's ALS fitted on the users with two or more products (a user with one product says nothing
+    about which products go together, and they are most users: 90% of the 500K demo's, so the fit is
+    several times faster); every other user then gets ALS's exact user step against the fitted items."""
     from implicit.cpu.als import AlternatingLeastSquares
+    broad = np.diff(matrix.indptr) >= 2
+    if not broad.any():
+        broad[:] = True
     with threadpool_limits(1, "blas"):  # implicit's threads do the parallel work; BLAS must not add its own
         model = AlternatingLeastSquares(factors=FACTORS, regularization=REGULARIZATION, iterations=ITERATIONS,
                                         num_threads=THREADS, random_state=seed)
-        model.fit(matrix, show_progress=False)
-    return np.ascontiguousarray(model.user_factors), np.ascontiguousarray(model.item_factors)
+        model.fit(matrix[broad] if not broad.all() else matrix, show_progress=False)
+    items = np.ascontiguousarray(model.item_factors)
+    users = np.zeros((matrix.shape[0], items.shape[1]), np.float32)
+    users[broad] = model.user_factors
+    users[~broad] = single_product_users(matrix[~broad], items)
+    return users, items
+
+
+def single_product_users(rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+    """ALS's user step, solved exactly, for rows with at most one product: with A = Y'Y + reg*I, a user with
+    one product y at confidence c solves (A + (c - 1) y y') x = c y, i.e. x = c A^-1 y / (1 + (c - 1) y'A^-1 y)
+    (Sherman-Morrison); a user with none gets 0."""
+    out = np.zeros((rows.shape[0], items.shape[1]), np.float32)
+    one = np.flatnonzero(np.diff(rows.indptr) == 1)
+    if one.size == 0:
+        return out
+    y = items.astype(np.float64)
+    solved = np.linalg.solve(y.T @ y + REGULARIZATION * np.eye(y.shape[1]), y[rows.indices].T).T
+    c = rows.data.astype(np.float64)
+    out[one] = (c / (1 + (c - 1) * (solved * y[rows.indices]).sum(axis=1)))[:, None] * solved
+    return out
 
 
 def scoring_pool(unique_products: np.ndarray, eng_rank: np.ndarray, limit: int = MAX_POOL) -> np.ndarray:
