@@ -206,7 +206,8 @@ def test_a_one_product_user_gets_the_exact_als_user_step():
 def test_the_same_matrix_is_factorized_once(monkeypatch):
     import scipy.sparse as sp
     calls = []
-    monkeypatch.setattr(als, "_fit", lambda matrix, seed: calls.append(seed) or (np.ones((2, 1)), np.ones((2, 1))))
+    monkeypatch.setattr(als, "_fit", lambda matrix, seed: calls.append(seed) or (np.arange(2), np.ones((2, 1)),
+                                                                                  np.ones((2, 1))))
     als._fits.clear()
     matrix = sp.csr_matrix(np.eye(2, dtype=np.float32))
     als.fit_factors(matrix, 0)

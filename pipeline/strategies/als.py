@@ -31,9 +31,9 @@ MAX_POOL = 20_000
 BLOCK_CELLS = 16_000_000  # (products x width) cells of top-k results at once (128 MB of ids and scores)
 # One run fits ALS on the same matrix several times (the `als` strategy and propensity's signals on the
 # same early part; propensity's training split of the outer early part is the inner early part): the
-# factors of the last CACHED_FITS distinct matrices are kept, keyed by the matrix's content.
+# fits of the last CACHED_FITS distinct matrices are kept, keyed by the matrix's content.
 CACHED_FITS = 2
-_fits: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_fits: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
 
 def _fingerprint(matrix: sp.csr_matrix, seed: int) -> bytes:
@@ -46,42 +46,44 @@ def _fingerprint(matrix: sp.csr_matrix, seed: int) -> bytes:
     return digest.digest()
 
 
-def fit_factors(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(user factors, item factors) of implicit's ALS on the confidence matrix (float32, read-only: they
-    may be shared with another fit of the same matrix)."""
+def fit_factors(matrix: sp.csr_matrix, seed: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(factors of the users `rows` (default: every user), item factors) of implicit's ALS on the
+    confidence matrix, float32. Only the scored pool's users need factors: asking for those alone spares
+    solving the hundreds of thousands of one-product users nobody scores."""
+    rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows)
     if matrix.nnz == 0:
-        return np.zeros((matrix.shape[0], 1), np.float32), np.zeros((matrix.shape[1], 1), np.float32)
+        return np.zeros((len(rows), 1), np.float32), np.zeros((matrix.shape[1], 1), np.float32)
     matrix = matrix.astype(np.float32).tocsr()
     key = _fingerprint(matrix, seed)
     if key in _fits:
         _fits.move_to_end(key)
-        return _fits[key]
-    factors = _fit(matrix, seed)
-    for array in factors:
-        array.flags.writeable = False
-    _fits[key] = factors
-    while len(_fits) > CACHED_FITS:
-        _fits.popitem(last=False)
-    return factors
+    else:
+        _fits[key] = _fit(matrix, seed)
+        while len(_fits) > CACHED_FITS:
+            _fits.popitem(last=False)
+    broad, fitted, items = _fits[key]
+    at = np.minimum(np.searchsorted(broad, rows), max(broad.size - 1, 0))
+    found = broad[at] == rows if broad.size else np.zeros(len(rows), bool)
+    users = np.zeros((len(rows), items.shape[1]), np.float32)
+    users[found] = fitted[at[found]]
+    users[~found] = single_product_users(matrix[rows[~found]], items)
+    return users, items.copy()
 
 
-def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """implicit's ALS fitted on the users with two or more products (a user with one product says nothing
     about which products go together, and they are most users: 90% of the 500K demo's, so the fit is
-    several times faster); every other user then gets ALS's exact user step against the fitted items."""
+    several times faster): (those users' rows, their factors, item factors). Any other user gets ALS's
+    exact user step against the fitted items (single_product_users)."""
     from implicit.cpu.als import AlternatingLeastSquares
-    broad = np.diff(matrix.indptr) >= 2
-    if not broad.any():
-        broad[:] = True
+    broad = np.flatnonzero(np.diff(matrix.indptr) >= 2)
+    if broad.size == 0:
+        broad = np.arange(matrix.shape[0])
     with threadpool_limits(1, "blas"):  # implicit's threads do the parallel work; BLAS must not add its own
         model = AlternatingLeastSquares(factors=FACTORS, regularization=REGULARIZATION, iterations=ITERATIONS,
                                         num_threads=THREADS, random_state=seed)
-        model.fit(matrix[broad] if not broad.all() else matrix, show_progress=False)
-    items = np.ascontiguousarray(model.item_factors)
-    users = np.zeros((matrix.shape[0], items.shape[1]), np.float32)
-    users[broad] = model.user_factors
-    users[~broad] = single_product_users(matrix[~broad], items)
-    return users, items
+        model.fit(matrix[broad] if broad.size < matrix.shape[0] else matrix, show_progress=False)
+    return broad, np.ascontiguousarray(model.user_factors), np.ascontiguousarray(model.item_factors)
 
 
 def single_product_users(rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
@@ -92,10 +94,12 @@ def single_product_users(rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
     one = np.flatnonzero(np.diff(rows.indptr) == 1)
     if one.size == 0:
         return out
-    y = items.astype(np.float64)
-    solved = np.linalg.solve(y.T @ y + REGULARIZATION * np.eye(y.shape[1]), y[rows.indices].T).T
+    y64 = items.astype(np.float64)
+    inverse = np.linalg.inv(y64.T @ y64 + REGULARIZATION * np.eye(items.shape[1]))
+    y = y64[rows.indices]
+    solved = y @ inverse
     c = rows.data.astype(np.float64)
-    out[one] = (c / (1 + (c - 1) * (solved * y[rows.indices]).sum(axis=1)))[:, None] * solved
+    out[one] = (c / (1 + (c - 1) * np.einsum("ij,ij->i", solved, y)))[:, None] * solved
     return out
 
 
@@ -140,8 +144,8 @@ class ALS(Strategy):
     def fit(self, events, users, catalogue, params) -> ALS:
         super().fit(events, users, catalogue, params)
         matrix, self.items = interaction_matrix(events, users, params)
-        self.user_factors, self.item_factors = fit_factors(matrix, params.seed)
         self.pool = scoring_pool(users["unique_products"].to_numpy(), self.eng_rank)
+        self.user_factors, self.item_factors = fit_factors(matrix, params.seed, self.pool)  # the pool's
         return self
 
     def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
@@ -149,5 +153,5 @@ class ALS(Strategy):
         vectors = np.where(column[:, None] >= 0, self.item_factors[np.maximum(column, 0)], 0).astype(np.float32)
         # Enough per product that `depth` remain once the shared code drops its excluded users.
         width = depth + np.bincount(exclusions.index, minlength=len(products))
-        found = top_users(vectors, self.user_factors[self.pool], self.pool, width)
+        found = top_users(vectors, self.user_factors, self.pool, width)
         yield from assemble(products, exclusions, depth, self.ids, self.eng_rank, found)

@@ -40,7 +40,7 @@ class Signals:
     last_event: np.ndarray       # code of the user's last event type
     matrix: sp.csr_matrix        # users x items, weighted and decayed
     items: np.ndarray
-    user_factors: np.ndarray
+    user_factors: np.ndarray     # ALS factors of the pool's users (row i: pool[i])
     item_factors: np.ndarray
     pool: np.ndarray             # users scored densely by taste
     shares: sp.csr_matrix        # users x categories
@@ -67,7 +67,8 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     as_of = dates.max()
     rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy())
     matrix, items = interaction_matrix(events, users, params)
-    user_factors, item_factors = fit_factors(matrix, params.seed)
+    pool = scoring_pool(users["unique_products"].to_numpy(), eng_rank)
+    user_factors, item_factors = fit_factors(matrix, params.seed, pool)
     shares, item_codes = category_shares(matrix, items, items, catalogue)
     coo = shares.tocoo()
     keys = coo.col.astype(np.int64) * n_users + coo.row
@@ -95,8 +96,7 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     last_event = np.zeros(n_users, dtype=np.int64)
     last_event[rows[last][ends]] = events["event"].cat.codes.to_numpy()[last][ends]
     return Signals(users, eng_rank, comeback_rates(events, users, params.holdout or 0.2), last_event,
-                   matrix, items, user_factors, item_factors,
-                   scoring_pool(users["unique_products"].to_numpy(), eng_rank),
+                   matrix, items, user_factors, item_factors, pool,
                    shares, keys[order], coo.data[order], item_codes, names,
                    own[["weight", "age_days", "bought"]], buckets, item_users)
 
@@ -149,7 +149,7 @@ def tied_candidates(sig: Signals, products: np.ndarray, info: ProductInfo, exclu
     # Taste only for products at least two users shaped: one user's product vector is just that user.
     shaped = (info.column >= 0) & (sig.item_users[np.maximum(info.column, 0)] >= 2)
     vectors = np.where(shaped[:, None], sig.item_factors[np.maximum(info.column, 0)], 0)
-    taste = top_users(vectors.astype(np.float32), sig.user_factors[sig.pool], sig.pool,
+    taste = top_users(vectors.astype(np.float32), sig.user_factors, sig.pool,
                       np.full(len(products), per_source))
     parts = [(own, OWN), (near, NEIGHBOUR), (taste, TASTE)]
     all_keys = np.concatenate([c.index * n_users + c.rows for c, _ in parts])
