@@ -20,7 +20,7 @@ model sees such products identically.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,9 +92,11 @@ class Ranker:
         return np.clip(self.calibration.predict(raw), 0, 1) + TIE_BREAK * raw
 
 
-def candidate_frame(sig: Signals, info: ProductInfo, products: np.ndarray, exclusions: Exclusions, depth: int
+def candidate_frame(sig: Signals, info: ProductInfo, products: np.ndarray, exclusions: Exclusions, depth: int,
+                    select: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every candidate of every product: (product index, user, source bits, features)."""
+    """Every candidate of every product, or those `select(product index, user)` keeps: (product index,
+    user, source bits, features). Selecting first spares the features of the pairs a sample drops."""
     n_users = len(sig.users)
     tied, neighbour, taste = tied_candidates(sig, products, info, exclusions, depth)
     n_codes = len(sig.categories)
@@ -108,11 +110,16 @@ def candidate_frame(sig: Signals, info: ProductInfo, products: np.ndarray, exclu
     tied_keys = tied.index * n_users + tied.rows
     keep = ~member(keys, exclusions.keys) & ~member(keys, np.sort(tied_keys))
     product, user, shared_bits = product[keep], user[keep], shared_bits[keep]
-    features = np.concatenate([pair_features(sig, info, tied.index, tied.rows, neighbour, taste),
+    all_products, all_users = np.concatenate([tied.index, product]), np.concatenate([tied.rows, user])
+    chosen = select(all_products, all_users) if select is not None else np.ones(all_products.size, bool)
+    mine, shared = chosen[:tied.index.size], chosen[tied.index.size:]
+    user, product = user[shared], product[shared]
+    features = np.concatenate([pair_features(sig, info, tied.index[mine], tied.rows[mine], neighbour[mine],
+                                             taste[mine]),
                                pair_features(sig, info, None, user, np.zeros(user.size), np.zeros(user.size),
                                              group=info.group[product])])
-    return (np.concatenate([tied.index, product]), np.concatenate([tied.rows, user]),
-            np.concatenate([tied.scores.astype(np.int64), shared_bits]), features)
+    return (all_products[chosen], all_users[chosen],
+            np.concatenate([tied.scores.astype(np.int64), shared_bits])[chosen], features)
 
 
 def training_split(events: pd.DataFrame, horizon: float) -> tuple[pd.DataFrame, pd.DataFrame, np.datetime64]:
@@ -139,16 +146,20 @@ def train(events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParam
     sig = build_signals(before, users, catalogue, params)
     info = product_info(sig, products, catalogue)
     exclusions = exclusions_for(before, users, params.exclude, products)
-    product, user, _, features = candidate_frame(sig, info, products, exclusions, TRAIN_WIDTH)
     ids = users["customer_id"].to_numpy()
     later = after[after["product_id"].isin(products)]
     at = np.minimum(np.searchsorted(ids, later["customer_id"].to_numpy()), len(ids) - 1)
     known = ids[at] == later["customer_id"].to_numpy()
     truth = sorted_unique(np.searchsorted(products, later["product_id"].to_numpy()[known]) * len(ids) + at[known])
+
+    def sample(product: np.ndarray, user: np.ndarray) -> np.ndarray:
+        labels = member(product * len(ids) + user, truth)
+        return labels | (rng.random(labels.size) < NEGATIVE_RATE)
+
+    product, user, _, features = candidate_frame(sig, info, products, exclusions, TRAIN_WIDTH, select=sample)
     labels = member(product * len(ids) + user, truth)
-    keep = labels | (rng.random(labels.size) < NEGATIVE_RATE)
-    weights = np.where(labels, 1.0, 1.0 / NEGATIVE_RATE)[keep]
-    return fit_ranker(features[keep], labels[keep], product[keep], params.seed, weights)
+    weights = np.where(labels, 1.0, 1.0 / NEGATIVE_RATE)
+    return fit_ranker(features, labels, product, params.seed, weights)
 
 
 def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, seed: int,
