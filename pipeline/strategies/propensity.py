@@ -39,6 +39,8 @@ from pipeline.strategies.propensity_data import (
     category_pools,
     pair_features,
     product_info,
+    recalled_signals,
+    remember_signals,
     tied_candidates,
 )
 from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, SharedLists, assemble, exclusions_for
@@ -143,7 +145,7 @@ def train(events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParam
     if products.size < 2:
         return Ranker()
     users = user_features(before, params)
-    sig = build_signals(before, users, catalogue, params)
+    sig = recalled_signals(before, users, catalogue, params) or build_signals(before, users, catalogue, params)
     info = product_info(sig, products, catalogue)
     exclusions = exclusions_for(before, users, params.exclude, products)
     ids = users["customer_id"].to_numpy()
@@ -219,6 +221,7 @@ class Propensity(Strategy):
         super().fit(events, users, catalogue, params)
         self.ranker = train(events, catalogue, params)
         self.signals = build_signals(events, users, catalogue, params)
+        remember_signals(self.signals, events, catalogue, params)
         return self
 
     def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:

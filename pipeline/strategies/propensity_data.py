@@ -8,6 +8,7 @@ product shares with its category — its "shared list" — are scored once per (
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,34 @@ class Signals:
     own: pd.DataFrame            # key (item * n_users + user) -> weight, age_days, bought
     item_buckets: np.ndarray     # (items, 3): users, age, idle buckets
     item_users: np.ndarray       # distinct users per item
+
+
+# The signals a fit built to serve, kept for the next training on the same events: a run trains the outer
+# fit's ranker on the inner split's early part, whose signals the inner fit has just built (and the
+# published fit's on the outer early part). One entry, taken when used.
+_served: dict[bytes, Signals] = {}
+
+
+def _events_key(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParams
+                ) -> bytes:
+    digest = hashlib.blake2b(digest_size=20)
+    for frame in (events, users[["customer_id", "engagement_score"]], catalogue):
+        if frame is not None:
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        digest.update(b"|")
+    digest.update(repr(sorted(params.to_dict().items())).encode())
+    return digest.digest()
+
+
+def remember_signals(sig: Signals, events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParams) -> None:
+    _served.clear()
+    _served[_events_key(events, sig.users, catalogue, params)] = sig
+
+
+def recalled_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParams
+                     ) -> Signals | None:
+    """The remembered signals of exactly these events, users, catalogue and params (None: build them)."""
+    return _served.pop(_events_key(events, users, catalogue, params), None) if _served else None
 
 
 def _bucket(values: np.ndarray) -> np.ndarray:
