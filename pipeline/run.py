@@ -50,7 +50,8 @@ class RunResult:
     products: int
     seconds: dict[str, float] = field(default_factory=dict)  # per stage: they add up to the run's time
     strategy: str = ""
-    strategy_seconds: dict[str, float] = field(default_factory=dict)  # inside the evaluate stage
+    strategy_seconds: dict[str, float] = field(default_factory=dict)  # inside the evaluate stage: outer holdout
+    inner_seconds: dict[str, float] = field(default_factory=dict)     # and on the inner split (the choice)
     held: list[str] = field(default_factory=list)  # publish gates failed (pipeline/gates.py)
     catalogue_duplicates: int = 0  # catalogue rows repeating an earlier product_id (the first one is kept)
     notes: list[str] = field(default_factory=list)  # housekeeping after the run that could not be done
@@ -59,6 +60,7 @@ class RunResult:
         return {"run_id": self.run_id, "published": self.published, "rows_read": self.counts["rows_read"],
                 "rows_clean": self.counts["rows_clean"], "users": self.users, "products": self.products,
                 "strategy": self.strategy, "seconds": self.seconds, "strategy_seconds": self.strategy_seconds,
+                "inner_strategy_seconds": self.inner_seconds,
                 "held": self.held, "catalogue_duplicates": self.catalogue_duplicates}
 
 
@@ -183,7 +185,8 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     writer.write_frame(wdb, "fallback_audience", run_id, fallback_audience(users, params.depth))
     stages.done("features", "evaluate")
 
-    params, strategy_seconds = _evaluate(wdb, run_id, events, users, catalogue, params, stages, cleaned.bot_rows)
+    params, strategy_seconds, inner_seconds = _evaluate(wdb, run_id, events, users, catalogue, params, stages,
+                                                        cleaned.bot_rows)
     stages.done("evaluate", "audiences")
 
     users["audience_count"] = _write_audiences(wdb, run_id, events, users, products, params, stages, catalogue)
@@ -191,7 +194,8 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     stages.done("audiences", "publish")
 
     result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds,
-                       params.strategy, strategy_seconds, catalogue_duplicates=listed.duplicates if listed else 0)
+                       params.strategy, strategy_seconds, inner_seconds,
+                       catalogue_duplicates=listed.duplicates if listed else 0)
     return _conclude(wdb, run_id, result, params, publish, stages)
 
 
@@ -260,7 +264,7 @@ def _write_diagnostics(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFra
 
 def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None,
               params: RunParams, stages: _Stages, bot_rows: pd.DataFrame | None = None
-              ) -> tuple[RunParams, dict[str, float]]:
+              ) -> tuple[RunParams, dict[str, float], dict[str, float]]:
     """Score every strategy on the inner split (to choose) and on the outer holdout (to report), store
     both, and settle the run's strategy: the forced one, else the best on the inner split."""
     holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue, bot_rows=bot_rows,
@@ -278,7 +282,7 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
                      "period (the holdout only reports)") if inner else "propensity: no inner split to choose on"
     params = replace(params, strategy=chosen, horizon_days=evaluate.window_days(events, params))
     _record_params(wdb, run_id, params, selection)
-    return params, {strategy_label(s.name, s.cap): round(s.seconds, 3) for s in scored}
+    return params, *({strategy_label(s.name, s.cap): round(s.seconds, 3) for s in part} for part in (scored, inner))
 
 
 def _write_model_tables(wdb, run_id: int, holdout, scored) -> None:

@@ -191,3 +191,27 @@ def test_the_als_scoring_pool_is_bounded_broadest_histories_first():
     assert als.scoring_pool(unique, eng_rank, limit=2).tolist() == [1, 3]
     assert als.scoring_pool(unique, eng_rank, limit=3).tolist() == [1, 2, 3]
     assert als.scoring_pool(unique, eng_rank, limit=9).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_one_product_user_gets_the_exact_als_user_step():
+    import scipy.sparse as sp
+    # Items [1,0] and [0,1], regularization r: A = I (1 + r). A user with item 0 at confidence 3 solves
+    # (A + 2 e0 e0') x = 3 e0: x = 3 / (3 + r) e0. A user with no item gets 0.
+    items = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    rows = sp.csr_matrix(np.array([[3.0, 0.0], [0.0, 0.0]], dtype=np.float32))
+    got = als.single_product_users(rows, items)
+    assert np.allclose(got, [[3 / (3 + als.REGULARIZATION), 0], [0, 0]])
+
+
+def test_the_same_matrix_is_factorized_once(monkeypatch):
+    import scipy.sparse as sp
+    calls = []
+    monkeypatch.setattr(als, "_fit", lambda matrix, seed: calls.append(seed) or (np.arange(2), np.ones((2, 1)),
+                                                                                  np.ones((2, 1))))
+    als._fits.clear()
+    matrix = sp.csr_matrix(np.eye(2, dtype=np.float32))
+    als.fit_factors(matrix, 0)
+    als.fit_factors(matrix.copy(), 0)     # same content: the cached factors
+    als.fit_factors(matrix * 2, 0)        # other confidences: a new fit
+    assert calls == [0, 0]
+    als._fits.clear()

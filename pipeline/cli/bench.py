@@ -7,6 +7,7 @@ workers, or a cluster's executors), sampled in a thread.
 from __future__ import annotations
 
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -52,8 +53,8 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
     workdir.mkdir(parents=True, exist_ok=True)
     data = _generate_once(rows, seed, workdir)
     db = workdir / f"bench-{rows}.db"
-    for leftover in workdir.glob(f"{db.name}*"):
-        leftover.unlink()
+    for leftover in workdir.glob(f"{db.name}*"):  # the database, its lock and WAL, its snapshots folder
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     params = RunParams(strategy=strategy, holdout=holdout, max_audiences_per_user=cap, engine=engine,
                        spark_master=spark_master)
     started = time.perf_counter()
@@ -69,9 +70,10 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
           f"{result.users:,} users, {result.products:,} products; published strategy: {result.strategy}")
     for stage, seconds in result.seconds.items():
         print(f"  {stage:<24} {seconds:8.2f} s")
-        if stage == "evaluate":
-            for name, inner in result.strategy_seconds.items():
-                print(f"    {name:<22} {inner:8.2f} s")
+        if stage == "evaluate":  # per strategy: fitted and scored on the inner split, then on the outer holdout
+            for name, outer in result.strategy_seconds.items():
+                inner = result.inner_seconds.get(name, 0.0)
+                print(f"    {name:<22} {inner + outer:8.2f} s  (inner split {inner:.2f} s + outer holdout {outer:.2f} s)")
     print(f"  {'total (file to published)':<24} {wall:8.2f} s")
     print(f"  peak RSS of this process {peak_mb:8.0f} MB")
     print(f"  peak of all processes    {watch.peak_rss / 2**20:8.0f} MB RSS, {watch.peak_pss / 2**20:.0f} MB PSS "

@@ -27,7 +27,7 @@ from pipeline.data.features import user_features
 from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.evaluation.metrics import Truth, evaluate_audiences, make_truth
 from pipeline.strategies import STRATEGIES, fitted
-from pipeline.strategies.ranking import exclusions_for
+from pipeline.strategies.ranking import Exclusions, exclusions_for
 
 KS = (10, 100)
 MIN_DEPTH = max(KS)
@@ -46,6 +46,7 @@ class Holdout:
     products: np.ndarray     # evaluated product ids (seen in both parts), sorted
     truth: Truth
     reach: np.ndarray        # early users per evaluated product (the cap's fill order)
+    excluded: Exclusions     # the rule's pairs of the evaluated products, found once for every strategy
     early_bots: pd.DataFrame | None = None  # rows of the users the early days alone show to be bots
 
 
@@ -109,7 +110,7 @@ def make_holdout(events: pd.DataFrame, params: RunParams, split: pd.Timestamp | 
     truth = make_truth(truth_index, truth_positions, len(products), len(ids), excluded.index, excluded.rows)
     in_early = early[early["product_id"].isin(products)]
     reach = in_early.groupby("product_id")["customer_id"].nunique().reindex(products).to_numpy()
-    return Holdout(split, early.reset_index(drop=True), users, products, truth, reach, early_bots)
+    return Holdout(split, early.reset_index(drop=True), users, products, truth, reach, excluded, early_bots)
 
 
 def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd.DataFrame | None
@@ -122,8 +123,8 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
     cap = params.max_audiences_per_user
     model = fitted(name, holdout.early, holdout.users, params, catalogue)
     ids = holdout.users["customer_id"].to_numpy()
-    excluded = exclusions_for(holdout.early, holdout.users, params.exclude, holdout.products)
-    positions, scores, sizes = stack_blocks(model.rank(holdout.products, excluded, depth), holdout.products, ids)
+    positions, scores, sizes = stack_blocks(model.rank(holdout.products, holdout.excluded, depth),
+                                            holdout.products, ids)
     plain = evaluate_audiences(positions, sizes, holdout.truth, KS)
     out = [Scored(name, plain, time.perf_counter() - started)]
     out[0].audiences = (positions, scores, sizes)

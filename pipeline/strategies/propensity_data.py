@@ -8,6 +8,7 @@ product shares with its category — its "shared list" — are scored once per (
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,7 @@ class Signals:
     last_event: np.ndarray       # code of the user's last event type
     matrix: sp.csr_matrix        # users x items, weighted and decayed
     items: np.ndarray
-    user_factors: np.ndarray
+    user_factors: np.ndarray     # ALS factors of the pool's users (row i: pool[i])
     item_factors: np.ndarray
     pool: np.ndarray             # users scored densely by taste
     shares: sp.csr_matrix        # users x categories
@@ -51,6 +52,34 @@ class Signals:
     own: pd.DataFrame            # key (item * n_users + user) -> weight, age_days, bought
     item_buckets: np.ndarray     # (items, 3): users, age, idle buckets
     item_users: np.ndarray       # distinct users per item
+
+
+# The signals a fit built to serve, kept for the next training on the same events: a run trains the outer
+# fit's ranker on the inner split's early part, whose signals the inner fit has just built (and the
+# published fit's on the outer early part). One entry, taken when used.
+_served: dict[bytes, Signals] = {}
+
+
+def _events_key(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParams
+                ) -> bytes:
+    digest = hashlib.blake2b(digest_size=20)
+    for frame in (events, users[["customer_id", "engagement_score"]], catalogue):
+        if frame is not None:
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        digest.update(b"|")
+    digest.update(repr(sorted(params.to_dict().items())).encode())
+    return digest.digest()
+
+
+def remember_signals(sig: Signals, events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParams) -> None:
+    _served.clear()
+    _served[_events_key(events, sig.users, catalogue, params)] = sig
+
+
+def recalled_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParams
+                     ) -> Signals | None:
+    """The remembered signals of exactly these events, users, catalogue and params (None: build them)."""
+    return _served.pop(_events_key(events, users, catalogue, params), None) if _served else None
 
 
 def _bucket(values: np.ndarray) -> np.ndarray:
@@ -67,7 +96,8 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     as_of = dates.max()
     rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy())
     matrix, items = interaction_matrix(events, users, params)
-    user_factors, item_factors = fit_factors(matrix, params.seed)
+    pool = scoring_pool(users["unique_products"].to_numpy(), eng_rank)
+    user_factors, item_factors = fit_factors(matrix, params.seed, pool)
     shares, item_codes = category_shares(matrix, items, items, catalogue)
     coo = shares.tocoo()
     keys = coo.col.astype(np.int64) * n_users + coo.row
@@ -95,8 +125,7 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     last_event = np.zeros(n_users, dtype=np.int64)
     last_event[rows[last][ends]] = events["event"].cat.codes.to_numpy()[last][ends]
     return Signals(users, eng_rank, comeback_rates(events, users, params.holdout or 0.2), last_event,
-                   matrix, items, user_factors, item_factors,
-                   scoring_pool(users["unique_products"].to_numpy(), eng_rank),
+                   matrix, items, user_factors, item_factors, pool,
                    shares, keys[order], coo.data[order], item_codes, names,
                    own[["weight", "age_days", "bought"]], buckets, item_users)
 
@@ -149,7 +178,7 @@ def tied_candidates(sig: Signals, products: np.ndarray, info: ProductInfo, exclu
     # Taste only for products at least two users shaped: one user's product vector is just that user.
     shaped = (info.column >= 0) & (sig.item_users[np.maximum(info.column, 0)] >= 2)
     vectors = np.where(shaped[:, None], sig.item_factors[np.maximum(info.column, 0)], 0)
-    taste = top_users(vectors.astype(np.float32), sig.user_factors[sig.pool], sig.pool,
+    taste = top_users(vectors.astype(np.float32), sig.user_factors, sig.pool,
                       np.full(len(products), per_source))
     parts = [(own, OWN), (near, NEIGHBOUR), (taste, TASTE)]
     all_keys = np.concatenate([c.index * n_users + c.rows for c, _ in parts])
@@ -227,4 +256,7 @@ def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np
                buckets[:, 0], buckets[:, 1], buckets[:, 2], (code >= 0).astype(float),
                # "likely to come back" x "tied to this product": products trees find slowly from few positives
                sig.comeback[user] * neighbour, sig.comeback[user] * share]
-    return np.column_stack(columns).astype(np.float32)
+    out = np.empty((len(columns), len(user)), np.float32)  # filled feature by feature, handed over as (pairs, features)
+    for i, column in enumerate(columns):  # twenty features, not pairs
+        out[i] = column
+    return out.T
