@@ -51,23 +51,25 @@ def _positive_id(text: Column) -> Column:
 
 def _native(raw: DataFrame, now: pd.Timestamp) -> DataFrame:
     """Every row typed by Spark expressions, with `odd` true where the in-process parser must decide
-    (its raw text is kept for it, null on the other rows)."""
+    (its raw text is kept for it, null on the other rows). In three selects: each expression is then
+    computed once per row (Spark does not merge selects that would repeat a costly expression)."""
     texts = {name: _text(name) for name in REQUIRED}
-    plain = texts["customer_id"].rlike(PLAIN) & texts["product_id"].rlike(PLAIN) & texts["event"].rlike(PLAIN)
-    customer, product = _positive_id(texts["customer_id"]), _positive_id(texts["product_id"])
-    event = F.lower(F.trim(texts["event"]))
     date = texts["event_date"]
-    instant = F.when(date.rlike(ISO), date.try_cast("timestamp"))
-    micros = F.unix_micros(instant)
-    usable = customer.isNotNull() & product.isNotNull() & (event != "")
-    dated = micros.between(FIRST_MICROS, END_MICROS - 1)
-    odd = ~plain | (usable & ~F.coalesce(dated, F.lit(False)))
-    check = (F.when(micros > now.value // MICROS, "future_dates")
-             .when(micros < EARLIEST.value // MICROS, "absurd_dates").otherwise(""))
-    return raw.select(
-        customer.alias("customer_id"), product.alias("product_id"), event.alias("event"),
-        instant.alias("event_date"), usable.alias("usable"), check.alias("date_check"), odd.alias("odd"),
-        *[F.when(odd, texts[name]).alias(f"raw_{name}") for name in REQUIRED])
+    typed = raw.select(
+        *[text.alias(f"text_{name}") for name, text in texts.items()],
+        (texts["customer_id"].rlike(PLAIN) & texts["product_id"].rlike(PLAIN) & texts["event"].rlike(PLAIN))
+        .alias("plain"),
+        _positive_id(texts["customer_id"]).alias("customer_id"), _positive_id(texts["product_id"]).alias("product_id"),
+        F.lower(F.trim(texts["event"])).alias("event"), F.when(date.rlike(ISO), date.try_cast("timestamp")).alias("event_date"))
+    micros = F.unix_micros("event_date")
+    flagged = typed.select(
+        "*", (F.col("customer_id").isNotNull() & F.col("product_id").isNotNull() & (F.col("event") != "")).alias("usable"),
+        F.coalesce(micros.between(FIRST_MICROS, END_MICROS - 1), F.lit(False)).alias("dated"),
+        F.when(micros > now.value // MICROS, "future_dates").when(micros < EARLIEST.value // MICROS, "absurd_dates")
+        .otherwise("").alias("date_check"))
+    odd = flagged.select("*", (~F.col("plain") | (F.col("usable") & ~F.col("dated"))).alias("odd"))
+    return odd.select("customer_id", "product_id", "event", "event_date", "usable", "date_check", "odd",
+                      *[F.when(F.col("odd"), F.col(f"text_{name}")).alias(f"raw_{name}") for name in REQUIRED])
 
 
 def _parse_blocks(now: pd.Timestamp):
@@ -139,8 +141,10 @@ def clean(raw: DataFrame, params: RunParams, now: pd.Timestamp | None = None) ->
     per_user = per_day.groupBy("customer_id").agg(F.sum("n").alias("rows"), F.max("n").alias("busiest"),
                                                   F.sum("unknown").alias("unknown"))
     bot = F.col("busiest") > params.bot_daily_limit
+    # The bots' ids come with the counts (a few customers), not from a second pass over the events.
     tally = per_user.agg(F.sum("rows").alias("rows"), F.sum(F.when(bot, F.col("rows"))).alias("bots"),
-                         F.sum(F.when(~bot, F.col("unknown"))).alias("unknown")).first()
+                         F.sum(F.when(~bot, F.col("unknown"))).alias("unknown"),
+                         F.collect_list(F.when(bot, F.col("customer_id"))).alias("ids")).first()
     source.unpersist()
     counts["duplicates"] = counts["rows_read"] - counts["missing_fields"] - undated - int(tally["rows"] or 0)
     counts["bot_rows"] = int(tally["bots"] or 0)
@@ -148,8 +152,8 @@ def clean(raw: DataFrame, params: RunParams, now: pd.Timestamp | None = None) ->
     counts["rows_clean"] = int(tally["rows"] or 0) - counts["bot_rows"]
     events = unique
     if counts["bot_rows"]:  # a few customers: their ids go to every task, the events stay cached once
-        bots = per_user.where(bot).select("customer_id").toPandas()
-        events = unique.join(F.broadcast(unique.sparkSession.createDataFrame(bots)), "customer_id", "left_anti")
+        bots = unique.sparkSession.createDataFrame(pd.DataFrame({"customer_id": np.array(tally["ids"], np.int64)}))
+        events = unique.join(F.broadcast(bots), "customer_id", "left_anti")
     if counts["rows_clean"] == 0:
         dropped = ", ".join(f"{k}={counts[k]}" for k in DROPPED)
         raise InputError(f"no valid row left after cleaning ({dropped}); check the ids, events and dates")
