@@ -141,3 +141,44 @@ def test_the_split_is_pandas_quantile_without_sorting_every_event(spark, seconds
     events = spark.createDataFrame(pd.DataFrame({"event_date": dates}))
     split = split_instant(events, len(dates), holdout)
     assert split == local_split(pd.DataFrame({"event_date": dates}), holdout) == start + pd.Timedelta(seconds=expected)
+
+
+# Rows at the edge of what Spark's expressions decide themselves: each goes to the in-process parser or
+# not, and either way both engines must count and keep the same rows.
+EDGES = [
+    ("\t7", "10", "cart", "2023-01-05"),                   # a tab: trimmed by the in-process rules
+    ("\u00a07", "11", "cart", "2023-01-05"),               # a non-breaking space
+    ("\uff17", "12", "cart", "2023-01-05"),                # a full-width 7 is not a digit
+    ("7", "13", "Caf\u00c9", "2023-01-05"),                # a non-ASCII event name, lower-cased
+    ("7", "14", "cart", " 2023-01-05T10:00:00 "),          # a padded date
+    ("7", "15", "cart", "2023-01-05T10:00"),               # no seconds
+    ("7", "16", "cart", "20230105"),
+    ("7", "17", "cart", "2023-01-05t10:00:00"),
+    ("7", "18", "cart", "2023-01-05T10:00:00+0200"),
+    ("7", "19", "cart", "2023-01-05T24:00:00"),
+    ("7", "20", "cart", "2023-01-05T10:00:60"),
+    ("7", "21", "cart", "1677-12-31T23:00:00Z"),
+    ("7", "22", "cart", "2262-01-01"),
+    ("7", "23", "cart", "05/01/2023 10:00"),
+    ("+007.", "24", "cart", "2023-01-05T10:00:00.123456-05:30"),
+    ("123456789012345678", "25", "cart", "2023-01-05 10:00:00.1"),
+    ("1234567890123456789", "26", "cart", "2023-01-05"),  # 19 digits: more than an id may have
+]
+
+
+def test_both_cleaners_count_and_keep_the_same_rows(spark, tmp_path):
+    from pipeline.data.clean import clean as clean_local
+    from pipeline.spark.clean import clean as clean_spark
+    from pipeline.spark.ingest import read_events
+    from tests.test_clean import ROWS, RUN_TIME
+    path = tmp_path / "edges.csv"
+    path.write_text("\n".join(["customer_id,product_id,event,event_date"] +
+                              [",".join(row) for row in [*ROWS, *EDGES]]) + "\n", encoding="utf-8")
+    params = RunParams(bot_daily_limit=3)
+    local = clean_local(read_local(path), params, now=RUN_TIME)
+    events, counts = clean_spark(read_events(spark, str(path)), params, now=RUN_TIME)
+    assert counts == local.counts
+    key = ["customer_id", "product_id", "event", "event_date"]
+    got = events.select(*key).toPandas().sort_values(key).reset_index(drop=True)
+    want = local.events[key].assign(event=local.events["event"].astype(str)).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)

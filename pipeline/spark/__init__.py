@@ -1,8 +1,9 @@
 """`--engine spark`: the same run as the in-process engine, with the heavy passes as Spark jobs.
 
-Reading, the cleaning counts, the statistics and chart tables, user features, the holdout split and the
-engagement audiences run in Spark (local mode, or a cluster with --spark-master); the row-level rules
-(parsing ids, events and dates, the engagement formula, the audience kernel, packing) are the in-process
-engine's own functions, run on blocks of rows with mapInPandas/applyInPandas. The driver streams every
-table into SQLite through store.writer, so the app and the API read the run like any other.
+Reading, cleaning, the statistics and chart tables, user features, the holdout split and the engagement
+audiences run in Spark (local mode, or a cluster with --spark-master). Parsing, the checks, dedupe, bots,
+counts and the engagement formula are Spark SQL expressions with the in-process rules; the in-process
+engine's own functions run (mapInPandas/applyInPandas) only where Spark cannot decide exactly as they do:
+the few odd rows of the input (pipeline.data.clean.parse_rows) and the audience kernel and packing.
+The driver streams every table into SQLite through store.writer, so the app and the API read the run like any other.
 """

@@ -109,8 +109,10 @@ def audience_blocks(events: DataFrame, products: DataFrame, ranked: DataFrame, p
                 F.lit(None).cast("long").alias("pos"))
     near = pairs.join(F.broadcast(positions), "customer_id") \
         .select("product_id", F.lit(None).cast("long").alias("n_excluded"), "pos")
+    # Cached in _block order, so each collection below reads only its own batches of the cache (Spark
+    # prunes cached batches by their min/max) instead of scanning every product once per collection.
     work = heads.unionByName(near).withColumn("_block", F.pmod(F.xxhash64("product_id"), F.lit(n_blocks))) \
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .repartitionByRange("_block").sortWithinPartitions("_block").persist(StorageLevel.MEMORY_AND_DISK)
     work.count()
     pairs.unpersist()
     kernel = _rank_blocks(top, params.depth, id_width)

@@ -47,9 +47,9 @@ def split_instant(events: DataFrame, n: int, holdout: float) -> pd.Timestamp:
     lo, hi = micros.approxQuantile("t", [max(0.0, k / n - BRACKET), min(1.0, (k + 1) / n + BRACKET)],
                                    SKETCH_ERROR)
     below = micros.where(F.col("t") < lo).count()
-    inside = np.sort(np.array([r[0] for r in micros.where(F.col("t").between(lo, hi)).collect()], dtype=np.int64))
+    inside = np.sort(micros.where(F.col("t").between(lo, hi)).toPandas()["t"].to_numpy(np.int64))
     if not (below <= k and below + len(inside) > min(k + 1, n - 1)):  # sketch missed: take them all
-        below, inside = 0, np.sort(np.array([r[0] for r in micros.collect()], dtype=np.int64))
+        below, inside = 0, np.sort(micros.toPandas()["t"].to_numpy(np.int64))
     before, after = inside[k - below], inside[min(k + 1, n - 1) - below]
     return interpolate(micros_to_ns(before), micros_to_ns(after), n, q)
 

@@ -1,7 +1,8 @@
 """Reading the events with Spark: CSV, CSV.gz, Parquet, or a folder of Parquet parts.
 
-Every column is read as text and handed to the in-process parser (pipeline.data.clean.parse_rows), so
-both engines decide what a value means in one place. Header names are matched as in-process
+Every column is read as text and typed by pipeline.spark.clean with the in-process rules (Spark
+expressions where they decide exactly as pipeline.data.clean.parse_rows, that function itself for the
+odd rows). Header names are matched as in-process
 (case-insensitively, trimmed, other columns ignored).
 """
 from __future__ import annotations

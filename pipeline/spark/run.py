@@ -103,9 +103,7 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
             stages.partial("audiences", done / max(n_products, 1))
         _write_user_features(wdb, run_id, ranked, n_users, exposure)
         stages.done("audiences", "publish")
-        events.unpersist()
-        ranked.unpersist()
-        products.unpersist()
+        spark.catalog.clearCache()  # the events, users and products persisted by the stages
     return result_type(run_id, publish, counts, n_users, n_products, stages.seconds, params.strategy, {},
                        catalogue_duplicates=listed.duplicates if listed else 0), params
 

@@ -57,13 +57,16 @@ def _configs(master: str) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Blocks of rows handed to the pandas kernels: big enough that per-block overhead is small.
         "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
-        # Local mode runs the executors inside the driver JVM; 3 GB of heap keeps 20M events within a
-        # 12 GB budget for every process together (the Python workers hold one block each).
-        "spark.driver.memory": "3g" if local else "2g",
+        # Local mode runs the executors inside the driver JVM: 5 GB of heap holds the cached events of a
+        # 20M run with little spilling and keeps every process together within a 12 GB budget (the
+        # Python workers hold one block each, the driver's Python one chunk of a table).
+        "spark.driver.memory": "5g" if local else "2g",
         "spark.executor.memory": "2g",
         "spark.driver.maxResultSize": "2g",
         # A few tasks per core: Spark's default of 200 spends most of a small run scheduling empty tasks.
         "spark.sql.shuffle.partitions": str(4 * _local_cores(master)) if local else "64",
+        # Adaptive execution merges the small partitions of a small run's shuffles (Spark's default, stated).
+        "spark.sql.adaptive.enabled": "true",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     }
