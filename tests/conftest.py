@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 pytest_plugins = ["pytester"]  # test_app_e2e.py runs the chromium rule in a pytest of its own
 
@@ -278,3 +279,20 @@ def without_model_tables():
         dst.close()
         return copy
     return strip
+
+
+class RecordingStorage(MemoryMediaFileStorage):
+    """AppTest's media storage, keeping every stored file so a test can read a download button's bytes."""
+    files: dict[str, bytes] = {}
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
+        RecordingStorage.files[file_id] = self.get_file(file_id).content
+        return file_id
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> dict[str, bytes]:
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", RecordingStorage)
+    RecordingStorage.files.clear()
+    return RecordingStorage.files

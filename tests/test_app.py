@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from pipeline.config import RunParams
 from pipeline.run import execute
@@ -25,23 +24,6 @@ from store import queries, writer
 @pytest.fixture(scope="module")
 def small_db(tmp_path_factory, make_workbench_db) -> Path:
     return make_workbench_db(tmp_path_factory.mktemp("small"))
-
-
-class RecordingStorage(MemoryMediaFileStorage):
-    """AppTest's media storage, keeping every stored file so a test can read a download button's bytes."""
-    files: dict[str, bytes] = {}
-
-    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-        file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
-        RecordingStorage.files[file_id] = self.get_file(file_id).content
-        return file_id
-
-
-@pytest.fixture
-def downloads(monkeypatch) -> dict[str, bytes]:
-    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", RecordingStorage)
-    RecordingStorage.files.clear()
-    return RecordingStorage.files
 
 
 def download_bytes(files: dict[str, bytes], button) -> bytes:

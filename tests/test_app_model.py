@@ -7,31 +7,13 @@ import io
 
 import pandas as pd
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from reports.words import NO_CALIBRATION, NO_CATEGORIES, NO_GAIN
 from store import queries
 
 
-class Recording(MemoryMediaFileStorage):
-    """AppTest's media storage, keeping every stored file so a test can read a download button's bytes."""
-    files: dict[str, bytes] = {}
-
-    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-        file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
-        Recording.files[file_id] = self.get_file(file_id).content
-        return file_id
-
-
-@pytest.fixture
-def downloads(monkeypatch) -> dict[str, bytes]:
-    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", Recording)
-    Recording.files.clear()
-    return Recording.files
-
-
-def download_text(button) -> str:
-    return Recording.files[button.proto.url.rsplit("/", 1)[-1].split(".")[0]].decode()
+def download_text(downloads: dict[str, bytes], button) -> str:
+    return downloads[button.proto.url.rsplit("/", 1)[-1].split(".")[0]].decode()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +63,7 @@ def test_a_category_can_be_picked_and_downloads_like_a_product(propensity_db, op
     expected = queries.category_audience(queries.connect(propensity_db), 1, "Hats, caps", 3)
     assert at.dataframe[0].value["customer_id"].tolist() == expected["customer_id"].tolist()
     assert "Hats, caps" in texts(at.caption)
-    got = pd.read_csv(io.StringIO(download_text(at.get("download_button")[0])))
+    got = pd.read_csv(io.StringIO(download_text(downloads, at.get("download_button")[0])))
     assert got.columns.tolist() == ["category", "rank", "customer_id", "score"]
     assert got["category"].unique().tolist() == ["Hats, caps"] and got["rank"].tolist() == [1, 2, 3]
     assert got["customer_id"].tolist() == expected["customer_id"].tolist()
