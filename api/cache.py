@@ -2,13 +2,12 @@
 tables /metrics shows. Requests only index these arrays.
 
 Workers map the snapshot's files read-only, so the OS page cache holds one copy for every worker and a
-start costs milliseconds whatever the run's size; the bytes of JSON each worker renders for its popular
-lists (RenderedLists) are its own, within a fixed budget.
+start costs milliseconds whatever the run's size; the /recommend answers each worker keeps (Answers) are
+its own, within a fixed budget.
 """
 from __future__ import annotations
 
 import sqlite3
-from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,9 +17,8 @@ import numpy as np
 from store import read, snapshot
 from store.snapshot import USER_COLUMNS, Snapshot
 
-RENDER_BUDGET = 24 * 2**20  # bytes of pre-rendered JSON items kept per run and worker
-ANSWER_BUDGET = 16 * 2**20  # bytes of whole /recommend answers kept per run and worker
-ANSWER_OVERHEAD = 160  # bytes a cached answer costs beyond its body and key: dict slot, tuple, objects
+ANSWER_BUDGET = 40 * 2**20  # bytes of whole /recommend answers kept per run and worker: ~40K answers
+ANSWER_OVERHEAD = 700  # bytes an answer costs beyond its body and key text: messages, tuples, dict slot (tracemalloc)
 
 
 class UserTable:
@@ -40,50 +38,42 @@ class UserTable:
         return len(self.ids)
 
 
-class RenderedLists:
-    """Lists already rendered as JSON items, by list index, up to a byte budget: a list shared by
-    many products (or a popular product's) is formatted once, not on every request."""
+Messages = tuple[dict, dict]  # an answer's two ASGI messages: http.response.start, http.response.body
+JSON_TYPE = (b"content-type", b"application/json")
 
-    def __init__(self, budget: int):
-        self.budget = budget
-        self.full = budget <= 0  # once a list does not fit, misses render only what they need
-        self.items: dict[int, tuple[bytes, array]] = {}
 
-    def get(self, index: int) -> tuple[bytes, array] | None:
-        return self.items.get(index)
-
-    def add(self, index: int, items: bytes, ends: array) -> None:
-        size = len(items) + ends.itemsize * len(ends)
-        if size > self.budget:
-            self.full = True
-        else:
-            self.budget -= size
-            self.items[index] = (items, ends)
+def messages(body: bytes) -> Messages:
+    """A 200 JSON answer as the ASGI messages the server is sent (it reads them and never changes them)."""
+    return ({"type": "http.response.start", "status": 200,
+             "headers": [JSON_TYPE, (b"content-length", b"%d" % len(body))]},
+            {"type": "http.response.body", "body": body})
 
 
 class Answers:
-    """Whole /recommend bodies by the request's raw (path, query string), so a request seen before is
-    one dict lookup: in a server, the slicing and wrapping of a rendered list cost about a quarter of
-    a request's CPU (stress bench). A run's answers never change, so nothing goes stale; when the
-    budget is spent the dict starts over, so it follows whatever is being asked for now."""
+    """Whole /recommend answers, as ready ASGI messages, by the request's raw (path, query string), so a
+    request seen before is one dict lookup and two sends. In a server every bytecode of the hot path
+    costs several times what it costs in a loop (its cache lines are cold after the network work), and
+    the slicing and wrapping of a list cost about a quarter of a request's CPU (stress bench). A run's
+    answers never change, so nothing goes stale; when the budget is spent the dict starts over, so it
+    follows whatever is being asked for now."""
 
     def __init__(self, budget: int):
         self.budget = self.left = budget
-        self.bodies: dict[tuple[str, bytes], bytes] = {}
+        self.kept: dict[tuple[str, bytes], Messages] = {}
 
-    def get(self, key: tuple[str, bytes]) -> bytes | None:
-        return self.bodies.get(key)
-
-    def add(self, key: tuple[str, bytes], body: bytes) -> None:
+    def add(self, key: tuple[str, bytes], body: bytes) -> Messages:
+        """The answer's messages, kept when they fit the budget."""
+        # a copy of exact size: orjson's output keeps the whole buffer it grew (~4 KiB per answer)
+        answer = messages(bytes(memoryview(body)))
         size = len(body) + len(key[0]) + len(key[1]) + ANSWER_OVERHEAD
         if size > self.budget:
-            return
+            return answer
         if size > self.left:
-            self.bodies.clear()
+            self.kept.clear()
             self.left = self.budget
-        # a copy of exact size: orjson's output keeps the whole buffer it grew (~4 KiB per answer)
-        self.bodies[key] = bytes(memoryview(body))
+        self.kept[key] = answer
         self.left -= size
+        return answer
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,14 +98,13 @@ class AudienceCache:
     _sizes: memoryview = field(init=False, repr=False)
     _lists: memoryview = field(init=False, repr=False)
     _flat: memoryview = field(init=False, repr=False)
-    rendered: RenderedLists = field(init=False, repr=False)
     answers: Answers = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         a = self.snapshot.arrays
         for name, value in (("_products", memoryview(a["product_ids"])), ("_sizes", memoryview(a["sizes"])),
                             ("_lists", memoryview(a["lists"])), ("_flat", memoryview(a["entries"]).cast("B").cast(
-                                a["entries"].dtype.char)), ("rendered", RenderedLists(RENDER_BUDGET)),
+                                a["entries"].dtype.char)),
                             ("answers", Answers(ANSWER_BUDGET))):
             object.__setattr__(self, name, value)
 

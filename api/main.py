@@ -58,13 +58,15 @@ class AudienceAPI(FastAPI):
     holder: CacheHolder
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "HEAD":
-            scope, send = {**scope, "method": "GET"}, _headers_only(send)
-        body = fastlane.answer(self.holder.cache, scope)
-        if body is None:
-            await super().__call__(scope, receive, send)
-        else:
-            await fastlane.send_json(send, body)
+        if scope["type"] == "http":
+            if scope["method"] == "HEAD":
+                scope, send = {**scope, "method": "GET"}, _headers_only(send)
+            answer = fastlane.answer(self.holder.cache, scope)
+            if answer is not None:
+                await send(answer[0])
+                await send(answer[1])
+                return
+        await super().__call__(scope, receive, send)
 
 
 def _headers_only(send):

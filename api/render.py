@@ -1,14 +1,11 @@
 """Every answer's bytes, rendered with orjson; scores spelled by store.format (as JSON numbers with the
 same characters the CSV, the CLI export and the app download print).
 
-/recommend is the hot path: a list's JSON items are rendered once (with orjson) and kept, so a request
-only slices them and wraps them with orjson (an orjson.Fragment inserts the already-rendered items);
-no model validation or JSON encoder per request (see stress/bench.py).
+/recommend is the hot path: an answer is rendered once per worker (its items with orjson, wrapped with an
+orjson.Fragment) and kept whole by api.cache.Answers; no model validation or JSON encoder per request
+(see stress/bench.py).
 """
 from __future__ import annotations
-
-from array import array
-from itertools import accumulate
 
 import orjson
 from orjson import Fragment
@@ -41,42 +38,28 @@ def cold_start_note(cache: AudienceCache, product_id: int, category: str | None)
 
 
 def recommend_json(cache: AudienceCache, product_id: int, n: int) -> bytes:
-    """The /recommend body: a known product's items are sliced from its list rendered once."""
+    """The /recommend body: the first n of the product's list, or its cold-start answer."""
     row = cache.row(product_id)
     if row < 0:
         return _cold_json(cache, product_id, n)
     k = cache.count(row, n)
-    items = list_items(cache, cache.list_index(row), k)
+    items = render_items(cache.list_pairs(cache.list_index(row), k))
     return orjson.dumps({"product_id": product_id, "run_id": cache.run_id, "cold_start": False, "note": None,
                          "recommendations": Fragment(b"[%b]" % items), "count": k})
 
 
-def list_items(cache: AudienceCache, index: int, k: int) -> bytes:
-    """The first k items of list `index` as JSON, joined by commas."""
-    hit = cache.rendered.get(index)
-    if hit is None and not cache.rendered.full:
-        hit = render_items(cache.list_pairs(index, cache.entries.shape[1]))
-        cache.rendered.add(index, *hit)
-    if hit is None:  # over budget (a per-product strategy): render just these k
-        return render_items(cache.list_pairs(index, k))[0]
-    items, ends = hit
-    return items[:ends[k]]
-
-
-def render_items(flat: list[int]) -> tuple[bytes, array]:
-    """Items of flat (id, score units) pairs and where each ends (ends[i] = length of the first i items)."""
-    parts = [item(c, s, r) for c, s, r in zip(flat[::2], flat[1::2], range(1, len(flat) // 2 + 1))]
-    ends = array("q", [0, *(end - 1 for end in accumulate(len(part) + 1 for part in parts))])  # less the comma
-    return b",".join(parts), ends
+def render_items(flat: list[int]) -> bytes:
+    """JSON items of flat (id, score units) pairs, joined by commas."""
+    return b",".join(item(c, s, r) for c, s, r in zip(flat[::2], flat[1::2], range(1, len(flat) // 2 + 1)))
 
 
 def _cold_json(cache: AudienceCache, product_id: int, n: int) -> bytes:
     """A product the run has not seen: its catalogue category's audience, else the fallback."""
     category = cache.category(product_id)
-    items, ends = render_items(cache.cold_pairs(category, n))
+    flat = cache.cold_pairs(category, n)
     return orjson.dumps({"product_id": product_id, "run_id": cache.run_id, "cold_start": True,
                          "note": cold_start_note(cache, product_id, category),
-                         "recommendations": Fragment(b"[%b]" % items), "count": len(ends) - 1})
+                         "recommendations": Fragment(b"[%b]" % render_items(flat)), "count": len(flat) // 2})
 
 
 def audience_csv(cache: AudienceCache, product_id: int, n: int) -> bytes:

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "bare ASGI app, the API's startup time and RSS per worker.")
     bench.add_argument("--seconds", type=float, default=10, help="length of each measured wrk run (default 10)")
     bench.add_argument("--rounds", type=int, default=2, help="alternating API / bare rounds (default 2)")
+    bench.add_argument("--warmup", type=float, default=10,
+                       help="seconds of the same requests before measuring, so each API worker has rendered the "
+                            "answers asked once, as a server that has run a while has (default 10)")
     bench.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     bench.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (default 2)")
     for p in (run, bench):
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("users", "workers", "locust_processes", "connections", "rounds"):
             if getattr(args, name, 1) < 1:
                 raise WorkbenchError(f"--{name.replace('_', '-')} must be at least 1")
+        if getattr(args, "warmup", 0) < 0:
+            raise WorkbenchError("--warmup must be 0 or more seconds")
         check_database(db)
         if args.command == "run":
             from stress.run import parse_duration, run
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                        Path(args.out))
         from stress.bench import bench
         return bench(db, seconds=args.seconds, connections=args.connections, workers=args.workers,
-                     rounds=args.rounds)
+                     rounds=args.rounds, warmup=args.warmup)
     except (WorkbenchError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

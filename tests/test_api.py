@@ -204,9 +204,9 @@ def test_identical_audiences_are_stored_once(tmp_path, build_api_db, api_client)
     assert len(cache.product_ids) == 4 and len(cache.entries) == 3
 
 
-def _cache(units: list[int], budget: int | None = None):
+def _cache(units: list[int]):
     """A two-product cache built by hand: products 5 and 9 share one list of three users (9's size is 2)."""
-    from api.cache import AudienceCache, RenderedLists
+    from api.cache import AudienceCache
     from store.snapshot import USER_DTYPE, Snapshot
     empty = np.zeros(0, dtype=np.int64)
     arrays = {"product_ids": np.array([5, 9]), "sizes": np.array([3, 2], dtype=np.int32),
@@ -215,40 +215,38 @@ def _cache(units: list[int], budget: int | None = None):
               "fallback": np.zeros((0, 2), dtype=np.int64), "user_ids": empty, "users": np.zeros(0, USER_DTYPE),
               "catalogue_ids": empty, "catalogue_categories": np.zeros(0, np.int32),
               "category_sizes": np.zeros(0, np.int32), "category_entries": np.zeros((0, 0, 2), np.int64)}
-    cache = AudienceCache(run_id=7, depth=3, loaded_at="now", snapshot=Snapshot(7, "t", arrays), run={}, stats={},
-                          data_quality={}, evaluation=[])
-    if budget is not None:
-        object.__setattr__(cache, "rendered", RenderedLists(budget))
-    return cache
+    return AudienceCache(run_id=7, depth=3, loaded_at="now", snapshot=Snapshot(7, "t", arrays), run={}, stats={},
+                         data_quality={}, evaluation=[])
 
 
 @pytest.mark.parametrize("units, printed", [
     ([900_000_000, 500_000_000, 7], ["0.900000000", "0.500000000", "0.000000007"]),
     ([2_500_000_000, 1_000_000_000, -3], ["2.500000000", "1.000000000", "-0.000000003"]),
 ])
-def test_scores_print_with_nine_decimals_whichever_way_a_list_is_rendered(units, printed):
+def test_scores_print_with_nine_decimals_in_every_answer(units, printed):
     from api import render
-    for budget in (None, 0):  # rendered once and sliced, or rendered per request
-        cache = _cache(units, budget)
-        for product, n, size in ((5, 3, 3), (5, 2, 2), (9, 3, 2)):
-            expected = ",".join(f'{{"customer_id":{101 + i},"score":{printed[i]},"rank":{i + 1}}}' for i in range(size))
-            assert render.recommend_json(cache, product, n).decode() == (
-                f'{{"product_id":{product},"run_id":7,"cold_start":false,"note":null,'
-                f'"recommendations":[{expected}],"count":{size}}}')
+    cache = _cache(units)
+    for product, n, size in ((5, 3, 3), (5, 2, 2), (9, 3, 2)):
+        expected = ",".join(f'{{"customer_id":{101 + i},"score":{printed[i]},"rank":{i + 1}}}' for i in range(size))
+        assert render.recommend_json(cache, product, n).decode() == (
+            f'{{"product_id":{product},"run_id":7,"cold_start":false,"note":null,'
+            f'"recommendations":[{expected}],"count":{size}}}')
 
 
 def _scope(path: str, query: bytes = b"") -> dict:
     return {"type": "http", "method": "GET", "path": path, "query_string": query}
 
 
-def test_a_repeated_request_is_answered_from_the_kept_body():
-    """The second ask of /recommend/5?n=2 returns the kept bytes, equal to a fresh render."""
+def test_a_repeated_request_is_answered_from_the_kept_answer():
+    """The second ask of /recommend/5?n=2 returns the kept messages, whose body equals a fresh render."""
     from api import fastlane, render
     cache = _cache([900_000_000, 500_000_000, 7])
-    first = fastlane.answer(cache, _scope("/recommend/5", b"n=2"))
-    assert first == render.recommend_json(cache, 5, 2)
-    assert list(cache.answers.bodies) == [("/recommend/5", b"n=2")]
-    assert fastlane.answer(cache, _scope("/recommend/5", b"n=2")) is cache.answers.bodies[("/recommend/5", b"n=2")]
+    start, body = fastlane.answer(cache, _scope("/recommend/5", b"n=2"))
+    expected = render.recommend_json(cache, 5, 2)
+    assert body == {"type": "http.response.body", "body": expected}
+    assert start["status"] == 200 and (b"content-length", str(len(expected)).encode()) in start["headers"]
+    assert list(cache.answers.kept) == [("/recommend/5", b"n=2")]
+    assert fastlane.answer(cache, _scope("/recommend/5", b"n=2")) is cache.answers.kept[("/recommend/5", b"n=2")]
 
 
 @pytest.mark.parametrize("path, query, kept", [
@@ -261,7 +259,7 @@ def test_only_known_products_answers_are_kept(path, query, kept):
     from api import fastlane
     cache = _cache([900_000_000, 500_000_000, 7])
     fastlane.answer(cache, _scope(path, query))
-    assert ((path, query) in cache.answers.bodies) is kept
+    assert ((path, query) in cache.answers.kept) is kept
 
 
 def test_kept_answers_start_over_when_their_budget_is_spent():
@@ -270,6 +268,6 @@ def test_kept_answers_start_over_when_their_budget_is_spent():
     answers = Answers(2 * (10 + 1 + ANSWER_OVERHEAD))
     for name in "abc":
         answers.add((name, b""), b"0123456789")
-    assert list(answers.bodies) == [("c", b"")]
+    assert list(answers.kept) == [("c", b"")]
     answers.add(("big", b""), b"x" * 1000)  # larger than the whole budget: never kept
-    assert ("big", b"") not in answers.bodies and list(answers.bodies) == [("c", b"")]
+    assert ("big", b"") not in answers.kept and list(answers.kept) == [("c", b"")]
