@@ -18,7 +18,7 @@ from store import read, snapshot
 from store.snapshot import USER_COLUMNS, Snapshot
 
 ANSWER_BUDGET = 40 * 2**20  # bytes of whole /recommend answers kept per run and worker: ~40K answers
-ANSWER_OVERHEAD = 700  # bytes an answer costs beyond its body and key text: messages, tuples, dict slot (tracemalloc)
+ANSWER_OVERHEAD = 220  # bytes an answer costs beyond its body and key text: objects, dict slot (tracemalloc)
 
 
 class UserTable:
@@ -38,42 +38,31 @@ class UserTable:
         return len(self.ids)
 
 
-Messages = tuple[dict, dict]  # an answer's two ASGI messages: http.response.start, http.response.body
-JSON_TYPE = (b"content-type", b"application/json")
-
-
-def messages(body: bytes) -> Messages:
-    """A 200 JSON answer as the ASGI messages the server is sent (it reads them and never changes them)."""
-    return ({"type": "http.response.start", "status": 200,
-             "headers": [JSON_TYPE, (b"content-length", b"%d" % len(body))]},
-            {"type": "http.response.body", "body": body})
-
-
 class Answers:
-    """Whole /recommend answers, as ready ASGI messages, by the request's raw (path, query string), so a
-    request seen before is one dict lookup and two sends. In a server every bytecode of the hot path
-    costs several times what it costs in a loop (its cache lines are cold after the network work), and
-    the slicing and wrapping of a list cost about a quarter of a request's CPU (stress bench). A run's
-    answers never change, so nothing goes stale; when the budget is spent the dict starts over, so it
-    follows whatever is being asked for now."""
+    """Whole /recommend bodies by the request's raw (path, query string), so a request seen before is
+    one dict lookup: the slicing and wrapping of a list cost about a quarter of a request's CPU (stress
+    bench). Only the bytes are kept: in a loaded server every object a request touches is cold in the
+    CPU cache (perf), so the ASGI messages are built fresh (hot) rather than kept per answer (cold). A
+    run's answers never change, so nothing goes stale; when the budget is spent the dict starts over,
+    so it follows whatever is being asked for now."""
 
     def __init__(self, budget: int):
         self.budget = self.left = budget
-        self.kept: dict[tuple[str, bytes], Messages] = {}
+        self.bodies: dict[tuple[str, bytes], bytes] = {}
 
-    def add(self, key: tuple[str, bytes], body: bytes) -> Messages:
-        """The answer's messages, kept when they fit the budget."""
+    def add(self, key: tuple[str, bytes], body: bytes) -> bytes:
+        """The body, kept when it fits the budget."""
         # a copy of exact size: orjson's output keeps the whole buffer it grew (~4 KiB per answer)
-        answer = messages(bytes(memoryview(body)))
+        body = bytes(memoryview(body))
         size = len(body) + len(key[0]) + len(key[1]) + ANSWER_OVERHEAD
         if size > self.budget:
-            return answer
+            return body
         if size > self.left:
-            self.kept.clear()
+            self.bodies.clear()
             self.left = self.budget
-        self.kept[key] = answer
+        self.bodies[key] = body
         self.left -= size
-        return answer
+        return body
 
 
 @dataclass(frozen=True, eq=False)

@@ -61,10 +61,10 @@ class AudienceAPI(FastAPI):
         if scope["type"] == "http":
             if scope["method"] == "HEAD":
                 scope, send = {**scope, "method": "GET"}, _headers_only(send)
-            answer = fastlane.answer(self.holder.cache, scope)
-            if answer is not None:
-                await send(answer[0])
-                await send(answer[1])
+            body = fastlane.answer(self.holder.cache, scope)
+            if body is not None:  # sent here, not from a helper coroutine: one frame less on the hot path
+                await send({"type": "http.response.start", "status": 200, "headers": fastlane.headers(body)})
+                await send({"type": "http.response.body", "body": body})
                 return
         await super().__call__(scope, receive, send)
 
