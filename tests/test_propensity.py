@@ -151,20 +151,27 @@ def test_each_category_gets_the_audience_of_a_new_product_of_that_category():
     assert len(catalogue_products(catalogue)) == 49 and 999 in set(catalogue_products(catalogue)["product_id"])
 
 
-def test_why_this_user_says_the_cart_and_the_category_in_words():
-    from pipeline.strategies.propensity_data import build_signals
-    from pipeline.strategies.why import reasons
+def test_why_this_user_records_the_cart_the_neighbours_and_the_category():
+    """The facts the run stores for an audience entry (pipeline.strategies.why.Explainer), in words."""
+    from pipeline.strategies import exclusions_for, fitted
+    from pipeline.strategies.why import explainer
+    from reports.words import why_phrases
+    from store.reasons import NEIGHBOUR, OWN
     events, catalogue = loyal_market()
-    params = RunParams(horizon_days=10.0)
+    params = RunParams(horizon_days=10.0, exclude="none", depth=15)
     users = user_features(events, params)
-    sig = build_signals(events, users, catalogue, params)
-    user = int(np.searchsorted(users["customer_id"].to_numpy(), 3000))
-    # User 3000 carted products 300, 301, 302 (days 10, 30, 50) and bought 305 (day 90); data ends day 98.
-    words = reasons(sig, catalogue, 300, np.array([user]))[0]
-    assert words[0] == "showed interest in this product 88 days ago"
+    model = fitted("propensity", events, users, params, catalogue)
+    products = np.array([300], dtype=np.int64)
+    [block] = model.rank(products, exclusions_for(events, users, "none", products), params.depth)
+    facts = explainer(model).records(block.product_ids, block.customer_ids, block.sizes)[0]
+    entry = facts[block.customer_ids[0].tolist().index(3000)]
+    # User 3000 carted products 300, 301, 302 (days 10, 30, 50); data ends day 98: the cart is 88 days old.
+    assert entry["sources"] & OWN and entry["sources"] & NEIGHBOUR  # 301 and 302 are 300's neighbours
+    words = why_phrases(entry, "cat2", 0)
+    assert words[:2] == ["carted this product 88 days ago", "buys what this product's buyers buy"]
     # All their activity is in cat2; the share is shrunk towards "no preference" by a prior, so below 100%.
-    assert any(w.endswith("% of their activity is in cat2") for w in words[1:])
-    assert "buys what this product's buyers buy" in words  # 301 and 302 are 300's neighbours
+    share = int(entry["share"])
+    assert 50 < share < 100 and f"{share}% of their activity is in cat2" in words
 
 
 def test_the_model_figures_draw_the_calibration_and_the_gain():
