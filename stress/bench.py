@@ -1,11 +1,12 @@
 """`python -m stress bench`: /recommend throughput and latency against the server's own ceiling.
 
-wrk (64 connections, random known products, n in 5, 10, 20) against the API on the current database
-and against a bare ASGI app returning constant bytes (stress.bare) on the same uvicorn stack and
-worker count, in alternating rounds after a warm-up (a worker renders each answer on its first ask and
-keeps it: the warm-up lets it meet the bench's ~15K (product, n) pairs, as a server running for a while
-has met its popular ones); plus the API's startup time to the first 200 on /health and its
-RSS per worker. The machine's load average is printed too: other work on it lowers both figures.
+wrk (64 connections, random known products, n in 5, 10, 20) against the API on the current database,
+against a bare ASGI app returning constant bytes (stress.bare:app, the ceiling) and against one that
+keeps a body per distinct request (stress.bare:varied, what reading varied answers costs), on the same
+uvicorn stack and worker count, in alternating rounds after a warm-up (a worker renders each answer on
+its first ask and keeps it: the warm-up lets it meet the bench's ~15K (product, n) pairs, as a server
+running for a while has met its popular ones); plus the API's startup time to the first 200 on /health
+and its RSS per worker. The machine's load average is printed too: other work on it lowers both figures.
 """
 from __future__ import annotations
 
@@ -91,19 +92,21 @@ def bench(db: Path, seconds: float = 10, warmup: float = 10, connections: int = 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         script, log = Path(tmp) / "recommend.lua", Path(tmp) / "server.log"
-        runs: dict[str, list[WrkResult]] = {"/recommend": [], "bare ASGI": []}
+        runs: dict[str, list[WrkResult]] = {"/recommend": [], "bare ASGI": [], "varied ASGI": []}
         with Server("api.main:app", workers=workers, db=db, log=log) as api, \
-                Server("stress.bare:app", workers=workers, log=log) as bare:
+                Server("stress.bare:app", workers=workers, log=log) as bare, \
+                Server("stress.bare:varied", workers=workers, log=log) as varied:
             startup, startup_cpu = api.startup_seconds, api.worker_cpu_seconds()
             rss_start = (api.worker_rss_mib(), api.worker_private_mib())
             products = known_products(api.port)
             api.wait_idle()  # the user table loads in the background after startup: measure once it is in
             script.write_text(LUA % {"products": ",".join(map(str, products))})
-            for server in (api, bare) if warmup > 0 else ():
+            servers = dict(zip(runs, (api, bare, varied)))
+            for server in servers.values() if warmup > 0 else ():
                 run_wrk(wrk, server.url, script, warmup, connections, threads)
-            for _ in range(rounds):  # alternate, so a burst of other load hits both alike
-                runs["/recommend"].append(measured(wrk, api, script, seconds, connections, threads))
-                runs["bare ASGI"].append(measured(wrk, bare, script, seconds, connections, threads))
+            for _ in range(rounds):  # alternate, so a burst of other load hits all alike
+                for name, server in servers.items():
+                    runs[name].append(measured(wrk, server, script, seconds, connections, threads))
             rss_end = (api.worker_rss_mib(), api.worker_private_mib())
     print_report(runs, (startup, startup_cpu), rss_start, rss_end, connections, workers, seconds,
                  (load_before, os.getloadavg()[0]))
@@ -124,11 +127,15 @@ def print_report(runs: dict[str, list[WrkResult]], startup: tuple[float, list[fl
             print(f"{i:<6}{name:<12}{r.rps:>10,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non2xx:>9}{r.errors:>8}"
                   f"{r.cpu_us:>23.1f}")
     api = {k: sum(getattr(r, k) for r in runs["/recommend"]) / len(runs["/recommend"]) for k in ("rps", "p99_ms")}
-    bare = sum(r.rps for r in runs["bare ASGI"]) / len(runs["bare ASGI"])
+    rps = {name: sum(r.rps for r in results) / len(results) for name, results in runs.items()}
     cpu = {name: sum(r.cpu_us for r in results) / len(results) for name, results in runs.items()}
+    bare = rps["bare ASGI"]
     print(f"/recommend at {api['rps'] / bare:.0%} of the bare-ASGI ceiling (mean RPS {api['rps']:,.0f} vs "
           f"{bare:,.0f}; target >= 90%), mean p99 {api['p99_ms']:.2f} ms; server CPU per request "
           f"{cpu['/recommend']:.0f} vs {cpu['bare ASGI']:.0f} us ({cpu['bare ASGI'] / cpu['/recommend']:.0%})")
+    print(f"the varied-bodies app (a dict of as many answers as the API keeps, nothing else) at "
+          f"{rps['varied ASGI'] / bare:.0%} of the ceiling, {cpu['varied ASGI']:.0f} us per request: what reading "
+          "varied answers costs any server")
     print(f"API startup to the first 200 on /health: {startup[0]:.2f} s (target <= 1 s), CPU used by then per "
           f"worker: {', '.join(map(str, startup[1]))} s")
     for when, (rss, private) in (("after startup", rss_start), ("after the runs", rss_end)):

@@ -2,6 +2,7 @@
 works end to end on a small database (a few seconds of load, on 127.0.0.1)."""
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import sqlite3
@@ -142,3 +143,24 @@ def test_bench_rejects_bad_arguments_in_one_line(tmp_path, args, message):
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr == f"error: {message}\n"
+
+
+def _asgi_get(app, path: str, query: bytes) -> tuple[dict, bytes]:
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app({"type": "http", "method": "GET", "path": path, "query_string": query}, None, send))
+    return dict(sent[0]["headers"]), sent[1]["body"]
+
+
+def test_the_varied_yardstick_keeps_one_body_per_request_of_the_asked_size():
+    from stress.bare import varied
+    headers, first = _asgi_get(varied, "/recommend/7", b"n=5")
+    assert _asgi_get(varied, "/recommend/7", b"n=5")[1] is first  # kept, like the API's answers
+    answer = json.loads(first)
+    assert answer["count"] == 5 and [r["rank"] for r in answer["recommendations"]] == [1, 2, 3, 4, 5]
+    assert headers[b"content-length"] == b"%d" % len(first)
+    other = json.loads(_asgi_get(varied, "/recommend/8", b"n=20")[1])
+    assert other["count"] == 20 and other["recommendations"] != answer["recommendations"][:20]
