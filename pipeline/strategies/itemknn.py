@@ -7,6 +7,7 @@ users with no tie follow in engagement order, so every audience is full.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,8 +26,13 @@ def fit_similarity(matrix: sp.csr_matrix) -> sp.csc_matrix:
     from implicit.nearest_neighbours import BM25Recommender
     if matrix.nnz == 0:
         return sp.csc_matrix((matrix.shape[1], matrix.shape[1]))
+    from implicit.utils import ParameterWarning
     model = BM25Recommender(K=NEIGHBOURS, num_threads=THREADS)
-    model.fit(matrix.astype(np.float32).tocsr(), show_progress=False)
+    with warnings.catch_warnings():
+        # implicit's own fit hands its BM25 weights to its kNN as COO and warns about itself (a few ms):
+        # we pass CSR, so the warning would only alarm people reading the run's output
+        warnings.filterwarnings("ignore", "Method expects CSR input", ParameterWarning)
+        model.fit(matrix.astype(np.float32).tocsr(), show_progress=False)
     return model.similarity.tocsc()
 
 
