@@ -270,8 +270,8 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
     holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue, bot_rows=bot_rows,
                                                    progress=lambda share: stages.partial("evaluate", share))
     if scored:
-        writer.write_frame(wdb, "evaluation", run_id, pd.concat(
-            [evaluate.evaluation_rows(scored), evaluate.evaluation_rows(inner, evaluate.INNER)]))
+        rows = [evaluate.evaluation_rows(scored), evaluate.evaluation_rows(inner, evaluate.INNER)]
+        writer.write_frame(wdb, "evaluation", run_id, pd.concat([r for r in rows if not r.empty]))  # no inner: none
         writer.write_frame(wdb, "stats", run_id, evaluate.holdout_stats(holdout))
         _write_model_tables(wdb, run_id, holdout, scored)
     chosen, selection = params.strategy, "forced with --strategy"
