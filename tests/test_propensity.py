@@ -106,6 +106,24 @@ def test_calibrated_scores_match_known_probabilities():
     assert ratio.between(0.85, 1.15).all()
 
 
+def test_rare_probabilities_keep_their_ratios_through_the_calibration():
+    # Three kinds of pair whose chances are 1e-4, 1e-3 and 1e-2 (ten times apart each), told apart by one
+    # feature, 60K pairs each: 4, 52 and 629 positives with this seed (under 1000: a sigmoid calibration).
+    # A sigmoid of the raw probability is linear in p inside exp(): it cannot make both steps (9e-4 and
+    # 9e-3 apart) a factor of ten, and put the rarest kind at 11x its chance. A sigmoid of the log-odds
+    # (a * log-odds + b) can keep every ratio: each kind lands within a factor of 2 of its chance.
+    rng = np.random.default_rng(5)
+    n = 180_000
+    kind = np.repeat([0, 1, 2], n // 3)
+    x = (kind + rng.random(n) * 0.5).astype(np.float32)[:, None]
+    chance = np.array([1e-4, 1e-3, 1e-2])
+    labels = rng.random(n) < chance[kind]
+    assert [labels[kind == k].sum() for k in range(3)] == [4, 52, 629]
+    ranker = propensity.fit_ranker(x, labels, np.arange(n) % 600, seed=0)
+    ratio = ranker.predict(np.array([[0.25], [1.25], [2.25]], dtype=np.float32)) / chance
+    assert ((ratio > 0.5) & (ratio < 2)).all()
+
+
 def test_a_few_dozen_positives_do_not_make_the_top_scores_overstate():
     # The demo's case: ~40 engaged pairs among 40K, and features that say nothing (every pair has the
     # same chance, 0.1%). A calibration fitted on a handful of them put isotonic steps where the few

@@ -209,10 +209,14 @@ class _Reweighted(ClassifierMixin, BaseEstimator):
         self.classes_ = self.estimator_.classes_
         return self
 
+    def decision_function(self, features: np.ndarray) -> np.ndarray:
+        """The reweighted log-odds. CalibratedClassifierCV calibrates this when it exists (else the raw
+        probability): Platt's sigmoid of a * log-odds + b can keep a score proportional to the odds, while
+        a sigmoid of a probability near 1e-5 is nearly flat and squeezes every score to the base rate."""
+        return self.estimator_.decision_function(features) + np.log(self.odds_)
+
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        p = self.estimator_.predict_proba(features)[:, 1]
-        odds = self.odds_ * p / np.maximum(1 - p, 1e-12)
-        q = odds / (1 + odds)
+        q = 1 / (1 + np.exp(-self.decision_function(features)))
         return np.column_stack([1 - q, q])
 
 
