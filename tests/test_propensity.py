@@ -91,6 +91,26 @@ def test_the_ranker_learns_only_from_events_before_the_inner_cut(monkeypatch):
     assert positives == 160 and rows > positives
 
 
+def test_every_inner_product_trains_and_the_sampled_negatives_are_reweighted(monkeypatch):
+    events = funnel_market()
+    params = RunParams(horizon_days=10.0, exclude="purchased")
+    frames = []
+    monkeypatch.setattr(propensity, "fit_ranker",
+                        lambda features, labels, groups, seed, weights: frames.append((labels, groups, weights)))
+    propensity.train(events, None, params)
+    labels, groups, weights = frames[0]
+    negatives = int((~labels).sum())  # all of them: 80 products' candidates, far under TRAIN_NEGATIVES
+    assert np.unique(groups).size == 80 and (weights == 1).all()
+    monkeypatch.setattr(propensity, "TRAIN_NEGATIVES", negatives // 4)
+    propensity.train(events, None, params)
+    labels, groups, weights = frames[1]
+    # Every product and all 160 positives stay (weight 1); about a quarter of the negatives, each weighing
+    # negatives / (negatives // 4), so the weighted frame still counts every candidate.
+    assert np.unique(groups).size == 80 and labels.sum() == 160 and (weights[labels] == 1).all()
+    assert 0.2 < (~labels).sum() / negatives < 0.3
+    assert weights[~labels] == pytest.approx(np.full((~labels).sum(), negatives / (negatives // 4)))
+
+
 def test_calibrated_scores_match_known_probabilities():
     rng = np.random.default_rng(3)
     n = 60_000
