@@ -91,6 +91,26 @@ def test_the_ranker_learns_only_from_events_before_the_inner_cut(monkeypatch):
     assert positives == 160 and rows > positives
 
 
+def test_every_inner_product_trains_and_the_sampled_negatives_are_reweighted(monkeypatch):
+    events = funnel_market()
+    params = RunParams(horizon_days=10.0, exclude="purchased")
+    frames = []
+    monkeypatch.setattr(propensity, "fit_ranker",
+                        lambda features, labels, groups, seed, weights: frames.append((labels, groups, weights)))
+    propensity.train(events, None, params)
+    labels, groups, weights = frames[0]
+    negatives = int((~labels).sum())  # all of them: 80 products' candidates, far under TRAIN_NEGATIVES
+    assert np.unique(groups).size == 80 and (weights == 1).all()
+    monkeypatch.setattr(propensity, "TRAIN_NEGATIVES", negatives // 4)
+    propensity.train(events, None, params)
+    labels, groups, weights = frames[1]
+    # Every product and all 160 positives stay (weight 1); about a quarter of the negatives, each weighing
+    # negatives / (negatives // 4), so the weighted frame still counts every candidate.
+    assert np.unique(groups).size == 80 and labels.sum() == 160 and (weights[labels] == 1).all()
+    assert 0.2 < (~labels).sum() / negatives < 0.3
+    assert weights[~labels] == pytest.approx(np.full((~labels).sum(), negatives / (negatives // 4)))
+
+
 def test_calibrated_scores_match_known_probabilities():
     rng = np.random.default_rng(3)
     n = 60_000
@@ -104,6 +124,24 @@ def test_calibrated_scores_match_known_probabilities():
     table = calibration_bins(predicted, expected)  # "observed" = the true probabilities here
     ratio = table["observed"] / table["expected"]
     assert ratio.between(0.85, 1.15).all()
+
+
+def test_rare_probabilities_keep_their_ratios_through_the_calibration():
+    # Three kinds of pair whose chances are 1e-4, 1e-3 and 1e-2 (ten times apart each), told apart by one
+    # feature, 60K pairs each: 4, 52 and 629 positives with this seed (under 1000: a sigmoid calibration).
+    # A sigmoid of the raw probability is linear in p inside exp(): it cannot make both steps (9e-4 and
+    # 9e-3 apart) a factor of ten, and put the rarest kind at 11x its chance. A sigmoid of the log-odds
+    # (a * log-odds + b) can keep every ratio: each kind lands within a factor of 2 of its chance.
+    rng = np.random.default_rng(5)
+    n = 180_000
+    kind = np.repeat([0, 1, 2], n // 3)
+    x = (kind + rng.random(n) * 0.5).astype(np.float32)[:, None]
+    chance = np.array([1e-4, 1e-3, 1e-2])
+    labels = rng.random(n) < chance[kind]
+    assert [labels[kind == k].sum() for k in range(3)] == [4, 52, 629]
+    ranker = propensity.fit_ranker(x, labels, np.arange(n) % 600, seed=0)
+    ratio = ranker.predict(np.array([[0.25], [1.25], [2.25]], dtype=np.float32)) / chance
+    assert ((ratio > 0.5) & (ratio < 2)).all()
 
 
 def test_a_few_dozen_positives_do_not_make_the_top_scores_overstate():
