@@ -193,16 +193,6 @@ def test_the_als_scoring_pool_is_bounded_broadest_histories_first():
     assert als.scoring_pool(unique, eng_rank, limit=9).tolist() == [0, 1, 2, 3, 4]
 
 
-def test_a_one_product_user_gets_the_exact_als_user_step():
-    import scipy.sparse as sp
-    # Items [1,0] and [0,1], regularization r: A = I (1 + r). A user with item 0 at confidence 3 solves
-    # (A + 2 e0 e0') x = 3 e0: x = 3 / (3 + r) e0. A user with no item gets 0.
-    items = np.array([[1, 0], [0, 1]], dtype=np.float32)
-    rows = sp.csr_matrix(np.array([[3.0, 0.0], [0.0, 0.0]], dtype=np.float32))
-    got = als.single_product_users(rows, items)
-    assert np.allclose(got, [[3 / (3 + als.REGULARIZATION), 0], [0, 0]])
-
-
 def test_the_same_matrix_is_factorized_once(monkeypatch):
     import scipy.sparse as sp
     calls = []

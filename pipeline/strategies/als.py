@@ -33,11 +33,10 @@ BLOCK_CELLS = 16_000_000  # (products x width) cells of top-k results at once (1
 # same early part; propensity's training split of the outer early part is the inner early part): the
 # fits of the last CACHED_FITS distinct matrices are kept, keyed by the matrix's content.
 CACHED_FITS = 2
-# Users fitted by ALS. 2 (one-product users, 90% of the 500K demo's, only solved afterwards) makes the fit
-# ~4x faster and keeps `als`'s own recall (Instacart sample 0.652 -> 0.654), but propensity's taste source
-# then misses the products mostly one-time buyers touched: its recall@100 on the 150K demo fell 0.0036 ->
-# 0.0030 (--exclude all). So every user is fitted.
-FIT_MIN_PRODUCTS = 1
+# Every user with a product is fitted. Fitting only 2+-product users (90% of the 500K demo's users have
+# one) was ~4x faster and kept `als`'s own recall (Instacart sample 0.652 -> 0.654), but propensity's taste
+# source then missed the products mostly one-time buyers touched: its recall@100 on the 150K demo fell
+# 0.0036 -> 0.0030 (--exclude all).
 _fits: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
 
@@ -53,8 +52,7 @@ def _fingerprint(matrix: sp.csr_matrix, seed: int) -> bytes:
 
 def fit_factors(matrix: sp.csr_matrix, seed: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(factors of the users `rows` (default: every user), item factors) of implicit's ALS on the
-    confidence matrix, float32. Only the scored pool's users need factors: asking for those alone spares
-    solving the hundreds of thousands of one-product users nobody scores."""
+    confidence matrix, float32: only the scored pool's rows are copied out of the (cached) fit."""
     rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows)
     if matrix.nnz == 0:
         return np.zeros((len(rows), 1), np.float32), np.zeros((matrix.shape[1], 1), np.float32)
@@ -69,42 +67,20 @@ def fit_factors(matrix: sp.csr_matrix, seed: int, rows: np.ndarray | None = None
     broad, fitted, items = _fits[key]
     at = np.minimum(np.searchsorted(broad, rows), max(broad.size - 1, 0))
     found = broad[at] == rows if broad.size else np.zeros(len(rows), bool)
-    users = np.zeros((len(rows), items.shape[1]), np.float32)
+    users = np.zeros((len(rows), items.shape[1]), np.float32)  # a user without a product: no taste
     users[found] = fitted[at[found]]
-    users[~found] = single_product_users(matrix[rows[~found]], items)
     return users, items.copy()
 
 
 def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """implicit's ALS fitted on the users with FIT_MIN_PRODUCTS or more products: (those users' rows, their
-    factors, item factors). Any other user gets ALS's exact user step against the fitted items
-    (single_product_users)."""
+    """implicit's ALS fitted on the users with a product: (those users' rows, their factors, item factors)."""
     from implicit.cpu.als import AlternatingLeastSquares
-    broad = np.flatnonzero(np.diff(matrix.indptr) >= FIT_MIN_PRODUCTS)
-    if broad.size == 0:
-        broad = np.arange(matrix.shape[0])
+    broad = np.flatnonzero(np.diff(matrix.indptr) > 0)  # not empty: fit_factors answers an empty matrix
     with threadpool_limits(1, "blas"):  # implicit's threads do the parallel work; BLAS must not add its own
         model = AlternatingLeastSquares(factors=FACTORS, regularization=REGULARIZATION, iterations=ITERATIONS,
                                         num_threads=THREADS, random_state=seed)
         model.fit(matrix[broad] if broad.size < matrix.shape[0] else matrix, show_progress=False)
     return broad, np.ascontiguousarray(model.user_factors), np.ascontiguousarray(model.item_factors)
-
-
-def single_product_users(rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
-    """ALS's user step, solved exactly, for rows with at most one product: with A = Y'Y + reg*I, a user with
-    one product y at confidence c solves (A + (c - 1) y y') x = c y, i.e. x = c A^-1 y / (1 + (c - 1) y'A^-1 y)
-    (Sherman-Morrison); a user with none gets 0."""
-    out = np.zeros((rows.shape[0], items.shape[1]), np.float32)
-    one = np.flatnonzero(np.diff(rows.indptr) == 1)
-    if one.size == 0:
-        return out
-    y64 = items.astype(np.float64)
-    inverse = np.linalg.inv(y64.T @ y64 + REGULARIZATION * np.eye(items.shape[1]))
-    y = y64[rows.indices]
-    solved = y @ inverse
-    c = rows.data.astype(np.float64)
-    out[one] = (c / (1 + (c - 1) * np.einsum("ij,ij->i", solved, y)))[:, None] * solved
-    return out
 
 
 def scoring_pool(unique_products: np.ndarray, eng_rank: np.ndarray, limit: int = MAX_POOL) -> np.ndarray:
