@@ -157,6 +157,20 @@ def test_als_scores_a_product_for_every_user_with_the_same_factors():
     assert got == [(0, 10, 2.0), (0, 12, 1.0), (1, 11, 1.0), (1, 12, 2.0)]
 
 
+def test_als_asks_top_k_for_enough_users_to_replace_the_excluded_ones_in_its_pool():
+    # Six users, the pool is users 0-3; product 50's vector scores them 4, 3, 2, 1. User 0 (in the pool)
+    # and user 5 (outside it, so never among the top-k) are excluded. With depth 2 the audience is users 1
+    # and 2: top-k must be asked for 3 (2 + the one excluded pool user), not 2 (then only user 1 is left).
+    from pipeline.strategies.ranking import Exclusions
+    model = als.ALS()
+    model.items, model.item_factors = np.array([50]), np.array([[1.0]], np.float32)
+    model.pool, model.user_factors = np.arange(4), np.array([[4], [3], [2], [1]], np.float32)
+    model.ids, model.eng_rank = np.arange(100, 106), np.arange(6)
+    index, rows = np.array([0, 0]), np.array([0, 5])
+    block = next(model.rank(np.array([50]), Exclusions(index, rows, index * 6 + rows, 6), depth=2))
+    assert block.customer_ids[0].tolist() == [101, 102] and block.scores[0].tolist() == [3.0, 2.0]
+
+
 def test_itemknn_scores_users_through_the_products_neighbours():
     import scipy.sparse as sp
 

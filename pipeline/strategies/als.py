@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from pipeline.arrays import member
 from pipeline.strategies.affinity import interaction_matrix, item_index
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, assemble
@@ -131,7 +132,10 @@ class ALS(Strategy):
     def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
         column = item_index(self.items, products)
         vectors = np.where(column[:, None] >= 0, self.item_factors[np.maximum(column, 0)], 0).astype(np.float32)
-        # Enough per product that `depth` remain once the shared code drops its excluded users.
-        width = depth + np.bincount(exclusions.index, minlength=len(products))
+        # Enough per product that `depth` remain once the shared code drops its excluded users. Only
+        # excluded users inside the scored pool can take a slot: counting the others (most of a popular
+        # product's past buyers are one-time users, outside the pool) asked top-k for thousands per product.
+        in_pool = member(exclusions.rows, self.pool)
+        width = depth + np.bincount(exclusions.index[in_pool], minlength=len(products))
         found = top_users(vectors, self.user_factors, self.pool, width)
         yield from assemble(products, exclusions, depth, self.ids, self.eng_rank, found)
