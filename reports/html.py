@@ -13,7 +13,7 @@ from reports import figures
 from reports.kpis import kpis
 from reports.model_figures import calibration_figure, holdout_gain_figure
 from reports.reading import reading
-from reports.tables import random_lift_is_one, stat_table, stress_cards, stress_endpoints
+from reports.tables import calibration_view, random_lift_is_one, stat_table, stress_cards, stress_endpoints
 from reports.words import (
     CALIBRATION_TEXT,
     DESCRIPTIONS,
@@ -161,7 +161,8 @@ def _model(con, run_id: int) -> str:
     if table.empty:
         body = f'<h3>Calibration</h3><p class="note">{html.escape(NO_CALIBRATION)}</p>'
     else:
-        shown = table[["decile", "entries", "expected", "observed", "observed_over_expected"]]
+        shown = calibration_view(table)
+        shown["within_chance"] = shown["within_chance"].map({True: "yes", False: "no"})
         body = (f"<h3>Calibration</h3><p>{html.escape(CALIBRATION_TEXT)}</p>"
                 f'<div class="grid">{_chart(calibration_figure(table))}<div>{_table(shown, "{:,.2f}")}</div></div>')
     gain = queries.gain(con, run_id)

@@ -9,15 +9,20 @@ import plotly.graph_objects as go
 
 from reports.figures import _layout
 from reports.gain import expected_share, reach_table
+from reports.tables import calibration_view
 
 MARK_COLOR = "#54A24B"
 
 
 def calibration_figure(table: pd.DataFrame) -> go.Figure:
-    """Bars of expected (sum of scores) and observed engagements per decile (1 = highest scores)."""
-    fig = go.Figure([go.Bar(name="expected (sum of probabilities)", x=table["decile"], y=table["expected"],
-                            marker_color="#4C78A8"),
-                     go.Bar(name="observed on the holdout", x=table["decile"], y=table["observed"],
+    """Bars of expected (sum of scores) and observed engagements per decile (1 = highest scores); the
+    whiskers on the expected bars span the counts chance alone gives a calibrated model (19 times in 20)."""
+    view = calibration_view(table)
+    whiskers = dict(type="data", symmetric=False, array=view["chance_high"] - view["expected"],
+                    arrayminus=view["expected"] - view["chance_low"], color="#30507A")
+    fig = go.Figure([go.Bar(name="expected (sum of probabilities), whiskers: chance range", x=view["decile"],
+                            y=view["expected"], error_y=whiskers, marker_color="#4C78A8"),
+                     go.Bar(name="observed on the holdout", x=view["decile"], y=view["observed"],
                             marker_color="#F58518")])
     return _layout(fig, "Calibration: expected vs observed engagements per score decile", barmode="group",
                    xaxis_title="score decile (1 = highest)", yaxis_title="engagements")

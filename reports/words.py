@@ -98,7 +98,10 @@ CALIBRATION_TEXT = (
     "within the horizon. On the holdout, every audience entry of the propensity model is put in one of ten "
     "equal groups by score (decile 1 = the highest scores); in each, the expected engagements (the sum of "
     "the scores) should match the engagements that really happened. Bars of equal height mean an "
-    "audience's scores can be added up to forecast what it brings.")
+    "audience's scores can be added up to forecast what it brings. The whiskers (and the chance range "
+    "columns) show how far a perfectly calibrated model's count strays 19 times in 20 by chance alone: "
+    "with a few dozen engagements per decile a bar can sit well off its expected height and still be "
+    "chance; outside the whiskers it is not.")
 NO_CALIBRATION = (
     "This run stored no calibration: it has no holdout (`--holdout 0`), the propensity model was not "
     "evaluated, or the run predates calibration. Rerun with the default holdout to see it.")

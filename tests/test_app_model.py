@@ -95,6 +95,7 @@ def test_the_evaluation_page_draws_calibration_and_gain(propensity_db, open_app)
     table = at.dataframe[1].value  # after the leaderboard
     assert table["decile"].tolist() == stored["decile"].tolist()
     assert table["expected"].tolist() == pytest.approx(stored["expected"].tolist())
+    assert {"chance_low", "chance_high", "within_chance"} <= set(table.columns)  # values: test_reports
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("Calibration: expected vs observed" in t for t in titles)
     assert any("Gain on the holdout" in t for t in titles)

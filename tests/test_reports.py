@@ -205,6 +205,25 @@ def test_the_report_shows_calibration_and_gain_or_says_the_run_has_none(propensi
     text = build_report(str(propensity_db))
     assert "Propensity: calibration and gain" in text and "Calibration: expected vs observed" in text
     assert "Gain on the holdout" in text and html.escape(NO_CALIBRATION) not in text
+    assert "<th>within_chance</th>" in text and "<th>chance_high</th>" in text
     old = build_report(str(without_model_tables(propensity_db, tmp_path)))
     assert html.escape(NO_CALIBRATION) in old and html.escape(NO_GAIN) in old
     assert "Calibration: expected vs observed" not in old
+
+
+@pytest.mark.parametrize(("expected", "observed", "low", "high", "within"), [
+    # Poisson(10): P(X <= 3) = 0.010, P(X <= 4) = 0.029, so 2.5% of the mass is below 4; P(X <= 16) = 0.973,
+    # P(X <= 17) = 0.986, so the upper 2.5% starts above 17.
+    (10.0, 4, 4, 17, True),
+    (10.0, 3, 4, 17, False),
+    (10.0, 18, 4, 17, False),
+    # Poisson(1): P(X <= 0) = 0.368 >= 2.5%, P(X <= 2) = 0.920, P(X <= 3) = 0.981.
+    (1.0, 0, 0, 3, True),
+    (0.0, 0, 0, 0, True),  # nothing expected, nothing seen
+])
+def test_the_calibration_view_gives_the_counts_chance_allows(expected, observed, low, high, within):
+    from reports.tables import calibration_view
+    table = pd.DataFrame({"decile": [1], "entries": [100], "expected": [expected], "observed": [float(observed)],
+                          "observed_over_expected": [observed / expected if expected else None]})
+    row = calibration_view(table).iloc[0]
+    assert (row["chance_low"], row["chance_high"], bool(row["within_chance"])) == (low, high, within)

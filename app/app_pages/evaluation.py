@@ -4,7 +4,7 @@ import streamlit as st
 from app import context, data
 from reports import figures
 from reports.model_figures import calibration_figure, holdout_gain_figure
-from reports.tables import leaderboard, random_lift_is_one
+from reports.tables import calibration_view, leaderboard, random_lift_is_one
 from reports.words import (
     CALIBRATION_TEXT,
     DESCRIPTIONS,
@@ -82,9 +82,11 @@ def model_section(run, scored_as: str) -> None:
     else:
         left, right = st.columns([3, 2])
         left.plotly_chart(calibration_figure(table), config=figures.PLOT_CONFIG)
-        right.dataframe(table[["decile", "entries", "expected", "observed", "observed_over_expected"]],
-                        hide_index=True, key="calibration_table", column_config={
+        right.dataframe(calibration_view(table), hide_index=True, key="calibration_table", column_config={
                             "expected": st.column_config.NumberColumn(format="%.1f"),
+                            "chance_low": st.column_config.NumberColumn("chance from", format="%d"),
+                            "chance_high": st.column_config.NumberColumn("chance to", format="%d"),
+                            "within_chance": st.column_config.CheckboxColumn("within chance"),
                             "observed_over_expected": st.column_config.NumberColumn("observed ÷ expected",
                                                                                     format="%.2f")})
         right.caption(CALIBRATION_TEXT)
