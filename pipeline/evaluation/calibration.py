@@ -46,21 +46,3 @@ def users_for_share(curve: np.ndarray, share: float) -> int | None:
     """How many users of the list reach `share` of the engagements (None: the list never does)."""
     reached = np.flatnonzero(curve >= share)
     return int(reached[0]) + 1 if reached.size else None
-
-
-def poisson_band(expected: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """The counts a decile would observe `level` of the time if its scores were exact probabilities.
-    Engaged pairs are rare and nearly independent, so a decile's count is Poisson with mean `expected`:
-    an observed count inside the band is no evidence against the calibration, however far its ratio is."""
-    from scipy.stats import poisson
-    tail = (1 - level) / 2
-    return poisson.ppf(tail, expected), poisson.ppf(1 - tail, expected)
-
-
-def chance_within(expected: np.ndarray, tolerance: float = 0.25) -> np.ndarray:
-    """How often exact probabilities would observe within +-tolerance of `expected` (Poisson counts): the
-    best any model can do on a "within 25%" check of deciles expecting this few engagements."""
-    from scipy.stats import poisson
-    expected = np.asarray(expected, dtype=float)
-    low, high = np.ceil(expected * (1 - tolerance)), np.floor(expected * (1 + tolerance))
-    return poisson.cdf(high, expected) - poisson.cdf(low - 1, expected)
