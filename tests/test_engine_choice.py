@@ -43,10 +43,10 @@ def test_a_bad_engine_choice_is_one_line_and_exit_2(extra, message, four_users_c
 
 
 def test_the_calibration_reproduces_the_measured_peaks():
-    assert memory.needed_bytes(500_000) / memory.GB == pytest.approx(1.7)
-    assert memory.needed_bytes(5_000_000) / memory.GB == pytest.approx(5.8)
+    assert memory.needed_bytes(500_000) / memory.GB == pytest.approx(2.02)
+    assert memory.needed_bytes(5_000_000) / memory.GB == pytest.approx(14.68)
     # Between them the line: 2.75M events halfway, so halfway in memory.
-    assert memory.needed_bytes(2_750_000) / memory.GB == pytest.approx(3.75)
+    assert memory.needed_bytes(2_750_000) / memory.GB == pytest.approx(8.35)
 
 
 def test_rows_are_estimated_from_a_sample_of_a_large_csv(tmp_path, four_users_csv):
@@ -59,11 +59,11 @@ def test_rows_are_estimated_from_a_sample_of_a_large_csv(tmp_path, four_users_cs
 
 def test_in_process_run_refused_when_the_machine_is_too_small(monkeypatch, four_users_csv, tmp_path, capsys):
     db = tmp_path / "a.db"
-    monkeypatch.setattr(memory, "machine_bytes", lambda: 1 * memory.GB)
+    monkeypatch.setattr(memory, "machine_bytes", lambda: memory.GB // 2)
     assert main(["run", "--input", str(four_users_csv), "--db", str(db)]) == 2
     err = capsys.readouterr().err
-    # 8 rows: the fixed 1.24 GB dominates; 80% of 1 GB is what a run may take.
-    assert "needs ~1.2 GB in process, this machine has 1.0 GB; use --engine spark" in err
+    # 8 rows: the fixed 0.61 GB dominates; 80% of 0.5 GB is what a run may take.
+    assert "needs ~0.6 GB in process, this machine has 0.5 GB; use --engine spark" in err
     assert _runs(db) == 0
     monkeypatch.setattr(memory, "machine_bytes", lambda: 2 * memory.GB)
     assert main(["run", "--input", str(four_users_csv), "--db", str(db)]) == 0

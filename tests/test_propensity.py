@@ -216,7 +216,9 @@ def test_the_model_figures_draw_the_calibration_and_the_gain():
     from reports.model_figures import calibration_figure, gain_figure
     table = calibration_bins(np.linspace(0.9, 0.0, 20), np.array([1, 0] * 10))
     fig = calibration_figure(table)
-    assert [t.name for t in fig.data] == ["expected (sum of probabilities)", "observed on the holdout"]
+    assert [t.name for t in fig.data] == ["expected (sum of probabilities), whiskers: chance range",
+                                          "observed on the holdout"]
     assert list(fig.data[1].y) == table["observed"].tolist()
+    assert len(fig.data[0].error_y.array) == len(table)  # whiskers: the chance range (values: test_reports)
     gain = gain_figure(np.array([0.5, 0.3, 0.2]))
     assert list(gain.data[0].y) == pytest.approx([0.5, 0.8, 1.0]) and "1.00 expected" in gain.layout.title.text
