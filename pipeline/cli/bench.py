@@ -61,15 +61,16 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
     # By default as `run` does: every strategy scored on the holdout, the best one published.
     with MemoryWatch(cluster=(spark_master or "").startswith("spark://")) as watch:
         result = execute(data / "interactions.csv", db=db, products_path=data / "products.csv",
-                         params=params, source=f"bench (rows={rows}, seed={seed}, engine={engine})")
+                         params=params, source=f"bench (rows={rows}, seed={seed}, engine={engine})",
+                         progress=lambda stage, _: stage != watch.stage and watch.enter_stage(stage))
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reads = _read_times(db, result.run_id, seed)
 
     print(f"bench: {rows:,} rows generated (seed {seed}), {result.counts['rows_clean']:,} clean, "
           f"{result.users:,} users, {result.products:,} products; published strategy: {result.strategy}")
-    for stage, seconds in result.seconds.items():
-        print(f"  {stage:<24} {seconds:8.2f} s")
+    for stage, seconds in result.seconds.items():  # with the peak of all processes while it ran
+        print(f"  {stage:<24} {seconds:8.2f} s   peak {watch.peak_by_stage.get(stage, 0) / 2**20:7.0f} MB")
         if stage == "evaluate":  # per strategy: fitted and scored on the inner split, then on the outer holdout
             for name, outer in result.strategy_seconds.items():
                 inner = result.inner_seconds.get(name, 0.0)
