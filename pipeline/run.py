@@ -273,7 +273,7 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
         rows = [evaluate.evaluation_rows(scored), evaluate.evaluation_rows(inner, evaluate.INNER)]
         writer.write_frame(wdb, "evaluation", run_id, pd.concat([r for r in rows if not r.empty]))  # no inner: none
         writer.write_frame(wdb, "stats", run_id, evaluate.holdout_stats(holdout))
-        _write_model_tables(wdb, run_id, holdout, scored)
+        _write_model_tables(wdb, run_id, scored)
     chosen, selection = params.strategy, "forced with --strategy"
     if chosen == AUTO:
         capped = params.max_audiences_per_user is not None
@@ -285,15 +285,14 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
     return params, *({strategy_label(s.name, s.cap): round(s.seconds, 3) for s in part} for part in (scored, inner))
 
 
-def _write_model_tables(wdb, run_id: int, holdout, scored) -> None:
+def _write_model_tables(wdb, run_id: int, scored) -> None:
     """Calibration of the propensity scores on the outer holdout (expected vs observed per decile), and
     every strategy's gain curve there."""
-    from pipeline.evaluation.calibration import calibration_table
     from pipeline.evaluation.gain import gain_rows
-    writer.write_frame(wdb, "gain", run_id, gain_rows(scored, holdout.truth))
+    writer.write_frame(wdb, "gain", run_id, gain_rows(scored))
     for s in scored:
-        if s.name == "propensity" and s.cap is None and s.audiences is not None:
-            writer.write_frame(wdb, "calibration", run_id, calibration_table(*s.audiences, holdout.truth))
+        if s.cap is None and s.calibration is not None:
+            writer.write_frame(wdb, "calibration", run_id, s.calibration)
 
 
 def _record_params(wdb, run_id: int, params: RunParams, selection: str) -> None:

@@ -43,12 +43,12 @@ def test_products_add_up_and_padding_past_a_short_audience_never_counts():
 
 def test_only_uncapped_strategies_with_audiences_get_a_curve():
     positions, sizes, truth = five_users()
-    scored = [Scored("propensity", {}, 0.0, audiences=(positions, np.zeros((1, 5)), sizes)),
-              Scored("propensity", {}, 0.0, cap=2, audiences=(positions, np.zeros((1, 5)), sizes)),
+    curve = gain_curve_rows("propensity", positions, sizes, truth)
+    scored = [Scored("propensity", {}, 0.0, gain=curve), Scored("propensity", {}, 0.0, cap=2, gain=curve),
               Scored("random", {}, 0.0)]
-    rows = gain_rows(scored, truth)
+    rows = gain_rows(scored)
     assert rows["strategy"].unique().tolist() == ["propensity"] and len(rows) == 5
-    assert gain_rows([], truth).empty
+    assert gain_rows([]).empty
 
 
 @pytest.mark.parametrize("curve, share, users", [

@@ -26,8 +26,7 @@ def gain_curve_rows(name: str, positions: np.ndarray, sizes: np.ndarray, truth: 
                          "share_of_list": caught / at_depth if at_depth else 0.0})
 
 
-def gain_rows(scored: list, truth: Truth) -> pd.DataFrame:
-    """Rows of every uncapped scored strategy (pipeline.evaluation.holdout.Scored) with its audiences."""
-    frames = [gain_curve_rows(s.name, s.audiences[0], s.audiences[2], truth)
-              for s in scored if s.cap is None and s.audiences is not None]
+def gain_rows(scored: list) -> pd.DataFrame:
+    """Rows of every uncapped scored strategy (pipeline.evaluation.holdout.Scored) with a gain curve."""
+    frames = [s.gain for s in scored if s.cap is None and s.gain is not None]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
