@@ -24,7 +24,7 @@ from pipeline.data.features import engagement_order, user_features
 from pipeline.data.ingest import Catalogue, read_catalogue, read_events
 from pipeline.evaluation import holdout as evaluate
 from pipeline.evaluation.cap import capped_blocks
-from pipeline.strategies import AUTO, fitted, get_strategy
+from pipeline.strategies import AUTO, fitted, forget_fits, get_strategy
 from pipeline.strategies.categories import catalogue_products, category_audiences
 from pipeline.strategies.ranking import exclusions_for, fallback_audience
 from pipeline.strategies.why import explainer
@@ -187,6 +187,8 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
 
     params, strategy_seconds, inner_seconds = _evaluate(wdb, run_id, events, users, catalogue, params, stages,
                                                         cleaned.bot_rows)
+    if not get_strategy(params.strategy).reuses_evaluation_fits:
+        forget_fits()
     stages.done("evaluate", "audiences")
 
     users["audience_count"] = _write_audiences(wdb, run_id, events, users, products, params, stages, catalogue)

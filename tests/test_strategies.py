@@ -219,3 +219,20 @@ def test_the_same_matrix_is_factorized_once(monkeypatch):
     als.fit_factors(matrix * 2, 0)        # other confidences: a new fit
     assert calls == [0, 0]
     als._fits.clear()
+
+
+def test_forgetting_the_fits_makes_the_next_fit_of_the_same_matrix_a_new_one(monkeypatch):
+    import scipy.sparse as sp
+
+    from pipeline.strategies import forget_fits, propensity_data
+    calls = []
+    monkeypatch.setattr(als, "_fit", lambda matrix, seed: calls.append(seed) or (np.arange(2), np.ones((2, 1)),
+                                                                                  np.ones((2, 1))))
+    matrix = sp.csr_matrix(np.eye(2, dtype=np.float32))
+    als.fit_factors(matrix, 0)
+    propensity_data._served[b"key"] = "signals"
+    forget_fits()  # what a run does after the evaluation when its strategy does not reuse them
+    assert propensity_data._served == {}
+    als.fit_factors(matrix, 0)
+    assert calls == [0, 0]
+    forget_fits()

@@ -6,6 +6,7 @@ excluded pairs once (the shared ranking code), rank the products.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -51,3 +52,16 @@ def audiences(name: str, events: pd.DataFrame, users: pd.DataFrame, params: RunP
     model = fitted(name, events, users, params, catalogue)
     exclusions = exclusions_for(events, users, params.exclude, products)
     return model.rank(products, exclusions, depth or params.depth)
+
+
+# Modules that keep fits for a later fit on the same events, each with a `forget()`.
+CACHING_MODULES = ("pipeline.strategies.als", "pipeline.strategies.propensity_data")
+
+
+def forget_fits() -> None:
+    """Drop what the evaluation's fits kept for later fits on the same events (ALS factors, propensity's
+    signals). A run calls it once the strategy it publishes is known not to reuse them: from then on they
+    are only memory (at 5M rows, GBs held through the audiences stage)."""
+    for module in CACHING_MODULES:
+        if module in sys.modules:  # never imported: nothing kept
+            sys.modules[module].forget()

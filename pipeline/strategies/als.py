@@ -41,6 +41,11 @@ CACHED_FITS = 2
 _fits: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
 
+def forget() -> None:
+    """Drop the kept fits (pipeline.strategies.forget_fits)."""
+    _fits.clear()
+
+
 def _fingerprint(matrix: sp.csr_matrix, seed: int) -> bytes:
     digest = hashlib.blake2b(digest_size=20)
     digest.update(np.array([*matrix.shape, matrix.nnz, seed, FACTORS, ITERATIONS], np.int64).tobytes())

@@ -27,6 +27,9 @@ class Strategy(ABC):
     """Fit once, rank any products. Subclasses keep what they learned as attributes."""
 
     name: str = ""
+    # True when fitting on every event reuses what the evaluation's fits kept (propensity trains on the
+    # outer split's early part, whose signals and ALS factors the evaluation built); else they are dropped.
+    reuses_evaluation_fits: bool = False
 
     def fit(self, events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None,
             params: RunParams) -> Strategy:

@@ -251,6 +251,7 @@ def _monotone(n_features: int) -> list[int] | None:
 
 class Propensity(Strategy):
     name = "propensity"
+    reuses_evaluation_fits = True
 
     def fit(self, events, users, catalogue, params) -> Propensity:
         super().fit(events, users, catalogue, params)

@@ -60,6 +60,11 @@ class Signals:
 _served: dict[bytes, Signals] = {}
 
 
+def forget() -> None:
+    """Drop the kept signals (pipeline.strategies.forget_fits)."""
+    _served.clear()
+
+
 def _events_key(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParams
                 ) -> bytes:
     digest = hashlib.blake2b(digest_size=20)
