@@ -132,9 +132,9 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
     positions, scores, sizes = stack_blocks(model.rank(holdout.products, holdout.excluded, depth),
                                             holdout.products, ids)
     plain = evaluate_audiences(positions, sizes, holdout.truth, KS)
-    out = [Scored(name, plain, time.perf_counter() - started, gain=gain_curve_rows(name, positions, sizes, holdout.truth),
-                  calibration=calibration_table(positions, scores, sizes, holdout.truth) if name in PROBABILITIES
-                  else None)]
+    gain = gain_curve_rows(name, positions, sizes, holdout.truth)
+    calibration = calibration_table(positions, scores, sizes, holdout.truth) if name in PROBABILITIES else None
+    out = [Scored(name, plain, time.perf_counter() - started, gain=gain, calibration=calibration)]
     del positions, scores, sizes  # the capped ranking below needs its own, wider arrays
     if cap:
         started = time.perf_counter()
