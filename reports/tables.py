@@ -70,7 +70,6 @@ def random_lift_is_one(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(value=rows["value"].where(~is_random, 1.0))
 
 
-
 CHANCE = 0.95  # the share of outcomes a calibrated model's observed count falls within
 CALIBRATION_COLUMNS = ["decile", "entries", "expected", "observed", "chance_low", "chance_high", "within_chance",
                        "observed_over_expected"]

@@ -62,7 +62,7 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
     with MemoryWatch(cluster=(spark_master or "").startswith("spark://")) as watch:
         result = execute(data / "interactions.csv", db=db, products_path=data / "products.csv",
                          params=params, source=f"bench (rows={rows}, seed={seed}, engine={engine})",
-                         progress=lambda stage, _: stage != watch.stage and watch.enter_stage(stage))
+                         progress=lambda stage, _: watch.enter_stage(stage))
     wall = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reads = _read_times(db, result.run_id, seed)

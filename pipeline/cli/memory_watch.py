@@ -50,9 +50,11 @@ class MemoryWatch:
         self.peak_by_stage[self.stage] = max(self.peak_by_stage.get(self.stage, 0), rss)
 
     def enter_stage(self, stage: str) -> None:
-        """Samples from now on count for `stage` (the last sample of the previous stage is taken first)."""
-        self.sample()
-        self.stage = stage
+        """Samples from now on count for `stage` (the last sample of the previous stage is taken first);
+        announcing the current stage again (progress inside it) changes nothing."""
+        if stage != self.stage:
+            self.sample()
+            self.stage = stage
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
