@@ -4,7 +4,8 @@ FastAPI's per-request work (middleware, routing, dependency solving, validation,
 costs several times what this lookup does. Requests in the plain form the API documents are answered
 here with the same bytes the FastAPI route builds (a HEAD arrives here as a GET whose body is dropped,
 see api.main); anything else (other parameters, a value out of range, no run loaded) goes on to FastAPI,
-which validates it and answers with the documented error. A known product's answer is kept whole
+which validates it and answers with the documented error. GET /health is answered before FastAPI too
+(api.main), so a worker is healthy before FastAPI is even imported. A known product's answer is kept whole
 (api.cache.Answers), so a request asked before costs one dict lookup.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from api import render
 from api.cache import AudienceCache
 
 PREFIX = "/recommend/"
+HEALTH = "/health"  # answered by api.main before FastAPI too: see there
 MAX_ID_DIGITS = 18  # below 2**63: ids always fit the int64 product index
 DEFAULT_N = 10
 JSON_TYPE = (b"content-type", b"application/json")

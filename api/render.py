@@ -7,22 +7,19 @@ orjson.Fragment) and kept whole by api.cache.Answers; no model validation or JSO
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import orjson
 from orjson import Fragment
-from starlette.responses import JSONResponse
 
 from api.cache import AudienceCache
 from store.format import units_text
 
+if TYPE_CHECKING:
+    from api.reload import CacheHolder
+
 CSV_HEADER = "product_id,rank,customer_id,score\n"
 CSV_TYPE = "text/csv; charset=utf-8"
-
-
-class OrjsonResponse(JSONResponse):
-    """JSON answers rendered by orjson (FastAPI's own ORJSONResponse is deprecated)."""
-
-    def render(self, content) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def item(customer_id: int, units: int, rank: int) -> bytes:
@@ -35,6 +32,18 @@ def cold_start_note(cache: AudienceCache, product_id: int, category: str | None)
                 f"category {category!r}, so it gets that category's audience (cold start by category)")
     return (f"new product: {product_id} was not seen in run {cache.run_id}, "
             "so it gets the fallback audience (the most engaged users overall)")
+
+
+def health_json(holder: CacheHolder) -> tuple[int, bytes]:
+    """/health: healthy with model_loaded true once a run is served (detail says why a newer one could not
+    be loaded, while the last good run is still served); 503 with the fix before that."""
+    cache = holder.cache
+    if cache is None:
+        return 503, orjson.dumps({"status": "unavailable", "model_loaded": False, "run_id": None, "products": 0,
+                                  "loaded_at": None, "detail": holder.problem})
+    return 200, orjson.dumps({"status": "healthy", "model_loaded": True, "run_id": cache.run_id,
+                              "products": len(cache.product_ids), "loaded_at": cache.loaded_at,
+                              "detail": holder.stale})
 
 
 def recommend_json(cache: AudienceCache, product_id: int, n: int) -> bytes:

@@ -185,10 +185,12 @@ def test_health_is_503_when_there_is_no_database(tmp_path, api_client):
     assert resp.status_code == 503 and "python -m pipeline demo" in resp.json()["detail"]
 
 
-def test_the_api_does_not_import_pandas_or_pyarrow():
-    """~75 MiB of RSS and 0.3 s of startup per worker for nothing a request uses."""
+def test_a_worker_starts_without_pandas_pyarrow_or_fastapi():
+    """pandas and pyarrow: ~75 MiB of RSS and 0.3 s of start per worker for nothing a request uses;
+    FastAPI and its pydantic models: ~0.7 s of CPU, built in a thread once the worker answers /health."""
     done = subprocess.run([sys.executable, "-c", "import api.main, sys; print(sorted({'pandas', 'sqlite_utils', "
-                           "'pyarrow'} & set(sys.modules)))"], capture_output=True, text=True, check=True)
+                           "'pyarrow', 'fastapi', 'starlette'} & set(sys.modules)))"],
+                          capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
 
@@ -198,7 +200,7 @@ def test_identical_audiences_are_stored_once(tmp_path, build_api_db, api_client)
               (3, 6, "wishlist", "11:00")]
     db, _ = build_api_db(tmp_path, events=events)
     with api_client(db) as c:
-        cache = c.app.state.holder.cache
+        cache = c.app.holder.cache
         answers = {p: ids(c.get(f"/recommend/{p}?n=5").json()) for p in (6, 7, 8, 9)}
     assert answers == {6: [1, 2], 7: [2, 3], 8: [2, 3], 9: [1, 3]}
     assert len(cache.product_ids) == 4 and len(cache.entries) == 3
@@ -269,3 +271,31 @@ def test_kept_answers_start_over_when_their_budget_is_spent():
     assert list(answers.bodies) == [("c", b"")]
     answers.add(("big", b""), b"x" * 1000)  # larger than the whole budget: never kept
     assert list(answers.bodies) == [("c", b"")]
+
+
+def test_health_and_recommend_are_answered_while_fastapi_is_still_being_built(small_db, api_client, monkeypatch):
+    """A worker is serving before its FastAPI app exists (api.main): with the build held back, /health and
+    /recommend answer at once and /metrics waits for the build, then answers too."""
+    import threading
+
+    import api.main
+    release = threading.Event()
+    build = api.main._create_framework
+
+    def held_build(settings, holder):
+        assert release.wait(30)
+        return build(settings, holder)
+
+    monkeypatch.setattr(api.main, "_create_framework", held_build)
+    with api_client(small_db[0]) as c:
+        late: dict = {}
+        waiting = threading.Thread(target=lambda: late.update(metrics=c.get("/metrics")))
+        waiting.start()
+        health = c.get("/health")
+        assert (health.status_code, health.json()["run_id"]) == (200, small_db[1])
+        assert ids(c.get("/recommend/10?n=3").json()) == [3, 4, 5]
+        waiting.join(0.5)
+        assert waiting.is_alive()  # /metrics needs FastAPI: it waits, it does not fail
+        release.set()
+        waiting.join(30)
+        assert late["metrics"].status_code == 200 and late["metrics"].json()["run_id"] == small_db[1]

@@ -90,8 +90,8 @@ def test_the_same_bytes_from_the_snapshot_and_from_sqlite(tmp_path, build_api_db
         with api_client(db) as client:
             responses = {p: client.get(p) for p in PATHS}
             # the load time differs by design; nothing else may
-            stamp = client.app.state.holder.cache.loaded_at.encode()
-            return client.app.state.holder.cache.snapshot.path, {
+            stamp = client.app.holder.cache.loaded_at.encode()
+            return client.app.holder.cache.snapshot.path, {
                 p: (r.status_code, r.content.replace(stamp, b"LOADED_AT")) for p, r in responses.items()}
 
     from_disk, mapped = answers()

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import Cache
 from api.models import ErrorResponse, SampleResponse
-from api.render import OrjsonResponse
+from api.responses import OrjsonResponse
 from api.routes.audiences import checked_n, n_query
 
 router = APIRouter(tags=["products"])

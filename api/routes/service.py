@@ -1,12 +1,13 @@
 """Service endpoints: /, /health and /metrics."""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api import __version__
 from api.deps import Cache, Holder
 from api.models import ErrorResponse, HealthResponse, MetricsResponse, RootResponse
-from api.render import OrjsonResponse
+from api.render import health_json
+from api.responses import OrjsonResponse
 from reports.gain import reach_table
 from reports.words import NO_CALIBRATION, NO_GAIN
 from store.names import published_label, strategy_label
@@ -32,16 +33,11 @@ async def root() -> OrjsonResponse:
 
 @router.get("/health", response_model=HealthResponse, summary="Is a run loaded",
             responses={503: {"model": HealthResponse, "description": "no run loaded yet, with the fix"}})
-async def health(holder: Holder) -> OrjsonResponse:
+async def health(holder: Holder) -> Response:
     """healthy with model_loaded true once a run is served (detail says why a newer one could not be
     loaded, while the last good run is still served); 503 with the fix before that."""
-    cache = holder.cache
-    if cache is None:
-        return OrjsonResponse(status_code=503, content={
-            "status": "unavailable", "model_loaded": False, "run_id": None, "products": 0, "loaded_at": None,
-            "detail": holder.problem})
-    return OrjsonResponse({"status": "healthy", "model_loaded": True, "run_id": cache.run_id,
-                           "products": len(cache.product_ids), "loaded_at": cache.loaded_at, "detail": holder.stale})
+    status, body = health_json(holder)  # what api.main answers itself, before this app is built
+    return Response(body, status_code=status, media_type="application/json")
 
 
 @router.get("/metrics", response_model=MetricsResponse, summary="The current run's figures",

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Path
 
 from api.deps import Cache
 from api.models import ErrorResponse, UserResponse
-from api.render import OrjsonResponse
+from api.responses import OrjsonResponse
 
 router = APIRouter(tags=["users"])
 
