@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "answers asked once, as a server that has run a while has (default 10)")
     bench.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     bench.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (default 2)")
+    bench.add_argument("--starts", type=int, default=5,
+                       help="API starts timed to the first 200 on /health, and as many of the bare app (default 5)")
     for p in (run, bench):
         p.add_argument("--db", help="SQLite database (default: $AUDIENCE_DB or data/audiences.db)")
     return parser
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     db = db_path(args.db)
     try:
-        for name in ("users", "workers", "locust_processes", "connections", "rounds"):
+        for name in ("users", "workers", "locust_processes", "connections", "rounds", "starts"):
             if getattr(args, name, 1) < 1:
                 raise WorkbenchError(f"--{name.replace('_', '-')} must be at least 1")
         if getattr(args, "warmup", 0) < 0:
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                        Path(args.out))
         from stress.bench import bench
         return bench(db, seconds=args.seconds, connections=args.connections, workers=args.workers,
-                     rounds=args.rounds, warmup=args.warmup)
+                     rounds=args.rounds, warmup=args.warmup, starts=args.starts)
     except (WorkbenchError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -137,6 +137,7 @@ def test_stress_run_without_a_published_run_is_one_line_exit_2(tmp_path, build_a
 @pytest.mark.parametrize("args, message", [
     (["--warmup", "-1"], "--warmup must be 0 or more seconds"),
     (["--rounds", "0"], "--rounds must be at least 1"),
+    (["--starts", "0"], "--starts must be at least 1"),
 ])
 def test_bench_rejects_bad_arguments_in_one_line(tmp_path, args, message):
     out = subprocess.run([sys.executable, "-m", "stress", "bench", "--db", str(tmp_path / "none.db"), *args],
