@@ -272,10 +272,8 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
     holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue, bot_rows=bot_rows,
                                                    progress=lambda share: stages.partial("evaluate", share))
     if scored:
-        rows = [evaluate.evaluation_rows(scored), evaluate.evaluation_rows(inner, evaluate.INNER)]
-        writer.write_frame(wdb, "evaluation", run_id, pd.concat([r for r in rows if not r.empty]))  # no inner: none
-        writer.write_frame(wdb, "stats", run_id, evaluate.holdout_stats(holdout))
-        _write_model_tables(wdb, run_id, scored)
+        write_evaluation(wdb, run_id, scored, inner,
+                         evaluate.holdout_stats(holdout.products, len(holdout.users), holdout.truth))
     chosen, selection = params.strategy, "forced with --strategy"
     if chosen == AUTO:
         capped = params.max_audiences_per_user is not None
@@ -285,6 +283,15 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
     params = replace(params, strategy=chosen, horizon_days=evaluate.window_days(events, params))
     _record_params(wdb, run_id, params, selection)
     return params, *({strategy_label(s.name, s.cap): round(s.seconds, 3) for s in part} for part in (scored, inner))
+
+
+def write_evaluation(wdb, run_id: int, scored: list, inner: list, stats: pd.DataFrame) -> None:
+    """The evaluation's tables (either engine): every score on the outer holdout and on the inner split,
+    what the holdout was run on, calibration and gain."""
+    rows = [evaluate.evaluation_rows(scored), evaluate.evaluation_rows(inner, evaluate.INNER)]
+    writer.write_frame(wdb, "evaluation", run_id, pd.concat([r for r in rows if not r.empty]))  # no inner: none
+    writer.write_frame(wdb, "stats", run_id, stats)
+    _write_model_tables(wdb, run_id, scored)
 
 
 def _write_model_tables(wdb, run_id: int, scored) -> None:

@@ -54,7 +54,7 @@ PARAMS = dict(depth=3, exclude="purchased", bot_daily_limit=3, holdout=0.2, stra
 TABLES = {"data_quality": "position", "stats": "name", "cohort_retention": "cohort_month, months_since",
           "daily_events": "day, event", "activity_histogram": "interactions", "product_months": "month",
           "top_products": "rank", "products": "product_id", "user_features": "customer_id",
-          "fallback_audience": "rank"}
+          "fallback_audience": "rank", "evaluation": "strategy, metric, k", "gain": "strategy, n"}
 
 
 @pytest.fixture
@@ -68,6 +68,16 @@ def _table(db: Path, table: str, order: str) -> pd.DataFrame:
     with sqlite3.connect(db) as con:
         frame = pd.read_sql(f'SELECT * FROM "{table}" ORDER BY {order}', con)
     return frame.drop(columns=["run_id"])
+
+
+def _assert_same_tables(inprocess: Path, sparked: Path) -> None:
+    """Every table equal; of the evaluation, the rows of engagement (the in-process engine scores every
+    strategy, the Spark engine the one it ranks with)."""
+    for table, order in TABLES.items():
+        a, b = _table(inprocess, table, order), _table(sparked, table, order)
+        if "strategy" in a:
+            a = a[a["strategy"] == "engagement"].reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=0, atol=1e-12, obj=table)
 
 
 def _audiences(db: Path) -> pd.DataFrame:
@@ -89,11 +99,7 @@ def test_both_engines_publish_the_same_run(spark, messy_csv, tmp_path, capsys):
                  "--spark-master", "local[2]"]) == 0
     assert "rows read 23  clean 9" in capsys.readouterr().out
     assert local.counts == COUNTS
-    for table, order in TABLES.items():
-        a, b = _table(inprocess, table, order), _table(sparked, table, order)
-        if table == "stats":  # the in-process engine adds what its evaluation was run on
-            a = a[~a["name"].str.startswith("holdout_")].reset_index(drop=True)
-        pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=0, atol=1e-12, obj=table)
+    _assert_same_tables(inprocess, sparked)
     categories = _table(sparked, "products", "product_id")["category"].tolist()
     assert categories == ["Shoes", "Books", "unknown", "Shoes"]
     a, b = _audiences(inprocess), _audiences(sparked)
@@ -122,7 +128,7 @@ def test_spark_reads_parquet_parts_and_gzip_with_the_same_counts(spark, messy_cs
     from pipeline.spark.clean import clean
     from pipeline.spark.ingest import read_events
     source = make(messy_csv, tmp_path / ("parts" if make is _parquet_parts else "messy.csv.gz"))
-    events, counts = clean(read_events(spark, str(source)), RunParams(**PARAMS))
+    events, counts, _ = clean(read_events(spark, str(source)), RunParams(**PARAMS))
     events.unpersist()
     assert counts == COUNTS
 
@@ -176,9 +182,35 @@ def test_both_cleaners_count_and_keep_the_same_rows(spark, tmp_path):
                               [",".join(row) for row in [*ROWS, *EDGES]]) + "\n", encoding="utf-8")
     params = RunParams(bot_daily_limit=3)
     local = clean_local(read_local(path), params, now=RUN_TIME)
-    events, counts = clean_spark(read_events(spark, str(path)), params, now=RUN_TIME)
+    events, counts, _ = clean_spark(read_events(spark, str(path)), params, now=RUN_TIME)
     assert counts == local.counts
     key = ["customer_id", "product_id", "event", "event_date"]
     got = events.select(*key).toPandas().sort_values(key).reset_index(drop=True)
     want = local.events[key].assign(event=local.events["event"].astype(str)).sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_both_engines_evaluate_engagement_alike(spark, tmp_path):
+    """The holdout as Spark jobs (pipeline/spark/holdout.py) scores engagement as the in-process holdout does,
+    on both splits, on a generated market (bot limit 8: some users are bots on early days, some only late)
+    plus user 9999999, who turns into a bot on the last day: the fitting part takes their early rows back."""
+    from pipeline.demo.generate import generate
+    folder = tmp_path / "market"
+    generate(rows=4000, seed=3, out_dir=folder)
+    source = folder / "interactions.csv"
+    market = pd.read_csv(source, dtype=str)  # an export's columns: index, customer_id, product_id, event, event_date
+    last_day = pd.to_datetime(market["event_date"], errors="coerce", format="mixed", utc=True).max().date()
+    product = market["product_id"].iloc[0]
+    late_bot = [f"x,9999999,{product},cart,2022-10-02T10:00:00"] + \
+               [f"x,9999999,{product},cart,{last_day}T0{h}:00:00" for h in range(9)]
+    lines = source.read_text().splitlines()
+    source.write_text("\n".join(lines + late_bot) + "\n")
+    inprocess, sparked = tmp_path / "inprocess.db", tmp_path / "spark.db"
+    params = dict(depth=5, exclude="all", bot_daily_limit=8, holdout=0.25, strategy="engagement")
+    execute(source, db=inprocess, params=RunParams(**params))
+    assert main(["run", "--input", str(source), "--db", str(sparked), "--depth", "5", "--exclude", "all",
+                 "--bot-limit", "8", "--holdout", "0.25", "--strategy", "engagement", "--engine", "spark",
+                 "--spark-master", "local[2]"]) == 0
+    evaluation = _table(sparked, "evaluation", "metric, k").set_index(["metric", "k"])["value"]
+    assert evaluation[("recall_micro", 100)] > 0 and evaluation[("inner_recall_micro", 100)] > 0  # hits to compare
+    _assert_same_tables(inprocess, sparked)

@@ -69,8 +69,18 @@ def window_days(events: pd.DataFrame, params: RunParams) -> float | None:
     """Length of the outer holdout window in days: the horizon every model predicts (None: no holdout)."""
     if params.holdout <= 0 or events.empty:
         return None
-    split = split_instant(events, params.holdout)
-    return max((events["event_date"].max() - split) / pd.Timedelta(days=1), 1.0)
+    return horizon_between(split_instant(events, params.holdout), events["event_date"].max())
+
+
+def horizon_between(split: pd.Timestamp, latest: pd.Timestamp) -> float:
+    """The outer holdout window from the split to the latest event, in days (at least one)."""
+    return max((latest - split) / pd.Timedelta(days=1), 1.0)
+
+
+def inner_split(latest_early: pd.Timestamp, horizon: float) -> pd.Timestamp:
+    """The inner split: one horizon before the fitting part's latest event (its last horizon is the inner
+    "late" part)."""
+    return latest_early - pd.Timedelta(days=horizon)
 
 
 def early_cleaned(early: pd.DataFrame, bot_rows: pd.DataFrame | None, split: pd.Timestamp, limit: int
@@ -159,8 +169,8 @@ def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFram
     holdout = make_holdout(events, params, bot_rows=bot_rows)
     if holdout is None:
         return None, [], []
-    inner_split = holdout.early["event_date"].max() - pd.Timedelta(days=horizon)
-    inner = make_holdout(holdout.early, params, split=inner_split, bot_rows=holdout.early_bots)
+    inner = make_holdout(holdout.early, params, split=inner_split(holdout.early["event_date"].max(), horizon),
+                         bot_rows=holdout.early_bots)
     names = names or list(STRATEGIES)
     scored: list[Scored] = []
     chosen_on: list[Scored] = []
@@ -189,12 +199,11 @@ def best_strategy(scored: list[Scored], capped: bool) -> str:
     return min(candidates, key=key).name
 
 
-def holdout_stats(holdout: Holdout) -> pd.DataFrame:
+def holdout_stats(products: np.ndarray, n_users: int, truth: Truth) -> pd.DataFrame:
     """What the evaluation was run on, for the `stats` table (names beyond the contract's own)."""
-    figures = {"holdout_products": len(holdout.products), "holdout_candidate_users": len(holdout.users),
-               "holdout_truth_pairs": int(holdout.truth.truth_size.sum()),
-               "holdout_known_truth_pairs": int(holdout.truth.pair_keys.size),
-               "holdout_reachable_pairs": int(holdout.truth.reachable.sum())}
+    figures = {"holdout_products": len(products), "holdout_candidate_users": n_users,
+               "holdout_truth_pairs": int(truth.truth_size.sum()), "holdout_known_truth_pairs": int(truth.pair_keys.size),
+               "holdout_reachable_pairs": int(truth.reachable.sum())}
     return pd.DataFrame({"name": list(figures), "value": [float(v) for v in figures.values()]})
 
 

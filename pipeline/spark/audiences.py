@@ -131,11 +131,16 @@ def exposure(frame: pd.DataFrame, top: Top, id_width: int, depth: int) -> np.nda
     """Audiences each top user is in, from a frame of packed audiences (every blob is depth ids wide)."""
     if frame.empty:
         return np.zeros(len(top.ids), dtype=np.int64)
-    digits = np.frombuffer(b"".join(frame["customer_ids"]), dtype=np.uint8).reshape(len(frame), depth, id_width)
-    ids = digits_to_int(digits)
+    ids = unpacked_ids(frame, id_width, depth)
     valid = np.arange(depth)[None, :] < frame["size"].to_numpy()[:, None]
     where = pd.Index(top.ids).get_indexer(ids[valid])
     return np.bincount(where, minlength=len(top.ids))
+
+
+def unpacked_ids(frame: pd.DataFrame, id_width: int, depth: int) -> np.ndarray:
+    """(products, depth) customer ids of a frame of packed audiences (every blob is depth ids wide)."""
+    digits = np.frombuffer(b"".join(frame["customer_ids"]), dtype=np.uint8).reshape(len(frame), depth, id_width)
+    return digits_to_int(digits)
 
 
 def id_width_of(users: DataFrame) -> int:

@@ -115,10 +115,19 @@ def parsed_rows(raw: DataFrame, now: pd.Timestamp) -> tuple[DataFrame, DataFrame
     return plain.unionByName(odd), native
 
 
-def clean(raw: DataFrame, params: RunParams, now: pd.Timestamp | None = None) -> tuple[DataFrame, dict[str, int]]:
+def bot_ids(events: DataFrame, limit: int) -> DataFrame:
+    """clean.bot_customers: customer_id of the customers with more than `limit` events on some day (UTC)
+    of these events. (clean() below applies the same rule inside the aggregation that counts the rows.)"""
+    per_day = events.groupBy("customer_id", F.to_date("event_date").alias("day")).agg(F.count(F.lit(1)).alias("n"))
+    return per_day.where(F.col("n") > limit).select("customer_id").distinct()
+
+
+def clean(raw: DataFrame, params: RunParams, now: pd.Timestamp | None = None
+          ) -> tuple[DataFrame, dict[str, int], DataFrame | None]:
     """(clean events with weight and known, hash-partitioned by customer and read from one persisted frame,
-    which spark.catalog.clearCache() at the end of the run releases; the data_quality counts). Raises
-    InputError when nothing is left."""
+    which spark.catalog.clearCache() at the end of the run releases; the data_quality counts; the rows
+    dropped as bots', or None, for the holdout to judge on its fitting days alone). Raises InputError when
+    nothing is left."""
     parsed, source = parsed_rows(raw, run_time(now))
     tally = parsed.agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col("usable").cast("long")).alias("usable"),
                        *[F.sum((F.col("usable") & (F.col("date_check") == c)).cast("long")).alias(c)
@@ -150,12 +159,13 @@ def clean(raw: DataFrame, params: RunParams, now: pd.Timestamp | None = None) ->
     counts["bot_rows"] = int(tally["bots"] or 0)
     counts["unknown_events"] = int(tally["unknown"] or 0)
     counts["rows_clean"] = int(tally["rows"] or 0) - counts["bot_rows"]
-    events = unique
+    events, bot_rows = unique, None
     if counts["bot_rows"]:  # a few customers: their ids go to every task, the events stay cached once
         bots = unique.sparkSession.createDataFrame(pd.DataFrame({"customer_id": np.array(tally["ids"], np.int64)}))
         events = unique.join(F.broadcast(bots), "customer_id", "left_anti")
+        bot_rows = unique.join(F.broadcast(bots), "customer_id", "left_semi")
     if counts["rows_clean"] == 0:
         dropped = ", ".join(f"{k}={counts[k]}" for k in DROPPED)
         raise InputError(f"no valid row left after cleaning ({dropped}); check the ids, events and dates")
-    return events, counts
+    return events, counts, bot_rows
 

@@ -16,7 +16,8 @@ from pipeline.config import RunParams
 from pipeline.data import diagnostics as local_diagnostics
 from pipeline.data.clean import CHECKS
 from pipeline.data.ingest import read_catalogue
-from pipeline.spark import audiences, diagnostics
+from pipeline.evaluation.holdout import holdout_stats
+from pipeline.spark import audiences, diagnostics, holdout
 from pipeline.spark.clean import clean
 from pipeline.spark.features import user_features
 from pipeline.spark.ingest import read_events
@@ -29,8 +30,8 @@ from store.packing import SCORE_WIDTH
 
 STRATEGIES = ("engagement",)  # what the Spark engine ranks with
 WRITE_ROWS = 1_000_000        # rows of a long table collected to the driver at once
-SELECTION = ("engagement: the Spark engine ranks with engagement (scoring every strategy on the holdout "
-             "needs --engine inprocess)")
+SELECTION = ("engagement: the Spark engine ranks and evaluates engagement (scoring every strategy on the "
+             "holdout needs --engine inprocess)")
 USER_COLUMNS = ["customer_id", "total_interactions", "unique_products", "avg_event_score", "interaction_frequency",
                 "recency_days", "engagement_score", "days_active", "last_event", "norm_total", "norm_unique",
                 "norm_avg_event", "norm_frequency", "norm_recency", "engagement_rank", "audience_count"]
@@ -59,7 +60,7 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
             stages, result_type):
     """The stages of pipeline.run._execute as Spark jobs, up to (not including) publishing: returns
     (its RunResult, the params the run really used). `stages` is its _Stages, `result_type` RunResult."""
-    from pipeline.run import _record_params, write_catalogue_stats
+    from pipeline.run import _record_params, write_catalogue_stats, write_evaluation
     with spark_errors(), spark_session(params.spark_master) as spark, TemporaryDirectory() as scratch:
         raw = read_events(spark, str(input_path))
         listed = read_catalogue(products_path) if products_path else None
@@ -68,7 +69,7 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
             write_catalogue_stats(wdb, run_id, listed)
         stages.done("read", "clean")
 
-        events, counts = clean(raw, params)
+        events, counts, bot_rows = clean(raw, params)
         writer.write_frame(wdb, "data_quality", run_id, pd.DataFrame(
             {"check": list(CHECKS), "rows": [counts[c] for c in CHECKS], "position": range(len(CHECKS))}))
         stages.done("clean", "diagnostics")
@@ -86,7 +87,11 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
         writer.write_frame(wdb, "fallback_audience", run_id, fallback_audience(best, params.depth))
         stages.done("features", "evaluate")
 
-        params = replace(params, strategy=STRATEGIES[0])
+        outer, scored, inner, horizon = holdout.evaluate(events, bot_rows, params, counts["rows_clean"],
+                                                         progress=lambda share: stages.partial("evaluate", share))
+        if scored:
+            write_evaluation(wdb, run_id, scored, inner, holdout_stats(outer.products, len(outer.ids), outer.truth))
+        params = replace(params, strategy=STRATEGIES[0], horizon_days=horizon)
         _record_params(wdb, run_id, params, SELECTION)
         stages.done("evaluate", "audiences")
 
@@ -104,7 +109,8 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
         _write_user_features(wdb, run_id, ranked, n_users, exposure)
         stages.done("audiences", "publish")
         spark.catalog.clearCache()  # the events, users and products persisted by the stages
-    return result_type(run_id, publish, counts, n_users, n_products, stages.seconds, params.strategy, {},
+    seconds = [{s.name: round(s.seconds, 3) for s in part} for part in (scored, inner)]
+    return result_type(run_id, publish, counts, n_users, n_products, stages.seconds, params.strategy, *seconds,
                        catalogue_duplicates=listed.duplicates if listed else 0), params
 
 
