@@ -27,7 +27,8 @@ class AudienceAPI:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.holder = CacheHolder(settings)
-        self._framework: asyncio.Future | None = None
+        self._framework: asyncio.Future | None = None  # the build, while it runs
+        self._built = None  # the FastAPI app once built (a future belongs to one event loop; this does not)
         self._watcher: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send) -> None:
@@ -51,17 +52,20 @@ class AudienceAPI:
         await framework(scope, receive, send)
 
     async def framework(self):
-        """The FastAPI app, built once per worker in a thread beside the event loop."""
+        """The FastAPI app, built once per worker in a thread beside the event loop; requests that come
+        while it is being built wait for that one build."""
+        if self._built is not None:
+            return self._built
         if self._framework is None:
             self._framework = asyncio.ensure_future(self._build())
         return await asyncio.shield(self._framework)
 
     async def _build(self):
-        framework = await asyncio.to_thread(_create_framework, self.settings, self.holder)
+        self._built = await asyncio.to_thread(_create_framework, self.settings, self.holder)
         # The app's long-lived objects (FastAPI, pydantic, the cache) never become garbage: keep the
         # collector from rescanning them while requests allocate.
         gc.freeze()
-        return framework
+        return self._built
 
     async def _lifespan(self, receive, send) -> None:
         await receive()  # lifespan.startup
