@@ -15,6 +15,10 @@ import psutil
 HOST = "127.0.0.1"  # load tests never leave this machine
 ROOT = Path(__file__).resolve().parents[1]  # servers and locust run from the repository, wherever we are
 
+# As the Procfile serves the API: it has no WebSocket route, so no worker imports a WebSocket library
+# (uvicorn's default --ws auto does, in every worker's start).
+UVICORN_OPTIONS = ("--ws", "none")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -50,7 +54,7 @@ class Server:
         started = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", self.app, "--host", HOST, "--port", str(self.port),
-             "--workers", str(self.workers), "--no-access-log", "--log-level", "warning"],
+             "--workers", str(self.workers), "--no-access-log", "--log-level", "warning", *UVICORN_OPTIONS],
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             self._wait_ready(started)
