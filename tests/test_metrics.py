@@ -21,11 +21,14 @@ import math
 import numpy as np
 import pytest
 
+from pipeline.evaluation import metrics
 from pipeline.evaluation.metrics import METRICS, evaluate_audiences, expected_random_recall, gini, make_truth
 
 
-@pytest.fixture
-def case():
+@pytest.fixture(params=[None, 3], ids=["all cells at once", "one product per step"])
+def case(request, monkeypatch):
+    if request.param:  # HIT_CELLS = depth: the hit lookup goes product by product, with the same answers
+        monkeypatch.setattr(metrics, "HIT_CELLS", request.param)
     truth = make_truth(truth_products=np.array([0, 0, 0, 1]), truth_positions=np.array([1, 3, -1, 4]),
                        n_products=2, n_users=5,
                        excluded_products=np.array([0, 1]), excluded_positions=np.array([4, 1]))

@@ -5,17 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.arrays import member
-from pipeline.evaluation.metrics import Truth
+from pipeline.evaluation.metrics import Truth, hits_of
 
 DECILES = 10
-
-
-def hits_of(positions: np.ndarray, sizes: np.ndarray, truth: Truth) -> tuple[np.ndarray, np.ndarray]:
-    """(valid cells, hit cells) of audiences (P, D) of user positions against the truth."""
-    valid = np.arange(positions.shape[1])[None, :] < sizes[:, None]
-    keys = np.arange(positions.shape[0], dtype=np.int64)[:, None] * truth.n_users + positions
-    return valid, valid & member(keys, truth.pair_keys)
 
 
 def calibration_table(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, truth: Truth) -> pd.DataFrame:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.calibration import hits_of
-from pipeline.evaluation.metrics import Truth
+from pipeline.evaluation.metrics import Truth, hits_of
 
 COLUMNS = ["strategy", "n", "hits", "share_of_truth", "share_of_list"]
 
