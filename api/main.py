@@ -38,13 +38,10 @@ class AudienceAPI:
         if scope["type"] == "http":
             if scope["method"] == "HEAD":
                 scope, send = {**scope, "method": "GET"}, _headers_only(send)
-            body = fastlane.answer(self.holder.cache, scope)
-            if body is not None:  # sent here, not from a helper coroutine: one frame less on the hot path
-                await send({"type": "http.response.start", "status": 200, "headers": fastlane.headers(body)})
-                await send({"type": "http.response.body", "body": body})
-                return
-            if scope["path"] == fastlane.HEALTH and scope["method"] == "GET":
+            status, body = 200, fastlane.answer(self.holder.cache, scope)
+            if body is None and scope["path"] == fastlane.HEALTH and scope["method"] == "GET":
                 status, body = render.health_json(self.holder)
+            if body is not None:  # sent here, not from a helper coroutine: one frame less on the hot path
                 await send({"type": "http.response.start", "status": status, "headers": fastlane.headers(body)})
                 await send({"type": "http.response.body", "body": body})
                 return

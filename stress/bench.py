@@ -113,7 +113,7 @@ def bench(db: Path, seconds: float = 10, warmup: float = 10, connections: int = 
             startup_cpu = api.worker_cpu_seconds()
             rss_start = (api.worker_rss_mib(), api.worker_private_mib())
             products = known_products(api.port)
-            api.wait_idle()  # the user table loads in the background after startup: measure once it is in
+            api.wait_idle()  # the FastAPI app is built in a thread after the first 200: measure once it is in
             script.write_text(LUA % {"products": ",".join(map(str, products))})
             servers = dict(zip(runs, (api, bare, varied)))
             for server in servers.values() if warmup > 0 else ():

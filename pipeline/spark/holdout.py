@@ -28,7 +28,7 @@ from pipeline.evaluation.metrics import Truth, evaluate_audiences, make_truth
 from pipeline.spark import audiences
 from pipeline.spark.clean import bot_ids
 from pipeline.spark.diagnostics import split_instant
-from pipeline.spark.features import micros_to_ns, user_features
+from pipeline.spark.features import latest_micros, micros_to_ns, user_features
 
 STRATEGY = "engagement"
 
@@ -49,7 +49,7 @@ def _micros(column: str = "event_date"):
 
 
 def _latest(events: DataFrame) -> pd.Timestamp:
-    return pd.Timestamp(micros_to_ns(events.agg(F.max(_micros())).first()[0]))
+    return pd.Timestamp(micros_to_ns(latest_micros(events)))
 
 
 def make_split(events: DataFrame, bot_rows: DataFrame | None, split: pd.Timestamp, params: RunParams
@@ -129,8 +129,9 @@ def evaluate(events: DataFrame, bot_rows: DataFrame | None, params: RunParams, n
     if outer is None:
         return None, [], [], horizon
     inner = make_split(outer.early, outer.early_bots, inner_split(outer.latest_early, horizon), params)
-    chosen_on = [score(inner, params)] if inner is not None else []
+    chosen_on = []
     if inner is not None:
+        chosen_on.append(score(inner, params))
         inner.early.unpersist()
     progress(0.5)
     scored = [score(outer, params)]
