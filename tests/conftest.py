@@ -296,3 +296,38 @@ def downloads(monkeypatch) -> dict[str, bytes]:
     monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", RecordingStorage)
     RecordingStorage.files.clear()
     return RecordingStorage.files
+
+
+# Every table a run writes from the events, with an order that makes two runs comparable row by row.
+RUN_TABLES = {"stats": "name", "data_quality": "position", "user_features": "customer_id", "products": "product_id",
+              "audience_lists": "product_id", "audience_reasons": "product_id", "fallback_audience": "rank",
+              "evaluation": "strategy, metric, k", "calibration": "decile", "gain": "strategy, n",
+              "category_audiences": "category", "cohort_retention": "cohort_month, months_since",
+              "daily_events": "day, event", "activity_histogram": "interactions", "product_months": "month",
+              "top_products": "rank"}
+
+
+@pytest.fixture(scope="session")
+def assert_same_runs():
+    """Assert that two databases' latest runs wrote equal tables (RUN_TABLES) and ranked with the same
+    strategy, chosen the same way."""
+    import json
+    import sqlite3
+
+    import pandas as pd
+
+    def latest(db: Path) -> tuple[dict[str, pd.DataFrame], dict]:
+        with sqlite3.connect(db) as con:
+            run_id, params = con.execute("SELECT run_id, params FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+            tables = {t: pd.read_sql(f'SELECT * FROM "{t}" WHERE run_id = ? ORDER BY {o}', con, params=[run_id])
+                      .drop(columns="run_id") for t, o in RUN_TABLES.items()}
+        return tables, json.loads(params)
+
+    def same(first: Path, second: Path) -> dict[str, pd.DataFrame]:
+        (a, pa), (b, pb) = latest(first), latest(second)
+        assert (pa["strategy"], pa["strategy_selection"]) == (pb["strategy"], pb["strategy_selection"])
+        for table in RUN_TABLES:
+            pd.testing.assert_frame_equal(a[table], b[table], obj=table)
+        return a
+    return same
+

@@ -166,7 +166,10 @@ def clean(raw: pd.DataFrame, params: RunParams, now: pd.Timestamp | None = None)
     bot_rows = events[is_bot.to_numpy()]
     events = _keep(events, is_bot, counts, "bot_rows")
 
-    events["event"] = events["event"].cat.remove_unused_categories()
+    # Sorted event names as the categories: their codes (a model feature) then do not depend on which
+    # event the file happens to mention first, so the same events in any order make the same run.
+    kept = events["event"].cat.remove_unused_categories()
+    events["event"] = kept.cat.reorder_categories(sorted(kept.cat.categories))
     counts["unknown_events"] = int((~known_events(events, params)).sum())
     counts["rows_clean"] = len(events)
     if events.empty:

@@ -125,10 +125,11 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     buckets = np.stack([_bucket(item_users),
                         _bucket((as_of - per_item["min"].to_numpy()) / DAY),
                         _bucket((as_of - per_item["max"].to_numpy()) / DAY)], axis=1)
-    last = np.lexsort((dates, rows))
+    codes = events["event"].cat.codes.to_numpy()
+    last = np.lexsort((codes, dates, rows))  # events at the same instant: by code, not by the file's order
     ends = np.flatnonzero(np.r_[rows[last][1:] != rows[last][:-1], True])
     last_event = np.zeros(n_users, dtype=np.int64)
-    last_event[rows[last][ends]] = events["event"].cat.codes.to_numpy()[last][ends]
+    last_event[rows[last][ends]] = codes[last][ends]
     return Signals(users, eng_rank, comeback_rates(events, users, params.holdout or 0.2), last_event,
                    matrix, items, user_factors, item_factors, pool,
                    shares, keys[order], coo.data[order], item_codes, names,
