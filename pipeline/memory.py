@@ -49,6 +49,11 @@ def machine_bytes() -> int:
     return psutil.virtual_memory().total
 
 
+def available_bytes() -> int:
+    """Memory free for a new allocation now (other processes, a running Spark JVM, already excluded)."""
+    return psutil.virtual_memory().available
+
+
 def check_fits(path: Path) -> None:
     """InputError when an in-process run of `path` would need more than the machine can give it."""
     if not path.is_file():

@@ -125,7 +125,7 @@ def _check_engine(params: RunParams, input_path: Path) -> None:
     this machine's memory (better one clear line now than the kernel killing it at 90%)."""
     if params.engine == "spark":
         from pipeline.spark.run import check_params
-        check_params(params)
+        check_params(params, input_path)
     else:
         from pipeline.memory import check_fits
         check_fits(input_path)
@@ -179,6 +179,20 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     _write_diagnostics(wdb, run_id, events, users, products, params)
     stages.done("diagnostics", "features")
 
+    params, strategy_seconds, inner_seconds = model_stages(wdb, run_id, events, users, products, catalogue, params,
+                                                           stages, cleaned.bot_rows)
+    result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds,
+                       params.strategy, strategy_seconds, inner_seconds,
+                       catalogue_duplicates=listed.duplicates if listed else 0)
+    return _conclude(wdb, run_id, result, params, publish, stages)
+
+
+def model_stages(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame,
+                 catalogue: pd.DataFrame | None, params: RunParams, stages: _Stages,
+                 bot_rows: pd.DataFrame | None) -> tuple[RunParams, dict[str, float], dict[str, float]]:
+    """features → evaluate → audiences on clean events held in memory: the in-process run's, and the Spark
+    engine's on its driver when the events fit there (one code path, so both engines choose and rank alike).
+    Returns the params the run really used and each strategy's seconds (outer holdout, inner split)."""
     order = engagement_order(users)
     users["engagement_rank"] = np.empty(len(order), dtype=np.int64)
     users.loc[order, "engagement_rank"] = np.arange(1, len(order) + 1)
@@ -186,7 +200,7 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     stages.done("features", "evaluate")
 
     params, strategy_seconds, inner_seconds = _evaluate(wdb, run_id, events, users, catalogue, params, stages,
-                                                        cleaned.bot_rows)
+                                                        bot_rows)
     if not get_strategy(params.strategy).reuses_evaluation_fits:
         forget_fits()
     stages.done("evaluate", "audiences")
@@ -194,11 +208,7 @@ def _execute(wdb, run_id: int, input_path: Path, params: RunParams, products_pat
     users["audience_count"] = _write_audiences(wdb, run_id, events, users, products, params, stages, catalogue)
     _write_user_features(wdb, run_id, users)
     stages.done("audiences", "publish")
-
-    result = RunResult(run_id, publish, cleaned.counts, len(users), len(products), stages.seconds,
-                       params.strategy, strategy_seconds, inner_seconds,
-                       catalogue_duplicates=listed.duplicates if listed else 0)
-    return _conclude(wdb, run_id, result, params, publish, stages)
+    return params, strategy_seconds, inner_seconds
 
 
 def _conclude(wdb, run_id: int, result: RunResult, params: RunParams, publish: bool, stages: _Stages

@@ -31,7 +31,6 @@ def _runs(db: Path) -> int:
     (["--spark-master", "local[2]"], "--spark-master needs --engine spark"),
     (["--engine", "spark", "--spark-master", "http://x"], "is not a Spark master URL"),
     (["--engine", "spark", "--spark-master", "spark://127.0.0.1:{port}"], "cannot reach the Spark master at 127.0.0.1:"),
-    (["--engine", "spark", "--strategy", "als"], "--engine spark ranks with engagement only"),
 ])
 def test_a_bad_engine_choice_is_one_line_and_exit_2(extra, message, four_users_csv, tmp_path, capsys):
     db = tmp_path / "a.db"
@@ -68,3 +67,21 @@ def test_in_process_run_refused_when_the_machine_is_too_small(monkeypatch, four_
     monkeypatch.setattr(memory, "machine_bytes", lambda: 2 * memory.GB)
     assert main(["run", "--input", str(four_users_csv), "--db", str(db)]) == 0
     assert _runs(db) == 1
+
+
+@pytest.mark.parametrize("extra, wanted", [
+    (["--strategy", "als"], "--strategy als"),
+    (["--max-audiences-per-user", "3"], "--max-audiences-per-user"),
+])
+def test_a_spark_run_the_driver_cannot_hold_is_refused_before_it_starts(extra, wanted, monkeypatch, four_users_csv,
+                                                                        tmp_path, capsys):
+    """ALS (any strategy but engagement) and the cap run on the Spark driver: with 0.5 GB free there, the
+    8 rows' ~0.6 GB (the fixed part dominates) are refused at once, not after the Spark stages."""
+    db = tmp_path / "a.db"
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.GB // 2)
+    assert main(["run", "--input", str(four_users_csv), "--db", str(db), "--engine", "spark", *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"{wanted} ranks on the Spark driver, and 8 events need ~0.6 GB on the driver, 0.5 GB are free; " \
+           "use --strategy engagement" in err and err.count("\n") == 1
+    assert _runs(db) == 0
+

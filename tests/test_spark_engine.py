@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import sqlite3
 from pathlib import Path
 
@@ -214,3 +215,42 @@ def test_both_engines_evaluate_engagement_alike(spark, tmp_path):
     evaluation = _table(sparked, "evaluation", "metric, k").set_index(["metric", "k"])["value"]
     assert evaluation[("recall_micro", 100)] > 0 and evaluation[("inner_recall_micro", 100)] > 0  # hits to compare
     _assert_same_tables(inprocess, sparked)
+
+
+def _run_both(source: Path, tmp_path: Path, *flags: str) -> tuple[Path, Path]:
+    """The same command line with either engine; returns (in-process db, Spark db)."""
+    dbs = tmp_path / "inprocess.db", tmp_path / "spark.db"
+    for db, engine in zip(dbs, (["--engine", "inprocess"], ["--engine", "spark", "--spark-master", "local[2]"])):
+        assert main(["run", "--input", str(source), "--db", str(db), *flags, *engine]) == 0
+    return dbs
+
+
+def test_both_engines_choose_and_publish_the_same_default_run(spark, tmp_path, assert_same_runs):
+    """Without --strategy, the Spark engine's driver collects the clean events (they fit) and runs the
+    in-process model stages on them: the same strategy chosen on the inner split, every strategy's
+    evaluation, the audiences, their reasons and the category audiences, table for table."""
+    from pipeline.demo.generate import generate
+    generate(rows=6000, seed=3, out_dir=tmp_path)
+    inprocess, sparked = _run_both(tmp_path / "interactions.csv", tmp_path, "--products",
+                                   str(tmp_path / "products.csv"), "--exclude", "purchased", "--depth", "20")
+    tables = assert_same_runs(inprocess, sparked)
+    assert tables["evaluation"]["strategy"].nunique() >= 7  # every strategy scored, not engagement alone
+    assert len(tables["category_audiences"]) > 0
+
+
+def test_a_market_too_big_for_the_driver_ranks_engagement_as_spark_jobs(spark, messy_csv, tmp_path, monkeypatch):
+    """Without --strategy and with no room on the driver, the Spark engine ranks and evaluates engagement as
+    Spark jobs, and the run says why."""
+    from pipeline import memory
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.GB // 2)
+    db = tmp_path / "spark.db"
+    assert main(["run", "--input", str(messy_csv), "--db", str(db), "--depth", "3", "--bot-limit", "3",
+                 "--engine", "spark", "--spark-master", "local[2]"]) == 0
+    with sqlite3.connect(db) as con:
+        params = json.loads(con.execute("SELECT params FROM runs").fetchone()[0])
+        strategies = {r[0] for r in con.execute("SELECT DISTINCT strategy FROM evaluation")}
+    assert params["strategy"] == "engagement" and strategies == {"engagement"}
+    assert params["strategy_selection"] == ("engagement: 9 events need ~0.6 GB on the driver, 0.5 GB are free to "
+                                            "score every strategy, so the Spark engine ranks and evaluates "
+                                            "engagement as Spark jobs")
+

@@ -15,34 +15,26 @@ from pyspark.sql import functions as F
 from pipeline.config import RunParams
 from pipeline.data import diagnostics as local_diagnostics
 from pipeline.data.clean import CHECKS
+from pipeline.data.features import user_features as local_features
 from pipeline.data.ingest import read_catalogue
 from pipeline.evaluation.holdout import holdout_stats
-from pipeline.spark import audiences, diagnostics, holdout
+from pipeline.spark import audiences, diagnostics, driver, holdout
 from pipeline.spark.clean import clean
 from pipeline.spark.features import user_features
 from pipeline.spark.ingest import read_events
 from pipeline.spark.session import DEFAULT_MASTER, check_java, check_master, spark_errors, spark_session
-from pipeline.strategies import AUTO
 from pipeline.strategies.ranking import fallback_audience
 from store import writer
-from store.errors import InputError
 from store.packing import SCORE_WIDTH
 
-STRATEGIES = ("engagement",)  # what the Spark engine ranks with
 WRITE_ROWS = 1_000_000        # rows of a long table collected to the driver at once
-SELECTION = ("engagement: the Spark engine ranks and evaluates engagement (scoring every strategy on the "
-             "holdout needs --engine inprocess)")
 USER_COLUMNS = ["customer_id", "total_interactions", "unique_products", "avg_event_score", "interaction_frequency",
                 "recency_days", "engagement_score", "days_active", "last_event", "norm_total", "norm_unique",
                 "norm_avg_event", "norm_frequency", "norm_recency", "engagement_rank", "audience_count"]
 
 
-def check_params(params: RunParams) -> None:
-    if params.strategy not in (AUTO, *STRATEGIES):
-        raise InputError(f"--engine spark ranks with {', '.join(STRATEGIES)} only, got --strategy "
-                         f"{params.strategy}; leave --strategy out or use --engine inprocess")
-    if params.max_audiences_per_user is not None:
-        raise InputError("--max-audiences-per-user needs --engine inprocess (the cap is not a Spark job yet)")
+def check_params(params: RunParams, input_path: Path) -> None:
+    driver.refuse_early(params, input_path)
     check_master(params.spark_master or DEFAULT_MASTER)
     check_java()
 
@@ -58,9 +50,11 @@ def _chunks(frame: DataFrame, column: str, rows: int) -> Iterator[pd.DataFrame]:
 
 def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path: Path | None, publish: bool,
             stages, result_type):
-    """The stages of pipeline.run._execute as Spark jobs, up to (not including) publishing: returns
-    (its RunResult, the params the run really used). `stages` is its _Stages, `result_type` RunResult."""
-    from pipeline.run import _record_params, write_catalogue_stats, write_evaluation
+    """The stages of pipeline.run._execute with Spark, up to (not including) publishing: returns (its
+    RunResult, the params the run really used). `stages` is its _Stages, `result_type` RunResult.
+    Reading, cleaning, diagnostics and features are Spark jobs; the model stages run on the driver when the
+    clean events fit there (pipeline/spark/driver.py), else engagement is ranked and evaluated as Spark jobs."""
+    from pipeline.run import model_stages, write_catalogue_stats
     with spark_errors(), spark_session(params.spark_master) as spark, TemporaryDirectory() as scratch:
         raw = read_events(spark, str(input_path))
         listed = read_catalogue(products_path) if products_path else None
@@ -80,38 +74,57 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
         _write_diagnostics(wdb, run_id, events, users, products, counts["rows_clean"], n_products, params)
         stages.done("diagnostics", "features")
 
-        ranked = audiences.ranked_users(users)
-        users.unpersist()
-        best = ranked.where(F.col("engagement_rank") <= params.depth) \
-            .select("customer_id", "engagement_score", F.col("last").alias("last_event")).toPandas()
-        writer.write_frame(wdb, "fallback_audience", run_id, fallback_audience(best, params.depth))
-        stages.done("features", "evaluate")
-
-        outer, scored, inner, horizon = holdout.evaluate(events, bot_rows, params, counts["rows_clean"],
-                                                         progress=lambda share: stages.partial("evaluate", share))
-        if scored:
-            write_evaluation(wdb, run_id, scored, inner, holdout_stats(outer.products, len(outer.ids), outer.truth))
-        params = replace(params, strategy=STRATEGIES[0], horizon_days=horizon)
-        _record_params(wdb, run_id, params, SELECTION)
-        stages.done("evaluate", "audiences")
-
-        id_width = audiences.id_width_of(ranked)
-        top, blocks = audiences.audience_blocks(events, products, ranked, params, n_users, n_products, id_width)
-        exposure = np.zeros(len(top.ids), dtype=np.int64)
-        done = 0
-        for frame in blocks:
-            writer.write_audience_lists(wdb, run_id, frame["product_id"].to_numpy(), frame["size"].to_numpy(),
-                                        np.array(frame["customer_ids"].tolist(), dtype=object),
-                                        np.array(frame["scores"].tolist(), dtype=object), id_width, SCORE_WIDTH)
-            exposure += audiences.exposure(frame, top, id_width, params.depth)
-            done += len(frame)
-            stages.partial("audiences", done / max(n_products, 1))
-        _write_user_features(wdb, run_id, ranked, n_users, exposure)
-        stages.done("audiences", "publish")
+        selection = driver.plan(params, counts["rows_clean"])
+        if selection is not None:
+            params, scored, inner = _spark_model_stages(wdb, run_id, events, bot_rows, users, products, n_users,
+                                                        n_products, counts["rows_clean"], params, selection, stages)
+        else:
+            local, local_bots = driver.collected(events), driver.collected(bot_rows)
         spark.catalog.clearCache()  # the events, users and products persisted by the stages
-    seconds = [{s.name: round(s.seconds, 3) for s in part} for part in (scored, inner)]
-    return result_type(run_id, publish, counts, n_users, n_products, stages.seconds, params.strategy, *seconds,
+    if selection is None:  # the Spark session is over: the driver's memory is the model's
+        local_users = local_features(local, params)
+        params, scored, inner = model_stages(wdb, run_id, local, local_users, local_diagnostics.product_table(
+            local, catalogue), catalogue, params, stages, local_bots)
+    else:
+        scored, inner = ({s.name: round(s.seconds, 3) for s in part} for part in (scored, inner))
+    return result_type(run_id, publish, counts, n_users, n_products, stages.seconds, params.strategy, scored, inner,
                        catalogue_duplicates=listed.duplicates if listed else 0), params
+
+
+def _spark_model_stages(wdb, run_id: int, events: DataFrame, bot_rows: DataFrame | None, users: DataFrame,
+                        products: DataFrame, n_users: int, n_products: int, n_rows: int, params: RunParams,
+                        selection: str, stages):
+    """features → evaluate → audiences of engagement as Spark jobs; returns (params, outer and inner scores)."""
+    from pipeline.run import _record_params, write_evaluation
+    ranked = audiences.ranked_users(users)
+    users.unpersist()
+    best = ranked.where(F.col("engagement_rank") <= params.depth) \
+        .select("customer_id", "engagement_score", F.col("last").alias("last_event")).toPandas()
+    writer.write_frame(wdb, "fallback_audience", run_id, fallback_audience(best, params.depth))
+    stages.done("features", "evaluate")
+
+    outer, scored, inner, horizon = holdout.evaluate(events, bot_rows, params, n_rows,
+                                                     progress=lambda share: stages.partial("evaluate", share))
+    if scored:
+        write_evaluation(wdb, run_id, scored, inner, holdout_stats(outer.products, len(outer.ids), outer.truth))
+    params = replace(params, strategy=driver.SPARK_STRATEGY, horizon_days=horizon)
+    _record_params(wdb, run_id, params, selection)
+    stages.done("evaluate", "audiences")
+
+    id_width = audiences.id_width_of(ranked)
+    top, blocks = audiences.audience_blocks(events, products, ranked, params, n_users, n_products, id_width)
+    exposure = np.zeros(len(top.ids), dtype=np.int64)
+    done = 0
+    for frame in blocks:
+        writer.write_audience_lists(wdb, run_id, frame["product_id"].to_numpy(), frame["size"].to_numpy(),
+                                    np.array(frame["customer_ids"].tolist(), dtype=object),
+                                    np.array(frame["scores"].tolist(), dtype=object), id_width, SCORE_WIDTH)
+        exposure += audiences.exposure(frame, top, id_width, params.depth)
+        done += len(frame)
+        stages.partial("audiences", done / max(n_products, 1))
+    _write_user_features(wdb, run_id, ranked, n_users, exposure)
+    stages.done("audiences", "publish")
+    return params, scored, inner
 
 
 def _write_diagnostics(wdb, run_id: int, events: DataFrame, users: DataFrame, products: DataFrame, n_rows: int,
