@@ -85,7 +85,9 @@ def choose_params() -> tuple[dict, bool]:
         st.caption(DESCRIPTIONS[strategy])
     a, b = st.columns([1, 2])
     engine = a.selectbox("Engine", ENGINES, key="rt_engine",
-                         help="inprocess: this machine's memory; spark: a Spark cluster for data larger than that")
+                         help="inprocess: this machine's memory; spark: a Spark cluster for data larger than that "
+                              "(the audiences are ranked on its driver while the events fit there, else by "
+                              "engagement as Spark jobs; the run's strategy note says which)")
     master = b.text_input("Spark master URL", key="rt_spark_master", placeholder="spark://host:7077 (empty: local[*])",
                           disabled=engine != "spark").strip()
     publish = st.checkbox("Publish when it succeeds and passes the publish gates", value=True, key="rt_publish",
