@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import sys
 
 from api import fastlane, render
-from api.reload import CacheHolder, watch
+from api.reload import CacheHolder, look, watch
 from api.settings import Settings
 
 
@@ -66,10 +65,7 @@ class AudienceAPI:
 
     async def _lifespan(self, receive, send) -> None:
         await receive()  # lifespan.startup
-        # Cache builds (only when a snapshot must be rebuilt) run in a thread beside the event loop; hand the
-        # GIL back to the loop every 1 ms instead of every 5 ms, or requests queue behind a build.
-        sys.setswitchinterval(0.001)
-        await asyncio.to_thread(self.holder.poll)
+        await look(self.holder)  # a snapshot rebuilt only when missing or damaged, in a thread
         self._watcher = asyncio.create_task(watch(self.holder))
         asyncio.ensure_future(self.framework())
         await send({"type": "lifespan.startup.complete"})

@@ -127,3 +127,24 @@ def test_database_rebuilt_from_scratch_is_picked_up(tmp_path, build_db, client_f
             time.sleep(INTERVAL)
         assert client.get("/health").json()["products"] == 5
         assert ids(client.get("/recommend/11?n=5").json()) == AUDIENCE_11[2]
+
+
+def test_a_look_hands_the_gil_back_often_only_while_it_runs():
+    """While holder.poll runs in its thread the event loop gets the GIL back every 1 ms (requests do not
+    queue behind a snapshot rebuild); before and after, the interpreter's own interval (kept all the time,
+    the short one costs every request)."""
+    import asyncio
+    import sys
+
+    from api.reload import LOOK_SWITCH_SECONDS, look
+
+    seen = []
+
+    class Holder:
+        def poll(self):
+            seen.append(sys.getswitchinterval())
+
+    before = sys.getswitchinterval()
+    asyncio.run(look(Holder()))
+    assert seen == [LOOK_SWITCH_SECONDS] == [0.001]
+    assert sys.getswitchinterval() == before == 0.005  # CPython's default
