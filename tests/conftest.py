@@ -330,4 +330,3 @@ def assert_same_runs():
             pd.testing.assert_frame_equal(a[table], b[table], obj=table)
         return a
     return same
-

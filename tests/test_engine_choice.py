@@ -84,4 +84,3 @@ def test_a_spark_run_the_driver_cannot_hold_is_refused_before_it_starts(extra, w
     assert f"{wanted} ranks on the Spark driver, and 8 events need ~0.6 GB on the driver, 0.5 GB are free; " \
            "use --strategy engagement" in err and err.count("\n") == 1
     assert _runs(db) == 0
-

@@ -253,4 +253,3 @@ def test_a_market_too_big_for_the_driver_ranks_engagement_as_spark_jobs(spark, m
     assert params["strategy_selection"] == ("engagement: 9 events need ~0.6 GB on the driver, 0.5 GB are free to "
                                             "score every strategy, so the Spark engine ranks and evaluates "
                                             "engagement as Spark jobs")
-

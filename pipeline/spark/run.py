@@ -81,7 +81,7 @@ def execute(wdb, run_id: int, input_path: Path, params: RunParams, products_path
         else:
             local, local_bots = driver.collected(events), driver.collected(bot_rows)
         spark.catalog.clearCache()  # the events, users and products persisted by the stages
-    if selection is None:  # the Spark session is over: the driver's memory is the model's
+    if selection is None:  # out of the Spark session (stopped if this run started it): memory for the model
         local_users = local_features(local, params)
         params, scored, inner = model_stages(wdb, run_id, local, local_users, local_diagnostics.product_table(
             local, catalogue), catalogue, params, stages, local_bots)
