@@ -21,8 +21,8 @@ from store.errors import WorkbenchError
 log = logging.getLogger("api.reload")
 # While a look runs in its thread (a snapshot rebuild is seconds of Python and numpy), the GIL goes back to
 # the event loop every 1 ms instead of every 5 ms, or requests queue behind it. Only then: kept for the
-# worker's life, the short interval cost /recommend ~5% more server CPU per request (two interleaved A/B
-# runs of 5 and 8 rounds under wrk: 96.2 vs 91.5 and 86.0 vs 80.7 us).
+# worker's life, the short interval cost /recommend ~5% more server CPU per request (a one-off A/B script
+# with stress.bench's wrk functions, 5 and 8 interleaved rounds: 96.2 vs 91.5 and 86.0 vs 80.7 us).
 LOOK_SWITCH_SECONDS = 0.001
 _SWITCH_SECONDS = sys.getswitchinterval()
 NO_RUN_HINT = "no published run yet in {db}; build one with `python -m pipeline demo`"

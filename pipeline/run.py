@@ -24,7 +24,7 @@ from pipeline.data.features import engagement_order, user_features
 from pipeline.data.ingest import Catalogue, read_catalogue, read_events
 from pipeline.evaluation import holdout as evaluate
 from pipeline.evaluation.cap import capped_blocks
-from pipeline.strategies import AUTO, fitted, forget_fits, get_strategy
+from pipeline.strategies import AUTO, FORCED, fitted, forget_fits, get_strategy
 from pipeline.strategies.categories import catalogue_products, category_audiences
 from pipeline.strategies.ranking import exclusions_for, fallback_audience
 from pipeline.strategies.why import explainer
@@ -284,7 +284,7 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
     if scored:
         write_evaluation(wdb, run_id, scored, inner,
                          evaluate.holdout_stats(holdout.products, len(holdout.users), holdout.truth))
-    chosen, selection = params.strategy, "forced with --strategy"
+    chosen, selection = params.strategy, FORCED
     if chosen == AUTO:
         capped = params.max_audiences_per_user is not None
         chosen = evaluate.best_strategy(inner, capped) if inner else evaluate.TIE_PREFERENCE[0]

@@ -18,7 +18,8 @@ from pyspark.sql import DataFrame
 
 from pipeline import memory
 from pipeline.config import RunParams
-from pipeline.strategies import AUTO
+from pipeline.data.clean import sorted_event_names
+from pipeline.strategies import AUTO, FORCED
 from store.errors import InputError
 
 SPARK_STRATEGY = "engagement"  # what the Spark jobs rank with (pipeline/spark/audiences.py)
@@ -56,9 +57,10 @@ def plan(params: RunParams, rows: int) -> str | None:
     """None: the model stages run on the driver. Else the run's strategy_selection for engagement as Spark
     jobs: forced with --strategy, or chosen because the events are too many for the driver."""
     if params.strategy == SPARK_STRATEGY and params.max_audiences_per_user is None:
-        return "forced with --strategy"
+        return FORCED
     why = _too_big(rows)
-    _refuse(params, why if needs_driver(params) else None)
+    if needs_driver(params):
+        _refuse(params, why)
     if why is None:
         return None
     return (f"engagement: {why} to score every strategy, so the Spark engine ranks and evaluates engagement "
@@ -72,7 +74,7 @@ def collected(events: DataFrame | None) -> pd.DataFrame | None:
     if events is None:
         return None
     frame = events.select(*KEY).toPandas()
-    frame["event"] = pd.Categorical(frame["event"], categories=sorted(frame["event"].unique()))
+    frame["event"] = sorted_event_names(frame["event"])
     frame["event_date"] = frame["event_date"].astype("datetime64[ns]")
     order = np.lexsort((frame["event"].cat.codes.to_numpy(), frame["event_date"].to_numpy(),
                         frame["product_id"].to_numpy(), frame["customer_id"].to_numpy()))

@@ -16,6 +16,7 @@ from pipeline.config import RunParams
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.ranking import AudienceBlock, exclusions_for
 
+FORCED = "forced with --strategy"  # runs.params.strategy_selection of a run told which strategy to publish
 AUTO = "auto"  # not a strategy: "choose on an inner split of the fitting period, publish the best"
 
 # name -> "module:Class"; imported on first use so a run loads only what it ranks with.
