@@ -23,8 +23,12 @@ ROWS = [
     ("random", None, 100, "hit_rate", 0.02), ("random", None, 100, "user_coverage", 0.99),
     ("random", None, 100, "reachable_ceiling", 0.40),
     ("als", 5, 100, "recall_micro", 0.50),
+    # the inner split's rows (what the run chose on), where als is ahead
+    ("affinity", None, 100, "inner_recall_micro", 0.06), ("als", None, 100, "inner_recall_micro", 0.09),
+    ("random", None, 100, "inner_recall_micro", 0.02), ("als", None, 10, "inner_recall_micro", 0.04),
 ]
 SECONDS = {"affinity": 1.5, "als": 2.25, "random": 0.125}
+INNER_SECONDS = {"affinity": 1.0, "als": 2.0, "random": 0.25}
 
 
 def _evaluation() -> pd.DataFrame:
@@ -43,7 +47,7 @@ def stored(tmp_path):
     writer.set_params(wdb, run_id, {"strategy": "als", "strategy_selection": "best on the inner split"})
     writer.write_frame(wdb, "stats", run_id, pd.DataFrame({"name": ["total_interactions", "unique_users",
                                                                     "holdout_products"], "value": [1200.0, 300.0, 40.0]}))
-    writer.finish_run(wdb, run_id, {"strategy_seconds": SECONDS})
+    writer.finish_run(wdb, run_id, {"strategy_seconds": SECONDS, "inner_strategy_seconds": INNER_SECONDS})
     return db, run_id
 
 
@@ -63,6 +67,17 @@ def test_the_table_ranks_by_recall_at_100_and_marks_best_and_published(stored):
     # als's capped 0.50 is not its recall@100: the uncapped 0.08 is
     assert table.set_index("strategy").loc["als", "recall@100"] == 0.08
     assert table["note"].tolist() == ["best@100", "published", ""]
+
+
+def test_the_inner_split_table_shows_what_the_run_chose_on(stored):
+    table = quality.quality_table(quality.stored_run(*stored, "demo", "all"), split="inner").set_index("strategy")
+    assert table.index.tolist() == ["als", "affinity", "random"]
+    assert table["recall@100"].tolist() == [0.09, 0.06, 0.02]
+    assert table.loc["als", "recall@10"] == 0.04 and table["hit rate@100"].isna().all()  # no inner hit rates stored
+    assert table["seconds"].tolist() == [2.0, 1.0, 0.25]
+    assert table["note"].tolist() == ["best@100, published", "", ""]
+    text = quality.format_rule("all", [quality.stored_run(*stored, "demo", "all")], split="inner")
+    assert text.splitlines()[0] == "### --exclude all, inner split (what the run chooses on)"
 
 
 def test_shown_strategies_filter_the_rows(stored):
@@ -102,6 +117,7 @@ def test_a_small_market_runs_end_to_end(tmp_path, capsys):
     (["--exclude", "some"], "--exclude: some"),
     (["--strategies", "magic"], "--strategies: magic"),
     (["--rows", "10"], "--rows must be at least 1000"),
+    (["--split", "outer"], "--split: outer"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, says, capsys):
     assert main(["quality", *argv]) == 2

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import EXCLUDE_RULES
+from pipeline.evaluation.holdout import INNER
 from store.errors import InputError
 
 GENERATED = ("demo", "market", "repeat", "few-categories", "no-catalogue")
@@ -31,6 +32,9 @@ DEFAULT_SEED = 7
 COLUMNS = (("recall@10", 10, "recall_micro"), ("recall@100", 100, "recall_micro"),
            ("hit rate@100", 100, "hit_rate"), ("coverage@100", 100, "user_coverage"))
 BEST = ("recall@100", 100, "recall_micro")
+# Which evaluation rows a table shows: the outer holdout (what is reported) or the inner split of the fitting
+# period (what the run chooses on; compare variants on these, then report the holdout's).
+SPLITS = {"holdout": "", "inner": INNER}
 
 
 @dataclass
@@ -44,6 +48,7 @@ class MarketRun:
     seconds: dict[str, float]     # per strategy, inside the evaluate stage (runs.summary)
     ceiling: float                # reachable_ceiling@100: no ranking of known users does better
     stats: dict[str, float]       # the run's `stats` rows: its size and the holdout's
+    inner_seconds: dict[str, float] | None = None  # per strategy, on the inner split
 
 
 def add_parser(sub) -> None:
@@ -58,6 +63,8 @@ def add_parser(sub) -> None:
     q.add_argument("--exclude", default=",".join(EXCLUDE_RULES), help="comma list of: " + ", ".join(EXCLUDE_RULES))
     q.add_argument("--strategies", default="", help="comma list of strategies to show (default: every one "
                    "the run evaluated; all are evaluated either way, so the published choice is the run's)")
+    q.add_argument("--split", default="holdout", help="comma list of: holdout (the outer holdout, what is "
+                   "reported), inner (the inner split of the fitting period, what the run chooses on)")
     q.add_argument("--out", help="also write the tables to this Markdown file")
 
 
@@ -69,17 +76,18 @@ def _names(text: str, allowed, flag: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _check(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]]:
+def _check(args: argparse.Namespace) -> tuple[list[str], list[str], list[str], list[str]]:
     from pipeline.strategies import STRATEGIES
     markets = _names(args.markets, MARKETS, "--markets")
     rules = _names(args.exclude, EXCLUDE_RULES, "--exclude")
     shown = _names(args.strategies, list(STRATEGIES), "--strategies") if args.strategies.strip() else []
+    splits = _names(args.split, list(SPLITS), "--split")
     if args.rows < 1000:
         raise InputError(f"--rows must be at least 1000 (a holdout needs products on both sides), got {args.rows}")
     if "real" in markets:
         from pipeline.demo.real import sample_path
         sample_path()  # fail before any run when the package is missing
-    return markets, rules, shown
+    return markets, rules, shown, splits
 
 
 def prepare_market(name: str, rows: int, seed: int, workdir: Path) -> tuple[Path, Path | None]:
@@ -114,7 +122,8 @@ def stored_run(db: Path, run_id: int, market: str, rule: str) -> MarketRun:
     return MarketRun(market, rule, rows, run["params"].get("strategy", ""),
                      run["params"].get("strategy_selection", ""),
                      (run["summary"] or {}).get("strategy_seconds", {}),
-                     float(ceiling.max()) if len(ceiling) else float("nan"), stats)
+                     float(ceiling.max()) if len(ceiling) else float("nan"), stats,
+                     (run["summary"] or {}).get("inner_strategy_seconds", {}))
 
 
 def run_market(market: str, rule: str, interactions: Path, catalogue: Path | None, db: Path) -> MarketRun:
@@ -126,15 +135,19 @@ def run_market(market: str, rule: str, interactions: Path, catalogue: Path | Non
     return stored_run(db, result.run_id, market, rule)
 
 
-def quality_table(run: MarketRun, shown: list[str] | None = None) -> pd.DataFrame:
-    """One market under one rule: a row per uncapped strategy with the COLUMNS, seconds and marks."""
+def quality_table(run: MarketRun, shown: list[str] | None = None, split: str = "holdout") -> pd.DataFrame:
+    """One market under one rule on one split: a row per uncapped strategy with the COLUMNS, seconds and marks."""
     rows = run.evaluation[run.evaluation["cap"].isna()]
+    prefix = SPLITS[split]
+    rows = rows[rows["metric"].str.startswith(prefix)] if prefix else rows[~rows["metric"].str.startswith(INNER)]
+    rows = rows.assign(metric=rows["metric"].str[len(prefix):])
     wide = rows.pivot_table(index="strategy", columns=["k", "metric"], values="value", aggfunc="first")
     table = pd.DataFrame({title: wide[(k, metric)] if (k, metric) in wide.columns else float("nan")
                           for title, k, metric in COLUMNS}, index=wide.index)
     if shown:
         table = table.loc[[s for s in shown if s in table.index]]
-    table["seconds"] = [run.seconds.get(s, float("nan")) for s in table.index]
+    seconds = (run.inner_seconds or {}) if split == "inner" else run.seconds
+    table["seconds"] = [seconds.get(s, float("nan")) for s in table.index]
     best = (table[BEST[0]] == table[BEST[0]].max()) & (table[BEST[0]] > 0)  # ties are all marked
     published = pd.Series(table.index == run.published, index=table.index)
     table["note"] = (best.map({True: "best@100", False: ""}) + (best & published).map({True: ", ", False: ""})
@@ -142,13 +155,14 @@ def quality_table(run: MarketRun, shown: list[str] | None = None) -> pd.DataFram
     return table.sort_values([BEST[0], COLUMNS[0][0]], ascending=False, kind="stable").rename_axis("strategy").reset_index()
 
 
-def format_rule(rule: str, runs: list[MarketRun], shown: list[str] | None = None) -> str:
-    """A Markdown table for one rule, markets one after another."""
-    lines = [f"### --exclude {rule}", "",
+def format_rule(rule: str, runs: list[MarketRun], shown: list[str] | None = None, split: str = "holdout") -> str:
+    """A Markdown table for one rule on one split, markets one after another."""
+    title = f"### --exclude {rule}" + (", inner split (what the run chooses on)" if split == "inner" else "")
+    lines = [title, "",
              "| market | strategy | " + " | ".join(t for t, _, _ in COLUMNS) + " | seconds | note |",
              "|---|---|" + "---:|" * (len(COLUMNS) + 1) + "---|"]
     for run in runs:
-        for _, row in quality_table(run, shown).iterrows():
+        for _, row in quality_table(run, shown, split).iterrows():
             cells = [f"{row[t]:.4f}" for t, _, _ in COLUMNS] + [f"{row['seconds']:.2f}"]
             lines.append(f"| {run.market} | {row['strategy']} | " + " | ".join(cells) + f" | {row['note']} |")
     lines.append("")
@@ -168,7 +182,7 @@ def _say(message: str) -> None:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    markets, rules, shown = _check(args)
+    markets, rules, shown, splits = _check(args)
     by_rule: dict[str, list[MarketRun]] = {rule: [] for rule in rules}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
@@ -186,7 +200,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     command = " ".join(["python -m pipeline quality", *sys.argv[2:]]) if sys.argv[1:2] == ["quality"] else ""
     text = (f"## Strategy quality across markets ({args.rows:,} rows per market, seed {args.seed})\n\n"
             + (f"`{command}` -- {time.perf_counter() - started:.0f} s\n\n" if command else "")
-            + "\n".join(format_rule(rule, runs, shown) for rule, runs in by_rule.items()))
+            + "\n".join(format_rule(rule, runs, shown, split) for split in splits for rule, runs in by_rule.items()))
     print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
