@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.evaluation.overlap import jaccard
 from store import queries
 
 KS = (10, 100)
@@ -30,29 +31,6 @@ def stat_deltas(a: Mapping[str, float], b: Mapping[str, float]) -> pd.DataFrame:
                           "run B": [b.get(n, np.nan) for n in names]})
     frame["change"] = frame["run B"] - frame["run A"]
     return frame
-
-
-def jaccard(a: np.ndarray, a_size: np.ndarray, b: np.ndarray, b_size: np.ndarray, k: int) -> np.ndarray:
-    """Per row, |A ∩ B| / |A ∪ B| of the top-k ids (ids are unique within a row, as in an audience).
-
-    Both rows are sorted together; an id in both shows up as two equal neighbours. Padding beyond a row's
-    size becomes distinct negative numbers, so it never matches. Two empty rows count as identical.
-    """
-    cols = np.arange(k)
-    ka, kb = np.minimum(a_size, k), np.minimum(b_size, k)
-    a = np.where(cols < ka[:, None], _width(a, k), -1 - cols)
-    b = np.where(cols < kb[:, None], _width(b, k), -1 - k - cols)
-    both = np.sort(np.concatenate([a, b], axis=1), axis=1)
-    inter = (both[:, 1:] == both[:, :-1]).sum(axis=1)
-    union = ka + kb - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-
-
-def _width(ids: np.ndarray, k: int) -> np.ndarray:
-    """(P, k): a run shallower than k is padded (the padding is masked by size anyway)."""
-    if ids.shape[1] >= k:
-        return ids[:, :k]
-    return np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
 
 
 def audience_overlap(con, run_a: int, run_b: int, ks: tuple[int, ...] = KS) -> list[Overlap]:

@@ -17,11 +17,14 @@ import numpy as np
 
 from pipeline.cli.memory_watch import MemoryWatch
 from pipeline.config import RunParams
+from pipeline.evaluation.overlap import jaccard, same_category_pairs
 from pipeline.run import execute
 from pipeline.strategies import AUTO
-from store import queries
+from store import queries, read
 
 READ_SAMPLES = 1000
+JACCARD_PAIRS = 2000  # random same-category product pairs whose audiences are compared
+JACCARD_K = 100
 
 
 def _generate_once(rows: int, seed: int, workdir: Path) -> Path:
@@ -46,6 +49,33 @@ def _read_times(db: Path, run_id: int, seed: int) -> np.ndarray:
         queries.audience(con, run_id, product)
         times.append((time.perf_counter() - started) * 1000)
     return np.array(times)
+
+
+def same_category_jaccard(db: Path, run_id: int, seed: int, pairs: int = JACCARD_PAIRS,
+                          k: int = JACCARD_K) -> tuple[float, int]:
+    """Mean Jaccard@k between the audiences of random pairs of the run's products that share a category,
+    and how many pairs (nan, 0: no categories)."""
+    con = queries.connect(db)
+    try:
+        products = queries.products(con, run_id)
+        codes = products["category"].astype("category").cat.codes.to_numpy()  # no category: -1
+        first, second = same_category_pairs(codes, pairs, seed)
+        ids = products["product_id"].to_numpy()
+        wanted = np.unique(np.concatenate([ids[first], ids[second]]))
+        lists = list(read.iter_audiences(con, run_id, wanted.tolist()))
+    finally:
+        con.close()
+    if not lists:
+        return float("nan"), 0
+    listed = np.concatenate([m.product_ids for m in lists])
+    sizes = np.concatenate([m.sizes for m in lists])
+    users = np.concatenate([m.customer_ids for m in lists])
+    a, b = (np.minimum(np.searchsorted(listed, ids[x]), listed.size - 1) for x in (first, second))
+    both = (listed[a] == ids[first]) & (listed[b] == ids[second])  # pairs whose two audiences are stored
+    if not both.any():
+        return float("nan"), 0
+    a, b = a[both], b[both]
+    return float(jaccard(users[a], sizes[a], users[b], sizes[b], k).mean()), int(both.sum())
 
 
 def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: float = 0.2,
@@ -82,5 +112,8 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
     print(f"  one audience read ({len(reads)} random products, full depth): "
           f"mean {reads.mean():.2f} ms, p50 {np.percentile(reads, 50):.2f} ms, "
           f"p99 {np.percentile(reads, 99):.2f} ms, max {reads.max():.2f} ms")
+    overlap, pairs = same_category_jaccard(db, result.run_id, seed)
+    print(f"  same-category audiences  mean Jaccard@{JACCARD_K} {overlap:.3f} over {pairs:,} random pairs of products "
+          "of one category (1: identical lists)")
     print(f"  database size            {db.stat().st_size / 2**20:8.0f} MiB")
     return 0
