@@ -114,6 +114,7 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
           f"p99 {np.percentile(reads, 99):.2f} ms, max {reads.max():.2f} ms")
     overlap, pairs = same_category_jaccard(db, result.run_id, seed)
     print(f"  same-category audiences  mean Jaccard@{JACCARD_K} {overlap:.3f} over {pairs:,} random pairs of products "
-          "of one category (1: identical lists)")
+          "of one category (1: identical lists)" if pairs else
+          "  same-category audiences  none: no two of the run's products share a catalogue category")
     print(f"  database size            {db.stat().st_size / 2**20:8.0f} MiB")
     return 0
