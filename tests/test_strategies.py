@@ -236,20 +236,3 @@ def test_forgetting_the_fits_makes_the_next_fit_of_the_same_matrix_a_new_one(mon
     als.fit_factors(matrix, 0)
     assert calls == [0, 0]
     forget_fits()
-
-
-def test_a_one_product_user_gets_the_taste_of_what_their_product_is_bought_with():
-    import scipy.sparse as sp
-    # Repeat users 0-9 touched products 0 and 1; repeat users 10-19 touched 2 and 3. User 20 touched only
-    # product 0, user 21 only product 2: one-product users, folded in against the fitted item factors. For
-    # product 1, user 20 (whose one product is bought with it) must score above user 21, and for product 3
-    # the other way round; a one-product user left without factors would score 0 for both.
-    rows = [u for u in range(10) for _ in (0, 1)] + [u for u in range(10, 20) for _ in (0, 1)] + [20, 21]
-    cols = [0, 1] * 10 + [2, 3] * 10 + [0, 2]
-    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(22, 4))
-    als.forget()
-    users, items = als.fit_factors(matrix, seed=0)
-    als.forget()
-    scores = users @ items.T
-    assert scores[20, 1] > scores[21, 1] and scores[21, 3] > scores[20, 3]
-    assert scores[20, 1] > 0.1 and scores[21, 3] > 0.1

@@ -34,13 +34,14 @@ BLOCK_CELLS = 16_000_000  # (products x width) cells of top-k results at once (1
 # same early part; propensity's training split of the outer early part is the inner early part): the
 # fits of the last CACHED_FITS distinct matrices are kept, keyed by the matrix's content.
 CACHED_FITS = 2
-# Users with two or more products are fitted; one-product users (90% of the 500K demo's) are folded in
-# against the fitted item factors (see _fit). At 500K the fit took 7.4 s instead of 23.7 s (a one-off
-# timing) and the default run 108.7 s instead of 136.4 s (`pipeline bench`). Judged on the runs' inner
-# splits (`pipeline quality --split inner`, 5 markets x 2 rules at 60K and 150K rows): propensity's
-# recall@100 -1.6% on average (12 cells down, 5 up: within the noise of cells with a few dozen hits),
-# als's +6.5%. Leaving one-product users out with no factors at all, tried before, cost propensity's
-# recall@100 on the 150K demo 0.0036 -> 0.0030: its taste source lost them.
+# Every user with a product is fitted. Fitting only 2+-product users (90% of the 500K demo's users have
+# one) was ~4x faster and kept `als`'s own recall (Instacart sample 0.652 -> 0.654), but propensity's taste
+# source then missed the products mostly one-time buyers touched: its recall@100 on the 150K demo fell
+# 0.0036 -> 0.0030 (--exclude all). Folding those users in after the fit (implicit's recalculate_user,
+# exact against the fitted item factors) kept their taste and made the default 500K run 136.4 s -> 108.7 s,
+# but on the runs' inner splits (`pipeline quality --split inner`, 5 markets x 2 rules at 60K and 150K)
+# propensity's recall@100 fell 1.6% on average (12 cells down, 5 up) and its lead over the best other
+# strategy went from 14 cells to 10 of 20, so it was not taken.
 _fits: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
 
@@ -82,28 +83,14 @@ def fit_factors(matrix: sp.csr_matrix, seed: int, rows: np.ndarray | None = None
 
 
 def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """implicit's ALS on the users with a product: (those users' rows, their factors, item factors).
-
-    Users with one product are most of a high-churn market (90% of the 500K demo's), and alternating over
-    them is most of a fit's time while they carry no co-occurrence. The factors are fitted on the users
-    with two or more products; each one-product user is then folded in (implicit's recalculate_user: the
-    exact least-squares solve against the fitted item factors), so they keep their taste."""
+    """implicit's ALS fitted on the users with a product: (those users' rows, their factors, item factors)."""
     from implicit.cpu.als import AlternatingLeastSquares
-    counts = np.diff(matrix.indptr)
-    broad = np.flatnonzero(counts > 0)  # not empty: fit_factors answers an empty matrix
-    fitted = broad[counts[broad] > 1]
-    fitted = fitted if fitted.size else broad  # nobody with two products: fit them all
+    broad = np.flatnonzero(np.diff(matrix.indptr) > 0)  # not empty: fit_factors answers an empty matrix
     with threadpool_limits(1, "blas"):  # implicit's threads do the parallel work; BLAS must not add its own
         model = AlternatingLeastSquares(factors=FACTORS, regularization=REGULARIZATION, iterations=ITERATIONS,
                                         num_threads=THREADS, random_state=seed)
-        model.fit(matrix[fitted], show_progress=False)
-        users = np.empty((broad.size, FACTORS), np.float32)
-        at = np.searchsorted(broad, fitted)
-        users[at] = model.user_factors
-        rest = np.setdiff1d(broad, fitted, assume_unique=True)
-        if rest.size:
-            users[np.searchsorted(broad, rest)] = model.recalculate_user(rest, matrix[rest])
-    return broad, users, np.ascontiguousarray(model.item_factors)
+        model.fit(matrix[broad] if broad.size < matrix.shape[0] else matrix, show_progress=False)
+    return broad, np.ascontiguousarray(model.user_factors), np.ascontiguousarray(model.item_factors)
 
 
 def scoring_pool(unique_products: np.ndarray, eng_rank: np.ndarray, limit: int = MAX_POOL) -> np.ndarray:
