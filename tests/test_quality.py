@@ -26,6 +26,7 @@ ROWS = [
     # the inner split's rows (what the run chose on), where als is ahead
     ("affinity", None, 100, "inner_recall_micro", 0.06), ("als", None, 100, "inner_recall_micro", 0.09),
     ("random", None, 100, "inner_recall_micro", 0.02), ("als", None, 10, "inner_recall_micro", 0.04),
+    ("als", None, 100, "inner_reachable_ceiling", 0.30),
 ]
 SECONDS = {"affinity": 1.5, "als": 2.25, "random": 0.125}
 INNER_SECONDS = {"affinity": 1.0, "als": 2.0, "random": 0.25}
@@ -78,6 +79,7 @@ def test_the_inner_split_table_shows_what_the_run_chose_on(stored):
     assert table["note"].tolist() == ["best@100, published", "", ""]
     text = quality.format_rule("all", [quality.stored_run(*stored, "demo", "all")], split="inner")
     assert text.splitlines()[0] == "### --exclude all, inner split (what the run chooses on)"
+    assert "reachable ceiling@100 0.3000" in text.splitlines()[-1]  # the inner split's, not the holdout's 0.40
 
 
 def test_shown_strategies_filter_the_rows(stored):

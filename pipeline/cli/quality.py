@@ -118,12 +118,18 @@ def stored_run(db: Path, run_id: int, market: str, rule: str) -> MarketRun:
         stats = queries.stats(con, run_id)
     finally:
         con.close()
-    ceiling = rows.loc[(rows["k"] == 100) & (rows["metric"] == "reachable_ceiling"), "value"]
     return MarketRun(market, rule, rows, run["params"].get("strategy", ""),
                      run["params"].get("strategy_selection", ""),
                      (run["summary"] or {}).get("strategy_seconds", {}),
-                     float(ceiling.max()) if len(ceiling) else float("nan"), stats,
+                     ceiling_of(rows), stats,
                      (run["summary"] or {}).get("inner_strategy_seconds", {}))
+
+
+def ceiling_of(evaluation: pd.DataFrame, split: str = "holdout") -> float:
+    """reachable_ceiling@100 of a split: no ranking of the known users does better (nan: not stored)."""
+    found = evaluation.loc[(evaluation["k"] == 100)
+                           & (evaluation["metric"] == SPLITS[split] + "reachable_ceiling"), "value"]
+    return float(found.max()) if len(found) else float("nan")
 
 
 def run_market(market: str, rule: str, interactions: Path, catalogue: Path | None, db: Path) -> MarketRun:
@@ -166,7 +172,7 @@ def format_rule(rule: str, runs: list[MarketRun], shown: list[str] | None = None
             cells = [f"{row[t]:.4f}" for t, _, _ in COLUMNS] + [f"{row['seconds']:.2f}"]
             lines.append(f"| {run.market} | {row['strategy']} | " + " | ".join(cells) + f" | {row['note']} |")
     lines.append("")
-    lines += [f"- {r.market}: {_size(r.stats)}; reachable ceiling@100 {r.ceiling:.4f}; "
+    lines += [f"- {r.market}: {_size(r.stats)}; reachable ceiling@100 {ceiling_of(r.evaluation, split):.4f}; "
               f"published `{r.published}` ({r.selection})" for r in runs]
     return "\n".join(lines) + "\n"
 
