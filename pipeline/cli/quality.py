@@ -46,9 +46,13 @@ class MarketRun:
     published: str                # the strategy the run chose to rank its audiences
     selection: str                # how it was chosen (runs.params.strategy_selection)
     seconds: dict[str, float]     # per strategy, inside the evaluate stage (runs.summary)
-    ceiling: float                # reachable_ceiling@100: no ranking of known users does better
     stats: dict[str, float]       # the run's `stats` rows: its size and the holdout's
-    inner_seconds: dict[str, float] | None = None  # per strategy, on the inner split
+    inner_seconds: dict[str, float]  # per strategy, on the inner split
+
+    @property
+    def ceiling(self) -> float:
+        """The holdout's reachable_ceiling@100: no ranking of known users does better."""
+        return ceiling_of(self.evaluation)
 
 
 def add_parser(sub) -> None:
@@ -121,7 +125,7 @@ def stored_run(db: Path, run_id: int, market: str, rule: str) -> MarketRun:
     return MarketRun(market, rule, rows, run["params"].get("strategy", ""),
                      run["params"].get("strategy_selection", ""),
                      (run["summary"] or {}).get("strategy_seconds", {}),
-                     ceiling_of(rows), stats,
+                     stats,
                      (run["summary"] or {}).get("inner_strategy_seconds", {}))
 
 
@@ -152,7 +156,7 @@ def quality_table(run: MarketRun, shown: list[str] | None = None, split: str = "
                           for title, k, metric in COLUMNS}, index=wide.index)
     if shown:
         table = table.loc[[s for s in shown if s in table.index]]
-    seconds = (run.inner_seconds or {}) if split == "inner" else run.seconds
+    seconds = run.inner_seconds if split == "inner" else run.seconds
     table["seconds"] = [seconds.get(s, float("nan")) for s in table.index]
     best = (table[BEST[0]] == table[BEST[0]].max()) & (table[BEST[0]] > 0)  # ties are all marked
     published = pd.Series(table.index == run.published, index=table.index)
