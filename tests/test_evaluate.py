@@ -113,6 +113,21 @@ def test_every_strategy_is_scored_and_affinity_and_propensity_find_the_communiti
     assert best_strategy(scored, capped=False) == "propensity"  # a tie at the ceiling: the default wins
 
 
+def test_strategies_with_background_fits_are_scored_last_and_listed_in_the_registrys_order(csv, params,
+                                                                                          monkeypatch):
+    from pipeline.evaluation import holdout as module
+    events = clean(read_events(csv), params).events
+    started, order = [], []
+    monkeypatch.setattr("pipeline.strategies.als.prefetch", lambda matrix, seed: started.append(matrix.shape))
+    real = module.score_strategy
+    monkeypatch.setattr(module, "score_strategy", lambda name, *a: order.append(name) or real(name, *a))
+    names = ["als", "affinity", "random"]
+    _, outer, inner = evaluate_all(events, params, None, names=names)
+    assert len(started) == 2  # als's fits on the inner split's and the outer holdout's early parts
+    assert order == ["affinity", "affinity", "random", "random", "als", "als"]  # (inner, outer) each
+    assert [s.name for s in outer] == [s.name for s in inner] == names
+
+
 def test_a_cap_is_scored_next_to_the_uncapped_audiences(csv):
     params = RunParams(holdout=holdout_for(len(ROWS), len(LATE)), max_audiences_per_user=1)
     events = clean(read_events(csv), params).events

@@ -221,6 +221,31 @@ def test_the_same_matrix_is_factorized_once(monkeypatch):
     als._fits.clear()
 
 
+def test_a_prefetched_matrix_is_fitted_once_on_the_background_thread(monkeypatch):
+    import threading
+
+    import scipy.sparse as sp
+    threads = []
+    monkeypatch.setattr(als, "_fit", lambda matrix, seed: threads.append(threading.current_thread().name) or (
+        np.arange(2), np.full((2, 1), 3.0), np.ones((2, 1))))
+    als._fits.clear()
+    matrix = sp.csr_matrix(np.eye(2, dtype=np.float32))
+    als.prefetch(matrix, 0)
+    users, items = als.fit_factors(matrix.copy(), 0)  # waits for the background fit, does not fit again
+    assert len(threads) == 1 and threads[0].startswith("als-prefetch")
+    assert users.tolist() == [[3.0], [3.0]] and items.tolist() == [[1.0], [1.0]]
+    als._fits.clear()
+
+
+def test_a_failed_fit_is_not_kept(monkeypatch):
+    import scipy.sparse as sp
+    monkeypatch.setattr(als, "_fit", lambda matrix, seed: 1 / 0)
+    als._fits.clear()
+    with pytest.raises(ZeroDivisionError):
+        als.fit_factors(sp.csr_matrix(np.eye(2, dtype=np.float32)), 0)
+    assert not als._fits
+
+
 def test_forgetting_the_fits_makes_the_next_fit_of_the_same_matrix_a_new_one(monkeypatch):
     import scipy.sparse as sp
 

@@ -28,7 +28,7 @@ from pipeline.evaluation.calibration import calibration_table
 from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.evaluation.gain import gain_curve_rows
 from pipeline.evaluation.metrics import Truth, evaluate_audiences, make_truth
-from pipeline.strategies import STRATEGIES, fitted
+from pipeline.strategies import STRATEGIES, fitted, get_strategy
 from pipeline.strategies.ranking import Exclusions, exclusions_for
 
 KS = (10, 100)
@@ -172,15 +172,22 @@ def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFram
     inner = make_holdout(holdout.early, params, split=inner_split(holdout.early["event_date"].max(), horizon),
                          bot_rows=holdout.early_bots)
     names = names or list(STRATEGIES)
+    # The ALS fits every split will need start now on the second core, in the order they are needed; a
+    # fit asked for again is not repeated. The strategies without any are scored first, meanwhile.
+    splits = [split for split in (inner, holdout) if split is not None]
+    waiting = [name for name in names
+               if any([get_strategy(name).prefetch(split.early, split.users, params) for split in splits])]
+    order = [name for name in names if name not in waiting] + waiting
     scored: list[Scored] = []
     chosen_on: list[Scored] = []
-    for i, name in enumerate(names):  # a handful of strategies
+    for i, name in enumerate(order):  # a handful of strategies
         if inner is not None:
             chosen_on += score_strategy(name, inner, params, catalogue)
         scored += score_strategy(name, holdout, params, catalogue)
         if progress:
             progress((i + 1) / len(names))
-    return holdout, scored, chosen_on
+    position = {name: i for i, name in enumerate(names)}  # the tables list them in the registry's order
+    return holdout, *(sorted(part, key=lambda s: position[s.name]) for part in (scored, chosen_on))
 
 
 def best_strategy(scored: list[Scored], capped: bool) -> str:

@@ -10,14 +10,18 @@ order, so every audience is full.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from pipeline.arrays import member
+from pipeline.config import RunParams
 from pipeline.strategies.affinity import interaction_matrix, item_index
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, assemble
@@ -25,15 +29,20 @@ from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, a
 FACTORS = 32
 ITERATIONS = 10  # implicit's default is 15; 10 changes recall by noise here and costs a third less
 REGULARIZATION = 0.01
-THREADS = 2             # the machine's cores: implicit's own threads, with BLAS kept to one (no oversubscription)
+THREADS = 2             # implicit's top-k threads (the machine's cores), with BLAS kept to one (no oversubscription)
+# A fit's own threads: one. implicit's CG solves one user (or item) at a time, a few hundred flops for the
+# one-product users that are most of these markets, and two threads fitted the 500K demo's matrix
+# (425,568 x 195,272, 486,040 non-zeros) slower than one: 14.7 s and 14.9 s against 11.2 s and 11.1 s.
+# The second core is better used fitting the next matrix the run needs (`prefetch`).
+FIT_THREADS = 1
 # Scoring is products x pool dot products: scoring every user makes the cost grow with the square of the
 # data. The pool is every user up to MAX_POOL, else the MAX_POOL broadest histories (then engagement).
 MAX_POOL = 20_000
 BLOCK_CELLS = 16_000_000  # (products x width) cells of top-k results at once (128 MB of ids and scores)
 # One run fits ALS on the same matrix several times (the `als` strategy and propensity's signals on the
 # same early part; propensity's training split of the outer early part is the inner early part): the
-# fits of the last CACHED_FITS distinct matrices are kept, keyed by the matrix's content.
-CACHED_FITS = 2
+# fits of the last CACHED_FITS distinct matrices are kept (done or under way), keyed by the matrix's content.
+CACHED_FITS = 3
 # Every user with a product is fitted. Fitting only 2+-product users (90% of the 500K demo's users have
 # one) was ~4x faster and kept `als`'s own recall (Instacart sample 0.652 -> 0.654), but propensity's taste
 # source then missed the products mostly one-time buyers touched: its recall@100 on the 150K demo fell
@@ -42,12 +51,15 @@ CACHED_FITS = 2
 # but on the runs' inner splits (`pipeline quality --split inner`, 5 markets x 2 rules at 60K and 150K)
 # propensity's recall@100 fell 1.6% on average (12 cells down, 5 up) and its lead over the best other
 # strategy went from 14 cells to 10 of 20, so it was not taken.
-_fits: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+_fits: OrderedDict[bytes, Future] = OrderedDict()
+_lock = threading.Lock()  # _fits is shared with the prefetching thread
+_background: ThreadPoolExecutor | None = None
 
 
 def forget() -> None:
-    """Drop the kept fits (pipeline.strategies.forget_fits)."""
-    _fits.clear()
+    """Drop the kept fits (pipeline.strategies.forget_fits); a fit under way finishes and is dropped."""
+    with _lock:
+        _fits.clear()
 
 
 def _fingerprint(matrix: sp.csr_matrix, seed: int) -> bytes:
@@ -66,20 +78,47 @@ def fit_factors(matrix: sp.csr_matrix, seed: int, rows: np.ndarray | None = None
     rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows)
     if matrix.nnz == 0:
         return np.zeros((len(rows), 1), np.float32), np.zeros((matrix.shape[1], 1), np.float32)
-    matrix = matrix.astype(np.float32).tocsr()
-    key = _fingerprint(matrix, seed)
-    if key in _fits:
-        _fits.move_to_end(key)
-    else:
-        _fits[key] = _fit(matrix, seed)
-        while len(_fits) > CACHED_FITS:
-            _fits.popitem(last=False)
-    broad, fitted, items = _fits[key]
+    broad, fitted, items = _kept(matrix, seed, background=False).result()  # a prefetched fit: wait for it
     at = np.minimum(np.searchsorted(broad, rows), max(broad.size - 1, 0))
     found = broad[at] == rows if broad.size else np.zeros(len(rows), bool)
     users = np.zeros((len(rows), items.shape[1]), np.float32)  # a user without a product: no taste
     users[found] = fitted[at[found]]
     return users, items.copy()
+
+
+def prefetch(matrix: sp.csr_matrix, seed: int) -> None:
+    """Start fitting `matrix` on a background thread (implicit's loop releases the GIL), so a later
+    `fit_factors` of the same content finds it done or under way instead of fitting it then."""
+    if matrix.nnz:
+        _kept(matrix, seed, background=True)
+
+
+def _kept(matrix: sp.csr_matrix, seed: int, background: bool) -> Future:
+    """The kept fit of this content, else a new one: run here, or submitted to the background thread."""
+    global _background
+    matrix = matrix.astype(np.float32).tocsr()
+    key = _fingerprint(matrix, seed)
+    with _lock:
+        if key in _fits:
+            _fits.move_to_end(key)
+            return _fits[key]
+        if background:
+            _background = _background or ThreadPoolExecutor(max_workers=1, thread_name_prefix="als-prefetch")
+            future = _background.submit(_fit, matrix, seed)
+        else:
+            future = Future()  # kept before it is fitted, so the prefetcher cannot start the same fit
+        _fits[key] = future
+        while len(_fits) > CACHED_FITS:
+            _fits.popitem(last=False)
+    if not background:
+        try:
+            future.set_result(_fit(matrix, seed))
+        except BaseException as exc:
+            future.set_exception(exc)
+            with _lock:
+                _fits.pop(key, None)
+            raise
+    return future
 
 
 def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,7 +127,7 @@ def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
     broad = np.flatnonzero(np.diff(matrix.indptr) > 0)  # not empty: fit_factors answers an empty matrix
     with threadpool_limits(1, "blas"):  # implicit's threads do the parallel work; BLAS must not add its own
         model = AlternatingLeastSquares(factors=FACTORS, regularization=REGULARIZATION, iterations=ITERATIONS,
-                                        num_threads=THREADS, random_state=seed)
+                                        num_threads=FIT_THREADS, random_state=seed)
         model.fit(matrix[broad] if broad.size < matrix.shape[0] else matrix, show_progress=False)
     return broad, np.ascontiguousarray(model.user_factors), np.ascontiguousarray(model.item_factors)
 
@@ -128,8 +167,19 @@ def top_users(product_vectors: np.ndarray, user_vectors: np.ndarray, pool: np.nd
     return Candidates(*(np.concatenate([getattr(c, f) for c in out]) for f in ("index", "rows", "scores")))
 
 
+def prefetch_matrix(events: pd.DataFrame, users: pd.DataFrame, params: RunParams) -> None:
+    """Start fitting the factors a fit on these events will ask for (the `als` strategy and propensity's
+    signals factorize the same confidence matrix)."""
+    prefetch(interaction_matrix(events, users, params)[0], params.seed)
+
+
 class ALS(Strategy):
     name = "als"
+
+    @classmethod
+    def prefetch(cls, events, users, params) -> bool:
+        prefetch_matrix(events, users, params)
+        return True
 
     def fit(self, events, users, catalogue, params) -> ALS:
         super().fit(events, users, catalogue, params)

@@ -39,6 +39,13 @@ class Strategy(ABC):
         self.eng_rank[engagement_order(users)] = np.arange(len(users))
         return self
 
+    @classmethod
+    def prefetch(cls, events: pd.DataFrame, users: pd.DataFrame, params: RunParams) -> bool:
+        """Start, in the background, the slow part of a later `fit` on these events (ALS factors), so
+        an evaluation that fits several splits overlaps them; True when it started something. Most
+        strategies have nothing to start."""
+        return False
+
     @abstractmethod
     def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
         """Audiences of `products` (sorted ids), leaving out `exclusions`, `depth` users deep."""

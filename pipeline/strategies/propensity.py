@@ -35,6 +35,7 @@ from threadpoolctl import threadpool_limits
 from pipeline.arrays import member, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.features import user_features
+from pipeline.strategies.als import prefetch_matrix
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.propensity_data import (
     FEATURES,
@@ -253,6 +254,14 @@ def _monotone(n_features: int) -> list[int] | None:
 class Propensity(Strategy):
     name = "propensity"
     reuses_evaluation_fits = True
+
+    @classmethod
+    def prefetch(cls, events, users, params) -> bool:
+        before, after, _ = training_split(events, horizon_days(events, params))
+        if not (before.empty or after.empty):  # the training signals' taste, needed first
+            prefetch_matrix(before, user_features(before, params), params)
+        prefetch_matrix(events, users, params)  # then the serving signals'
+        return True
 
     def fit(self, events, users, catalogue, params) -> Propensity:
         super().fit(events, users, catalogue, params)
