@@ -205,6 +205,8 @@ def model_stages(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, pr
         forget_fits()
     stages.done("evaluate", "audiences")
 
+    # propensity trains its ranker before it builds the serving signals: their ALS fit runs meanwhile
+    get_strategy(params.strategy).prefetch(events, users, params)
     users["audience_count"] = _write_audiences(wdb, run_id, events, users, products, params, stages, catalogue)
     _write_user_features(wdb, run_id, users)
     stages.done("audiences", "publish")

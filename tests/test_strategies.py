@@ -237,6 +237,17 @@ def test_a_prefetched_matrix_is_fitted_once_on_the_background_thread(monkeypatch
     als._fits.clear()
 
 
+def test_a_run_starts_its_strategys_fit_on_every_event_before_ranking(tmp_path, monkeypatch):
+    from pipeline.config import RunParams
+    from pipeline.run import execute
+    from tests.conftest import COMMUNITIES, write_events
+    shapes = []
+    monkeypatch.setattr(als, "prefetch", lambda matrix, seed: shapes.append(matrix.shape))
+    execute(write_events(tmp_path / "e.csv", COMMUNITIES), db=tmp_path / "a.db",
+            params=RunParams(strategy="als", holdout=0, depth=3))
+    assert shapes == [(8, 6)]  # 8 users x 6 products: every event, the matrix the published fit factorizes
+
+
 def test_a_failed_fit_is_not_kept(monkeypatch):
     import scipy.sparse as sp
     monkeypatch.setattr(als, "_fit", lambda matrix, seed: 1 / 0)
