@@ -17,7 +17,7 @@ from pipeline.arrays import member, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order
 
-PRODUCT_BLOCK = 50_000  # products ranked at once: bounds memory at (block x depth) cells
+PRODUCT_BLOCK = 20_000  # products ranked at once: bounds memory at (block x depth) cells and the block's candidates
 
 
 @dataclass
