@@ -248,13 +248,26 @@ def test_a_run_starts_its_strategys_fit_on_every_event_before_ranking(tmp_path, 
     assert shapes == [(8, 6)]  # 8 users x 6 products: every event, the matrix the published fit factorizes
 
 
-def test_a_failed_fit_is_not_kept(monkeypatch):
+def test_a_failed_fit_is_not_kept_and_the_next_ask_fits_again(monkeypatch):
     import scipy.sparse as sp
-    monkeypatch.setattr(als, "_fit", lambda matrix, seed: 1 / 0)
+    calls = []
+
+    def fit(matrix, seed):
+        calls.append(seed)
+        if len(calls) < 3:
+            raise MemoryError("no room")
+        return np.arange(2), np.ones((2, 1)), np.ones((2, 1))
+    monkeypatch.setattr(als, "_fit", fit)
     als._fits.clear()
-    with pytest.raises(ZeroDivisionError):
-        als.fit_factors(sp.csr_matrix(np.eye(2, dtype=np.float32)), 0)
+    matrix = sp.csr_matrix(np.eye(2, dtype=np.float32))
+    with pytest.raises(MemoryError):
+        als.fit_factors(matrix, 0)                          # here: the error is the caller's
     assert not als._fits
+    assert isinstance(als.prefetch(matrix, 0).exception(), MemoryError)  # waits for the background fit
+    assert not als._fits
+    users, _ = als.fit_factors(matrix, 0)
+    assert calls == [0, 0, 0] and users.tolist() == [[1.0], [1.0]]
+    als._fits.clear()
 
 
 def test_forgetting_the_fits_makes_the_next_fit_of_the_same_matrix_a_new_one(monkeypatch):

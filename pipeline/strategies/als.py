@@ -10,10 +10,11 @@ order, so every audience is full.
 from __future__ import annotations
 
 import hashlib
+import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,10 @@ CACHED_FITS = 3
 # strategy went from 14 cells to 10 of 20, so it was not taken.
 _fits: OrderedDict[bytes, Future] = OrderedDict()
 _lock = threading.Lock()  # _fits is shared with the prefetching thread
-_background: ThreadPoolExecutor | None = None
+# Prefetched fits, fitted one after the other by one daemon thread: a run stopped with Ctrl-C (or failed)
+# exits at once instead of waiting for a fit nobody will use.
+_queue: queue.SimpleQueue = queue.SimpleQueue()
+_worker: threading.Thread | None = None
 
 
 def forget() -> None:
@@ -86,39 +90,55 @@ def fit_factors(matrix: sp.csr_matrix, seed: int, rows: np.ndarray | None = None
     return users, items.copy()
 
 
-def prefetch(matrix: sp.csr_matrix, seed: int) -> None:
+def prefetch(matrix: sp.csr_matrix, seed: int) -> Future | None:
     """Start fitting `matrix` on a background thread (implicit's loop releases the GIL), so a later
     `fit_factors` of the same content finds it done or under way instead of fitting it then."""
-    if matrix.nnz:
-        _kept(matrix, seed, background=True)
+    return _kept(matrix, seed, background=True) if matrix.nnz else None
 
 
 def _kept(matrix: sp.csr_matrix, seed: int, background: bool) -> Future:
-    """The kept fit of this content, else a new one: run here, or submitted to the background thread."""
-    global _background
+    """The kept fit of this content (done or under way), else a new one: fitted here, or queued for the
+    background thread. A fit that failed is not kept."""
     matrix = matrix.astype(np.float32).tocsr()
     key = _fingerprint(matrix, seed)
     with _lock:
         if key in _fits:
             _fits.move_to_end(key)
             return _fits[key]
-        if background:
-            _background = _background or ThreadPoolExecutor(max_workers=1, thread_name_prefix="als-prefetch")
-            future = _background.submit(_fit, matrix, seed)
-        else:
-            future = Future()  # kept before it is fitted, so the prefetcher cannot start the same fit
+        future = Future()  # kept before it is fitted, so nobody starts the same fit twice
         _fits[key] = future
         while len(_fits) > CACHED_FITS:
             _fits.popitem(last=False)
-    if not background:
-        try:
-            future.set_result(_fit(matrix, seed))
-        except BaseException as exc:
-            future.set_exception(exc)
-            with _lock:
-                _fits.pop(key, None)
-            raise
+    if background:
+        _start_worker()
+        _queue.put((key, future, matrix, seed))
+    else:
+        _run(key, future, matrix, seed)
+        future.result()  # raises the fit's error here
     return future
+
+
+def _run(key: bytes, future: Future, matrix: sp.csr_matrix, seed: int) -> None:
+    try:
+        future.set_result(_fit(matrix, seed))
+    except BaseException as exc:
+        with _lock:  # dropped before anyone can see the error, so whoever sees it asks for a new fit
+            if _fits.get(key) is future:
+                del _fits[key]
+        future.set_exception(exc)
+
+
+def _start_worker() -> None:
+    global _worker
+    with _lock:
+        if _worker is None:
+            _worker = threading.Thread(target=_work, name="als-prefetch", daemon=True)
+            _worker.start()
+
+
+def _work() -> None:
+    while True:  # the daemon thread's life: one queued fit after another
+        _run(*_queue.get())
 
 
 def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
