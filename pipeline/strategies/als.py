@@ -113,8 +113,7 @@ def _kept(matrix: sp.csr_matrix, seed: int, background: bool) -> Future:
         _start_worker()
         _queue.put((key, future, matrix, seed))
     else:
-        _run(key, future, matrix, seed)
-        future.result()  # raises the fit's error here
+        _run(key, future, matrix, seed)  # its error, if any, is raised by the caller's result()
     return future
 
 
