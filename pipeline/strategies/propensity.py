@@ -151,10 +151,11 @@ def train(events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParam
     One window. Three stacked windows one horizon apart (each cut from the previous one's early part, the
     frames shared between the run's fits, negatives split between them) roughly doubled the engaged pairs
     and, on `pipeline quality`'s inner splits (5 markets x 2 rules), moved propensity's recall@100 by a
-    geometric mean of +4.0% at 60K rows and +1.8% at 150K (the demo's fell), within what reseeding the
-    negative sample alone moves it at 500K (6-7%); the default 500K run took 110.0 s with it against 75.8 s
-    without, the same day (the two earlier windows' frames, with their signals and ALS fits, took ~15 s
-    of the difference), so it was not taken."""
+    geometric mean of +4.0% at 60K rows and +1.8% at 150K (the demo's fell), within what one reseed of
+    the negative sample alone moved it at 500K (+6.7% outer, -5.7% inner, a one-off script); `pipeline
+    bench` at 500K took 110.0 s with it against 75.8 s without, the same day (the two earlier windows'
+    frames, with their signals and ALS fits, took ~15 s of the difference in a one-off timing), so it was
+    not taken."""
     before, after, _ = training_split(events, horizon_days(events, params))
     if before.empty or after.empty:
         return Ranker()
