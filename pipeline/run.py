@@ -345,7 +345,7 @@ def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame
     done = 0
 
     def pack(block):
-        why = reasons.pack(explain.records(block.product_ids, block.customer_ids, block.sizes), block.sizes) \
+        why = reasons.pack(explain.records(block.product_ids, block.positions, block.sizes), block.sizes) \
             if explain else None
         return block, pack_ids(block.customer_ids, id_width), pack_scores(block.scores, SCORE_WIDTH), why
 
@@ -365,8 +365,8 @@ def _write_audiences(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame
         if catalogue is not None:
             _write_categories(wdb, run_id, model, catalogue, params.depth)
         for block in blocks:
-            valid = np.arange(block.customer_ids.shape[1])[None, :] < block.sizes[:, None]
-            exposure += np.bincount(np.searchsorted(customer_ids, block.customer_ids[valid]), minlength=len(users))
+            valid = np.arange(block.positions.shape[1])[None, :] < block.sizes[:, None]
+            exposure += np.bincount(block.positions[valid], minlength=len(users))
             packed = packer.submit(pack, block)
             if pending is not None:
                 write(pending)

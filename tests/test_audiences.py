@@ -80,7 +80,10 @@ def test_same_input_gives_identical_audiences(path):
 
 def test_ranking_a_subset_of_products_ignores_the_others_exclusions():
     from pipeline.strategies.ranking import rank_by_shared_order
-    ids, scores = np.array([10, 20, 30, 40]), np.array([0.4, 0.3, 0.2, 0.1])
-    # product 5 excludes positions 0 and 1, product 7 excludes position 0; only 5 and 9 are ranked
-    blocks = list(rank_by_shared_order(np.array([5, 9]), np.array([5, 5, 7]), np.array([0, 1, 0]), ids, scores, 2))
-    assert blocks[0].customer_ids.tolist() == [[30, 40], [10, 20]]
+    # users (ids 10..40) in the shared order: rows 3, 2, 1, 0, i.e. ids 40, 30, 20, 10
+    order, ids, scores = np.array([3, 2, 1, 0]), np.array([10, 20, 30, 40]), np.array([0.4, 0.3, 0.2, 0.1])
+    # product 5 excludes positions 0 and 1 of the order, product 7 excludes position 0; only 5 and 9 are ranked
+    blocks = list(rank_by_shared_order(np.array([5, 9]), np.array([5, 5, 7]), np.array([0, 1, 0]), order, ids,
+                                       scores, 2))
+    assert blocks[0].customer_ids.tolist() == [[20, 10], [40, 30]]
+    assert blocks[0].positions.tolist() == [[1, 0], [3, 2]]

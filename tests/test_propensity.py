@@ -201,7 +201,7 @@ def test_why_this_user_records_the_cart_the_neighbours_and_the_category():
     model = fitted("propensity", events, users, params, catalogue)
     products = np.array([300], dtype=np.int64)
     [block] = model.rank(products, exclusions_for(events, users, "none", products), params.depth)
-    facts = explainer(model).records(block.product_ids, block.customer_ids, block.sizes)[0]
+    facts = explainer(model).records(block.product_ids, block.positions, block.sizes)[0]
     entry = facts[block.customer_ids[0].tolist().index(3000)]
     # User 3000 carted products 300, 301, 302 (days 10, 30, 50); data ends day 98: the cart is 88 days old.
     assert entry["sources"] & OWN and entry["sources"] & NEIGHBOUR  # 301 and 302 are 300's neighbours

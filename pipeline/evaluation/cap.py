@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.arrays import first_occurrence, group_rank, member, positions_of
+from pipeline.arrays import first_occurrence, group_rank, member
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order
 from pipeline.strategies.base import Strategy
@@ -150,17 +150,16 @@ def apply_cap(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, dept
     return out
 
 
-def stack_blocks(blocks, products: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A strategy's blocks as (user positions, scores, sizes) aligned with `products`."""
+def stack_blocks(blocks, products: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A strategy's blocks as (user positions, scores, sizes) aligned with `products` (padding: row 0)."""
     blocks = list(blocks)
     got = np.concatenate([b.product_ids for b in blocks]) if blocks else np.zeros(0, np.int64)
     if not np.array_equal(got, products):
         raise RuntimeError("a strategy must return one audience per product, in the order given")
-    customer_ids = np.concatenate([b.customer_ids for b in blocks])
+    positions = np.concatenate([b.positions for b in blocks])
     sizes = np.concatenate([b.sizes for b in blocks]).astype(np.int32)
-    valid = np.arange(customer_ids.shape[1])[None, :] < sizes[:, None]
-    positions = np.where(valid, positions_of(ids, customer_ids), 0)
-    return positions, np.concatenate([b.scores for b in blocks]), sizes
+    valid = np.arange(positions.shape[1])[None, :] < sizes[:, None]
+    return np.where(valid, positions, 0), np.concatenate([b.scores for b in blocks]), sizes
 
 
 def cap_ranked(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, users: pd.DataFrame,
@@ -176,8 +175,8 @@ def capped_blocks(model: Strategy, users: pd.DataFrame, params: RunParams, produ
     """A run's audiences under the cap: every product's candidates are needed before any is final."""
     ids = users["customer_id"].to_numpy()
     positions, scores, sizes = stack_blocks(model.rank(products, excluded, params.depth * CAP_CANDIDATES),
-                                            products, ids)
+                                            products)
     capped = cap_ranked(positions, scores, sizes, users, params, excluded, reach, params.depth)
     for start in range(0, len(products), PRODUCT_BLOCK):
         part = slice(start, start + PRODUCT_BLOCK)
-        yield AudienceBlock(products[part], capped.sizes[part], ids[capped.positions[part]], capped.scores[part])
+        yield AudienceBlock(products[part], capped.sizes[part], capped.positions[part], capped.scores[part], ids)

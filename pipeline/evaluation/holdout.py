@@ -138,9 +138,8 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
     depth = max(params.depth, MIN_DEPTH)
     cap = params.max_audiences_per_user
     model = fitted(name, holdout.early, holdout.users, params, catalogue)
-    ids = holdout.users["customer_id"].to_numpy()
     positions, scores, sizes = stack_blocks(model.rank(holdout.products, holdout.excluded, depth),
-                                            holdout.products, ids)
+                                            holdout.products)
     plain = evaluate_audiences(positions, sizes, holdout.truth, KS)
     gain = gain_curve_rows(name, positions, sizes, holdout.truth)
     calibration = calibration_table(positions, scores, sizes, holdout.truth) if name in PROBABILITIES else None
@@ -150,7 +149,7 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
         started = time.perf_counter()
         served = np.sort(holdout.early["product_id"].unique())
         excluded = exclusions_for(holdout.early, holdout.users, params.exclude, served)
-        wide = stack_blocks(model.rank(served, excluded, depth * CAP_CANDIDATES), served, ids)
+        wide = stack_blocks(model.rank(served, excluded, depth * CAP_CANDIDATES), served)
         reach = holdout.early.groupby("product_id")["customer_id"].nunique().reindex(served).to_numpy()
         capped = cap_ranked(*wide, holdout.users, params, excluded, reach, depth)
         rows = np.searchsorted(served, holdout.products)

@@ -279,4 +279,4 @@ def affinity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunPar
         columns.append(positions)
         scores.append(tie_scores)
         positions, block_scores, sizes = merge_disjoint(columns, scores, eng_rank, n_users, depth)
-        yield AudienceBlock(products[index], sizes, ids[positions], block_scores)
+        yield AudienceBlock(products[index], sizes, positions, block_scores, ids)

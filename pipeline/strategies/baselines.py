@@ -58,7 +58,7 @@ class Activity(Strategy):
         position = np.empty(len(order), dtype=np.int64)
         position[order] = np.arange(len(order))
         yield from rank_by_shared_order(products, products[exclusions.index], position[exclusions.rows],
-                                        users["customer_id"].to_numpy()[order], scores[order], depth)
+                                        order, users["customer_id"].to_numpy(), scores[order], depth)
 
 
 def _hash(seed: int, product_ids: np.ndarray, draws: np.ndarray) -> np.ndarray:
@@ -122,7 +122,7 @@ def random_audiences(n_users: int, ids: np.ndarray, seed: int, products: np.ndar
             draws *= 2
             longer = _draw(seed, products[index[short]], n_users, draws)
             positions[short], sizes[short] = _first_allowed(longer, index[short], excluded_keys, n_users, depth)
-        yield AudienceBlock(products[index], sizes, ids[positions], np.zeros(positions.shape))
+        yield AudienceBlock(products[index], sizes, positions, np.zeros(positions.shape), ids)
 
 
 def _draw(seed: int, product_ids: np.ndarray, n_users: int, depth: int) -> np.ndarray:

@@ -37,14 +37,13 @@ class Explainer:
         self.own_age = np.clip(np.floor(age), 0, packed.MAX_AGE)
         self.n_users = n_users
 
-    def records(self, product_ids: np.ndarray, customer_ids: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        """(P, D) packed records of a block of audiences (entries past a product's size are zero). Lookups
-        are hash lookups (pandas indexes built once): tens of millions of random searchsorted probes are
-        several times slower."""
+    def records(self, product_ids: np.ndarray, positions: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """(P, D) packed records of a block of audiences given as user rows (entries past a product's size
+        are zero). Lookups are hash lookups (pandas indexes built once): tens of millions of random
+        searchsorted probes are several times slower."""
         p, sig, n = self.packed, self.sig, self.n_users
-        valid = np.arange(customer_ids.shape[1])[None, :] < sizes[:, None]
-        user = np.maximum(self._index("users", self.model.ids).get_indexer(customer_ids.ravel()), 0)
-        user = user.reshape(customer_ids.shape)
+        valid = np.arange(positions.shape[1])[None, :] < sizes[:, None]
+        user = positions
         index = np.searchsorted(self.model.ranked, product_ids)
         tied_keys, tied_bits = self._tied()
         at = tied_keys.get_indexer((index[:, None] * n + user).ravel()).reshape(user.shape)
@@ -57,7 +56,7 @@ class Explainer:
         own_key = product_ids[:, None].astype(np.int64) * n + user
         at = self._index("own", self.own_keys).get_indexer(own_key.ravel()).reshape(user.shape)
         has_own = at >= 0
-        out = np.zeros(customer_ids.shape, dtype=p.RECORD)
+        out = np.zeros(positions.shape, dtype=p.RECORD)
         out["sources"] = bits
         out["own"] = np.where(has_own, self.own_code[np.maximum(at, 0)] if self.own_keys.size else 0, 0)
         out["own_age"] = np.where(has_own, self.own_age[np.maximum(at, 0)] if self.own_keys.size else 0, 0)
