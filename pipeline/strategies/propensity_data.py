@@ -212,9 +212,12 @@ def _top_each(found: Candidates, width: int) -> Candidates:
     return Candidates(found.index[keep], found.rows[keep], found.scores[keep])
 
 
-def category_pools(sig: Signals, n_codes: int, need: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def category_pools(sig: Signals, n_codes: int, need: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per category code (and a last pool for "no category"): its most attached users (share x comeback)
-    and the users most likely to come back, `need[c]` of each, deduplicated. Returns (users, starts, bits)."""
+    and the users most likely to come back, `need[c]` of each, deduplicated. Returns (users, starts, bits,
+    rank): a user's rank is their better place in the two lists, so the top n < need[c] of each are the
+    pool's users of rank < n."""
     n_users = len(sig.users)
     returning = np.lexsort((sig.eng_rank, -sig.comeback))
     code = sig.share_keys // n_users
@@ -224,18 +227,20 @@ def category_pools(sig: Signals, n_codes: int, need: np.ndarray) -> tuple[np.nda
     code, user = code[order], user[order]
     rank = np.arange(code.size) - np.searchsorted(code, code)
     owner = np.repeat(np.arange(n_codes + 1), need)
-    back = returning[np.minimum(np.arange(owner.size) - np.repeat(np.cumsum(need) - need, need),
-                                n_users - 1)]
+    back_rank = np.arange(owner.size) - np.repeat(np.cumsum(need) - need, need)
+    back = returning[np.minimum(back_rank, n_users - 1)]
     keep = rank < need[np.minimum(code, n_codes)]
     owners = np.concatenate([code[keep], owner])
     pool = np.concatenate([user[keep], back])
     bits = np.concatenate([np.full(keep.sum(), CATEGORY), np.full(owner.size, RETURNING)])
+    ranks = np.concatenate([rank[keep], back_rank])
     keys = owners * n_users + pool
     order = np.lexsort((bits, keys))
     first = np.r_[True, keys[order][1:] != keys[order][:-1]]
     sel = order[first]
+    best = np.minimum.reduceat(ranks[order], np.flatnonzero(first)) if order.size else ranks[sel]
     starts = np.searchsorted(owners[sel], np.arange(n_codes + 2))
-    return pool[sel], starts, bits[sel]
+    return pool[sel], starts, bits[sel], best
 
 
 def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np.ndarray, neighbour: np.ndarray,
