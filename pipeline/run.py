@@ -20,7 +20,7 @@ from pipeline import gates, retention
 from pipeline.config import RunParams
 from pipeline.data import diagnostics
 from pipeline.data.clean import CHECKS, clean
-from pipeline.data.features import engagement_order, user_features
+from pipeline.data.features import engagement_ranks, user_features
 from pipeline.data.ingest import Catalogue, read_catalogue, read_events
 from pipeline.evaluation import holdout as evaluate
 from pipeline.evaluation.cap import capped_blocks
@@ -193,9 +193,8 @@ def model_stages(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, pr
     """features → evaluate → audiences on clean events held in memory: the in-process run's, and the Spark
     engine's on its driver when the events fit there (one code path, so both engines choose and rank alike).
     Returns the params the run really used and each strategy's seconds (outer holdout, inner split)."""
-    order = engagement_order(users)
-    users["engagement_rank"] = np.empty(len(order), dtype=np.int64)
-    users.loc[order, "engagement_rank"] = np.arange(1, len(order) + 1)
+    if "engagement_rank" not in users.columns:  # user_features ranks its users; a table built otherwise may not
+        users["engagement_rank"] = engagement_ranks(users)
     writer.write_frame(wdb, "fallback_audience", run_id, fallback_audience(users, params.depth))
     stages.done("features", "evaluate")
 

@@ -99,3 +99,18 @@ def test_order_breaks_ties_by_later_last_event_then_smaller_id(tmp_path):
                                              (11, 101, "cart", "2023-01-01T09:00:00")])
     users = user_features(clean(read_events(path), RunParams()).events, RunParams())
     assert users.customer_id.to_numpy()[engagement_order(users)].tolist() == [11, 12, 10]
+    # the table carries the same order as 1-based ranks (customers 10, 11, 12 are rows 0, 1, 2)
+    assert users.engagement_rank.tolist() == [3, 1, 2]
+
+
+def test_a_table_cut_from_a_larger_one_is_ordered_by_its_own_scores(tmp_path):
+    # The kept ranks of rows 0 and 2 (3 and 2) are no longer 1..2: the order comes from the scores.
+    path = write_events(tmp_path / "e.csv", [(12, 102, "cart", "2023-01-01T09:00:00"),
+                                             (10, 100, "cart", "2023-01-01T08:00:00"),
+                                             (11, 101, "cart", "2023-01-01T09:00:00")])
+    users = user_features(clean(read_events(path), RunParams()).events, RunParams())
+    part = users[users.customer_id != 11].reset_index(drop=True)
+    assert part.customer_id.to_numpy()[engagement_order(part)].tolist() == [12, 10]
+    # A stale rank column that is still a permutation is trusted: the table is its ranking's.
+    swapped = users.assign(engagement_rank=[1, 2, 3])
+    assert swapped.customer_id.to_numpy()[engagement_order(swapped)].tolist() == [10, 11, 12]

@@ -41,7 +41,9 @@ def user_features(events: pd.DataFrame, params: RunParams) -> pd.DataFrame:
     users = derive_columns(users, frame["ts"].max(), params)
     users = add_scores(users, column_bounds(users), params)
     users["first_event"], users["last_event"] = users["first"], users["last"]
-    return users.drop(columns=["first", "last"]).reset_index()
+    users = users.drop(columns=["first", "last"]).reset_index()
+    users["engagement_rank"] = engagement_ranks(users)
+    return users
 
 
 def derive_columns(users: pd.DataFrame, latest, params: RunParams) -> pd.DataFrame:
@@ -71,7 +73,29 @@ def add_scores(users: pd.DataFrame, bounds: dict[str, tuple[float, float]], para
 
 
 def engagement_order(users: pd.DataFrame) -> np.ndarray:
-    """Row positions of `users` best first: score descending, then later last event, then smaller id."""
+    """Row positions of `users` best first: score descending, then later last event, then smaller id.
+
+    Read from the table's engagement_rank (1 = best; user_features computes it once) when it ranks every
+    row: the sort took 26 calls x 1.6 s of a 5M-row bench (cProfile), one per strategy and split."""
+    n = len(users)
+    if "engagement_rank" in users.columns:
+        order = np.full(n, -1, dtype=np.int64)
+        rank = users["engagement_rank"].to_numpy()
+        inside = (rank >= 1) & (rank <= n)
+        order[rank[inside] - 1] = np.flatnonzero(inside)
+        if inside.all() and (order >= 0).all():  # a permutation of 1..n, not a table cut from a larger one
+            return order
+    return sort_by_engagement(users)
+
+
+def sort_by_engagement(users: pd.DataFrame) -> np.ndarray:
     return np.lexsort((users["customer_id"].to_numpy(),
                        -users["last_event"].to_numpy().astype("int64"),
                        -users["engagement_score"].to_numpy()))
+
+
+def engagement_ranks(users: pd.DataFrame) -> np.ndarray:
+    """1-based place of each row in the engagement order."""
+    ranks = np.empty(len(users), dtype=np.int64)
+    ranks[sort_by_engagement(users)] = np.arange(1, len(users) + 1)
+    return ranks
