@@ -10,10 +10,12 @@ from pipeline.evaluation.metrics import Truth, hits_of
 DECILES = 10
 
 
-def calibration_table(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, truth: Truth) -> pd.DataFrame:
+def calibration_table(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, truth: Truth,
+                      cells: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """Audience entries in ten equal-count bins by score (decile 1 = highest scores): entries, expected
-    engagements (sum of scores), observed engagements (hits) and their ratio."""
-    valid, hits = hits_of(positions, sizes, truth)
+    engagements (sum of scores), observed engagements (hits) and their ratio. `cells`: hits_of of these
+    audiences, when known."""
+    valid, hits = cells if cells is not None else hits_of(positions, sizes, truth)
     return calibration_bins(scores[valid], hits[valid])
 
 

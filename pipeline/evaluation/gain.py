@@ -12,11 +12,12 @@ from pipeline.evaluation.metrics import Truth, hits_of
 COLUMNS = ["strategy", "n", "hits", "share_of_truth", "share_of_list"]
 
 
-def gain_curve_rows(name: str, positions: np.ndarray, sizes: np.ndarray, truth: Truth) -> pd.DataFrame:
+def gain_curve_rows(name: str, positions: np.ndarray, sizes: np.ndarray, truth: Truth,
+                    cells: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """One strategy's rows: hits in the top n summed over products, as a share of every later engagement
     of those products (newcomers' included: the recall@n) and of the hits at full depth (what the list
-    can capture)."""
-    _, hits = hits_of(positions, sizes, truth)
+    can capture). `cells`: hits_of of these audiences, when known."""
+    _, hits = cells if cells is not None else hits_of(positions, sizes, truth)
     caught = np.cumsum(hits.sum(axis=0)) if hits.size else np.zeros(0, np.int64)
     total = int(truth.truth_size.sum())
     at_depth = int(caught[-1]) if caught.size else 0

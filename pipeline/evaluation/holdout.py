@@ -27,7 +27,7 @@ from pipeline.data.features import user_features
 from pipeline.evaluation.calibration import calibration_table
 from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.evaluation.gain import gain_curve_rows
-from pipeline.evaluation.metrics import Truth, evaluate_audiences, make_truth
+from pipeline.evaluation.metrics import Truth, evaluate_audiences, hits_of, make_truth
 from pipeline.strategies import STRATEGIES, fitted, get_strategy
 from pipeline.strategies.ranking import Exclusions, exclusions_for
 
@@ -140,9 +140,10 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
     model = fitted(name, holdout.early, holdout.users, params, catalogue)
     positions, scores, sizes = stack_blocks(model.rank(holdout.products, holdout.excluded, depth),
                                             holdout.products)
-    plain = evaluate_audiences(positions, sizes, holdout.truth, KS)
-    gain = gain_curve_rows(name, positions, sizes, holdout.truth)
-    calibration = calibration_table(positions, scores, sizes, holdout.truth) if name in PROBABILITIES else None
+    cells = hits_of(positions, sizes, holdout.truth)  # once for the metrics, the gain and the calibration
+    plain = evaluate_audiences(positions, sizes, holdout.truth, KS, cells)
+    gain = gain_curve_rows(name, positions, sizes, holdout.truth, cells)
+    calibration = calibration_table(positions, scores, sizes, holdout.truth, cells) if name in PROBABILITIES else None
     out = [Scored(name, plain, time.perf_counter() - started, gain=gain, calibration=calibration)]
     del positions, scores, sizes  # the capped ranking below needs its own, wider arrays
     if cap:

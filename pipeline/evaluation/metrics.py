@@ -1,8 +1,8 @@
 """Offline metrics of a set of audiences against the users who really came for each product later.
 
 Everything works on integer user *positions* (row numbers in the candidate user table), so a
-(product, user) pair is one int64 key ``product_index * n_users + position`` and a hit test over every
-audience cell at once is one ``searchsorted``. No loop over products or users.
+(product, user) pair is one int64 key ``product_index * n_users + position``, and a hit test compares
+each truth pair with its product's audience row. No loop over products or users.
 
 Definitions (k is the audience cut-off; "truth" of a product = its users in the late part):
 
@@ -76,25 +76,29 @@ def expected_random_recall(truth: Truth, k: int) -> float:
 
 
 def hits_of(positions: np.ndarray, sizes: np.ndarray, truth: Truth) -> tuple[np.ndarray, np.ndarray]:
-    """(valid cells, hit cells) of audiences (P, D) of user positions against the truth. The int64 pair
-    keys are built HIT_CELLS at a time: for every cell at once they and their lookup took ~2.2 GiB at a
-    20M run's size (900K products x 100, a one-off tracemalloc measurement)."""
+    """(valid cells, hit cells) of audiences (P, D) of user positions against the truth.
+
+    Each truth pair looks along its product's row (truth pairs x depth comparisons): the truth is far
+    smaller than the audiences, whose every cell a binary search of the truth keys once probed. Rows are
+    gathered for HIT_CELLS cells at a time to bound the temporaries."""
     n_products, depth = positions.shape
     valid = np.arange(depth)[None, :] < sizes[:, None]
     hits = np.zeros(positions.shape, dtype=bool)
+    product, user = np.divmod(truth.pair_keys, max(truth.n_users, 1))
     step = max(1, HIT_CELLS // max(depth, 1))
-    for start in range(0, n_products, step):  # chunks of products bound the temporaries, not a loop per product
-        stop = min(start + step, n_products)
-        keys = np.arange(start, stop, dtype=np.int64)[:, None] * truth.n_users + positions[start:stop]
-        hits[start:stop] = member(keys, truth.pair_keys)
-    return valid, valid & hits
+    for start in range(0, product.size, step):  # chunks of truth pairs, not a loop per product
+        p, u = product[start:start + step], user[start:start + step]
+        row, column = np.nonzero((positions[p] == u[:, None]) & valid[p])
+        hits[p[row], column] = True
+    return valid, hits
 
 
-def evaluate_audiences(positions: np.ndarray, sizes: np.ndarray, truth: Truth, ks=(10, 100)
-                       ) -> dict[tuple[int, str], float]:
-    """positions: (P, D) user positions, valid up to sizes[p]. Returns {(k, metric): value}."""
+def evaluate_audiences(positions: np.ndarray, sizes: np.ndarray, truth: Truth, ks=(10, 100),
+                       cells: tuple[np.ndarray, np.ndarray] | None = None) -> dict[tuple[int, str], float]:
+    """positions: (P, D) user positions, valid up to sizes[p]; `cells`: their hits_of, when known.
+    Returns {(k, metric): value}."""
     depth = positions.shape[1]
-    valid, hits = hits_of(positions, sizes, truth)
+    valid, hits = cells if cells is not None else hits_of(positions, sizes, truth)
     discount = 1.0 / np.log2(np.arange(depth) + 2.0)
     ideal_cum = np.cumsum(discount)
     total_truth = max(int(truth.truth_size.sum()), 1)
