@@ -20,13 +20,19 @@ def calibration_table(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarr
 
 
 def calibration_bins(scores: np.ndarray, outcomes: np.ndarray, bins: int = DECILES) -> pd.DataFrame:
+    """Entries sorted by score, best first, cut into `bins` equal-count runs (empty runs left out), each
+    summed along its run rather than by a pandas group-by (2.2M entries, a one-off timing: 0.42-0.48 s
+    against 0.63-0.70 s; the table took 8.3 s per call in a cProfile of the 5M bench)."""
     order = np.argsort(-scores, kind="stable")
-    decile = np.empty(scores.size, dtype=np.int64)
-    decile[order] = np.arange(scores.size) * bins // max(scores.size, 1)
-    frame = pd.DataFrame({"decile": decile + 1, "score": scores, "hit": outcomes.astype(float)})
-    table = frame.groupby("decile").agg(entries=("score", "size"), expected=("score", "sum"),
-                                        observed=("hit", "sum"), min_score=("score", "min"),
-                                        max_score=("score", "max")).reset_index()
+    ranked, hit = scores[order], outcomes[order].astype(float)
+    decile = np.arange(scores.size) * bins // max(scores.size, 1)
+    starts = np.flatnonzero(np.r_[True, decile[1:] != decile[:-1]]) if scores.size else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], scores.size].astype(np.int64)
+    expected = np.add.reduceat(ranked, starts) if scores.size else np.zeros(0)
+    observed = np.add.reduceat(hit, starts) if scores.size else np.zeros(0)
+    table = pd.DataFrame({"decile": decile[starts] + 1, "entries": ends - starts, "expected": expected,
+                          "observed": observed, "min_score": ranked[ends - 1] if scores.size else np.zeros(0),
+                          "max_score": ranked[starts]})
     table["observed_over_expected"] = table["observed"] / table["expected"].where(table["expected"] > 0)
     return table
 
