@@ -27,23 +27,34 @@ def min_max(values: pd.Series, low: float | None = None, high: float | None = No
 
 def user_features(events: pd.DataFrame, params: RunParams) -> pd.DataFrame:
     """One row per customer, sorted by customer_id, with raw, normalized and final scores."""
-    frame = pd.DataFrame({
-        "customer_id": events["customer_id"].to_numpy(),
-        "product_id": events["product_id"].to_numpy(),
-        "weight": event_weight(events, params),
-        "ts": events["event_date"].to_numpy(),
-    })
-    grouped = frame.groupby("customer_id", sort=True)
-    users = grouped.agg(total_interactions=("product_id", "size"),
-                        unique_products=("product_id", "nunique"),
-                        avg_event_score=("weight", "mean"),
-                        first=("ts", "min"), last=("ts", "max"))
-    users = derive_columns(users, frame["ts"].max(), params)
+    customers = events["customer_id"].to_numpy()
+    ts = events["event_date"].to_numpy()
+    users = pd.DataFrame(_per_customer(customers, events["product_id"].to_numpy(), event_weight(events, params), ts))
+    users = derive_columns(users, ts.max() if ts.size else ts.dtype.type("NaT"), params)
     users = add_scores(users, column_bounds(users), params)
-    users["first_event"], users["last_event"] = users["first"], users["last"]
-    users = users.drop(columns=["first", "last"]).reset_index()
+    # moved to the end, not copied: every copy of the table cost ~1 s at 5M rows
+    users["first_event"], users["last_event"] = users.pop("first"), users.pop("last")
     users["engagement_rank"] = engagement_ranks(users)
     return users
+
+
+def _per_customer(customers: np.ndarray, products: np.ndarray, weights: np.ndarray, ts: np.ndarray) -> dict:
+    """Counts, distinct products, mean weight, first and last event per customer, by sorting once:
+    pandas' group-by (hashing 4M customers, nunique) took 9.2 s per call at 5M rows (cProfile)."""
+    order = np.lexsort((products, customers))  # clean() leaves events by customer: a nearly sorted sort
+    customer, product = customers[order], products[order]
+    new_customer = np.r_[True, customer[1:] != customer[:-1]] if customer.size else np.zeros(0, bool)
+    starts = np.flatnonzero(new_customer)
+    new_pair = new_customer | np.r_[True, product[1:] != product[:-1]] if customer.size else new_customer
+    group = np.cumsum(new_customer) - 1
+    total = np.diff(np.r_[starts, customer.size])
+    empty = not customer.size
+    return {"customer_id": customer[starts],
+            "total_interactions": total,
+            "unique_products": np.bincount(group[new_pair], minlength=starts.size),
+            "avg_event_score": np.bincount(group, weights[order], minlength=starts.size) / np.maximum(total, 1),
+            "first": ts[:0] if empty else np.minimum.reduceat(ts[order], starts),
+            "last": ts[:0] if empty else np.maximum.reduceat(ts[order], starts)}
 
 
 def derive_columns(users: pd.DataFrame, latest, params: RunParams) -> pd.DataFrame:
