@@ -285,3 +285,43 @@ def test_forgetting_the_fits_makes_the_next_fit_of_the_same_matrix_a_new_one(mon
     als.fit_factors(matrix, 0)
     assert calls == [0, 0]
     forget_fits()
+
+
+# users x 8 items: items 1 and 2 are touched by exactly the same users (a tie among item 0's neighbours),
+# item 3 shares one user with item 0, item 4 nobody's; items 5-7 are there so that BM25's idf stays positive.
+KNN_MATRIX = [[1, 1, 1, 0, 0, 0, 0, 0],
+              [1, 1, 1, 0, 0, 0, 0, 0],
+              [1, 0, 0, 1, 0, 0, 0, 0],
+              [0, 0, 0, 0, 2, 0, 0, 0],
+              [0, 0, 0, 0, 0, 1, 1, 1]]
+
+
+def similarity(k: int, block: int, monkeypatch) -> tuple[np.ndarray, np.ndarray]:
+    """(ours, implicit's BM25Recommender) with K = k, ours in blocks of `block` products."""
+    import scipy.sparse as sp
+    from implicit.nearest_neighbours import BM25Recommender
+    from pipeline.strategies import itemknn
+    matrix = sp.csr_matrix(np.array(KNN_MATRIX, dtype=np.float32))
+    monkeypatch.setattr(itemknn, "NEIGHBOURS", k)
+    monkeypatch.setattr(itemknn, "BLOCK_PRODUCTS", block)  # 1: one item per block
+    reference = BM25Recommender(K=k, num_threads=1)
+    reference.fit(matrix, show_progress=False)
+    return itemknn.fit_similarity(matrix).toarray(), reference.similarity.toarray()
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 100])
+@pytest.mark.parametrize("block", [1, 10_000])
+def test_itemknn_similarity_is_implicits_bm25_computed_in_blocks(k, block, monkeypatch):
+    ours, reference = similarity(k, block, monkeypatch)
+    assert np.allclose(ours, reference, rtol=0, atol=1e-12)
+    assert (ours > 0).sum(axis=1).max() == min(k, 4)  # item 0 is tied to items 0-3
+
+
+def test_itemknn_keeps_the_larger_item_of_a_tie_at_the_cut_as_implicit_does(monkeypatch):
+    full, _ = similarity(100, 10_000, monkeypatch)
+    tie = full[0, 1]
+    assert tie == full[0, 2] > 0
+    k = int((full[0] > tie).sum()) + 1  # the cut falls between items 1 and 2
+    ours, reference = similarity(k, 1, monkeypatch)
+    assert ours[0, 2] == tie and ours[0, 1] == 0
+    assert np.allclose(ours, reference, rtol=0, atol=1e-12)
