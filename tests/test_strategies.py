@@ -300,6 +300,7 @@ def similarity(k: int, block: int, monkeypatch) -> tuple[np.ndarray, np.ndarray]
     """(ours, implicit's BM25Recommender) with K = k, ours in blocks of `block` products."""
     import scipy.sparse as sp
     from implicit.nearest_neighbours import BM25Recommender
+
     from pipeline.strategies import itemknn
     matrix = sp.csr_matrix(np.array(KNN_MATRIX, dtype=np.float32))
     monkeypatch.setattr(itemknn, "NEIGHBOURS", k)

@@ -24,15 +24,16 @@ def calibration_bins(scores: np.ndarray, outcomes: np.ndarray, bins: int = DECIL
     summed along its run rather than by a pandas group-by (2.2M entries, a one-off timing: 0.42-0.48 s
     against 0.63-0.70 s; the table took 8.3 s per call in a cProfile of the 5M bench)."""
     order = np.argsort(-scores, kind="stable")
-    ranked, hit = scores[order], outcomes[order].astype(float)
-    decile = np.arange(scores.size) * bins // max(scores.size, 1)
-    starts = np.flatnonzero(np.r_[True, decile[1:] != decile[:-1]]) if scores.size else np.zeros(0, np.int64)
-    ends = np.r_[starts[1:], scores.size].astype(np.int64)
-    expected = np.add.reduceat(ranked, starts) if scores.size else np.zeros(0)
-    observed = np.add.reduceat(hit, starts) if scores.size else np.zeros(0)
-    table = pd.DataFrame({"decile": decile[starts] + 1, "entries": ends - starts, "expected": expected,
-                          "observed": observed, "min_score": ranked[ends - 1] if scores.size else np.zeros(0),
-                          "max_score": ranked[starts]})
+    ranked = scores[order]
+    n = scores.size
+    # entry i is in bin i * bins // n: bin b starts at ceil(b * n / bins) (equal starts: an empty bin)
+    starts = np.unique((np.arange(bins, dtype=np.int64) * n + bins - 1) // bins) if n else np.zeros(0, np.int64)
+    starts = starts[starts < n]
+    ends = np.r_[starts[1:], n][:starts.size].astype(np.int64)
+    table = pd.DataFrame({"decile": starts * bins // max(n, 1) + 1, "entries": ends - starts,
+                          "expected": np.add.reduceat(ranked, starts) if n else np.zeros(0),
+                          "observed": np.add.reduceat(outcomes[order], starts, dtype=float) if n else np.zeros(0),
+                          "min_score": ranked[ends - 1], "max_score": ranked[starts]})
     table["observed_over_expected"] = table["observed"] / table["expected"].where(table["expected"] > 0)
     return table
 
