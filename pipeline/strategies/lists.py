@@ -34,7 +34,12 @@ def list_candidates(lists: UserLists, list_keys: tuple[np.ndarray, np.ndarray], 
     n_products = len(product_list)
     pair_list = product_list[pair_index]
     pair_keys = np.where(pair_list >= 0, pair_list * n_users + pair_rows, -1)
-    at = np.minimum(np.searchsorted(keys, pair_keys), max(keys.size - 1, 0))
+    if keys.size and keys[-1] - keys[0] == keys.size - 1 and (np.diff(keys) == 1).all():
+        # Consecutive keys (one list of every user: the filler): a key's place is its offset from the
+        # first, which spares a binary search of every skipped pair in every user's key.
+        at = np.clip(pair_keys - keys[0], 0, keys.size - 1)
+    else:
+        at = np.minimum(np.searchsorted(keys, pair_keys), max(keys.size - 1, 0))
     found = (pair_keys >= 0) & (keys[at] == pair_keys) if keys.size else np.zeros(pair_keys.size, bool)
     block, within = pair_index[found], key_pos[at[found]]
     sort = np.lexsort((within, block))
