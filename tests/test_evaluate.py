@@ -118,7 +118,7 @@ def test_strategies_with_background_fits_are_scored_last_and_listed_in_the_regis
     from pipeline.evaluation import holdout as module
     events = clean(read_events(csv), params).events
     started, order = [], []
-    monkeypatch.setattr("pipeline.strategies.als.prefetch", lambda matrix, seed: started.append(matrix.shape))
+    monkeypatch.setattr("pipeline.strategies.als.prefetch", lambda matrix, seed, rows: started.append(matrix.shape))
     real = module.score_strategy
     monkeypatch.setattr(module, "score_strategy", lambda name, *a: order.append(name) or real(name, *a))
     names = ["als", "affinity", "random"]

@@ -221,6 +221,24 @@ def test_the_same_matrix_is_factorized_once(monkeypatch):
     als._fits.clear()
 
 
+def test_a_fit_keeps_only_the_factors_of_the_users_asked_for(monkeypatch):
+    import scipy.sparse as sp
+    calls = []
+    # users 0 and 2 have products (factors 10 and 30), user 1 none
+    monkeypatch.setattr(als, "_fit", lambda matrix, seed: calls.append(seed) or (
+        np.array([0, 2]), np.array([[10.0], [30.0]], np.float32), np.ones((2, 1), np.float32)))
+    als._fits.clear()
+    matrix = sp.csr_matrix(np.array([[1, 0], [0, 0], [0, 1]], dtype=np.float32))
+    users, _ = als.fit_factors(matrix, 0, rows=np.array([1, 2]))
+    assert users.tolist() == [[0.0], [30.0]]                    # user 1 has no taste
+    [(kept_users, _)] = [future.result() for future in als._fits.values()]
+    assert kept_users.shape == (2, 1)                            # two rows kept, not the fit's three users
+    assert als.fit_factors(matrix, 0, rows=np.array([0]))[0].tolist() == [[10.0]] and len(calls) == 2
+    als.fit_factors(matrix, 0, rows=np.array([1, 2]))            # asked for before: no new fit
+    assert len(calls) == 2
+    als._fits.clear()
+
+
 def test_a_prefetched_matrix_is_fitted_once_on_the_background_thread(monkeypatch):
     import threading
 
@@ -242,7 +260,7 @@ def test_a_run_starts_its_strategys_fit_on_every_event_before_ranking(tmp_path, 
     from pipeline.run import execute
     from tests.conftest import COMMUNITIES, write_events
     shapes = []
-    monkeypatch.setattr(als, "prefetch", lambda matrix, seed: shapes.append(matrix.shape))
+    monkeypatch.setattr(als, "prefetch", lambda matrix, seed, rows: shapes.append(matrix.shape))
     execute(write_events(tmp_path / "e.csv", COMMUNITIES), db=tmp_path / "a.db",
             params=RunParams(strategy="als", holdout=0, depth=3))
     assert shapes == [(8, 6)]  # 8 users x 6 products: every event, the matrix the published fit factorizes

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.arrays import member
 from pipeline.config import RunParams
+from pipeline.data.features import engagement_order
 from pipeline.strategies.affinity import interaction_matrix, item_index
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, assemble
@@ -42,7 +43,9 @@ MAX_POOL = 20_000
 BLOCK_CELLS = 16_000_000  # (products x width) cells of top-k results at once (128 MB of ids and scores)
 # One run fits ALS on the same matrix several times (the `als` strategy and propensity's signals on the
 # same early part; propensity's training split of the outer early part is the inner early part): the
-# fits of the last CACHED_FITS distinct matrices are kept (done or under way), keyed by the matrix's content.
+# fits of the last CACHED_FITS distinct matrices are kept (done or under way), keyed by the matrix's content
+# and the users whose factors are asked for (the scoring pool): a fit keeps only those users' factors, as
+# every user's were 545 MB per fit at the 5M demo's 4.26M users.
 CACHED_FITS = 3
 # Every user with a product is fitted. Fitting only 2+-product users (90% of the 500K demo's users have
 # one) was ~4x faster and kept `als`'s own recall (Instacart sample 0.652 -> 0.654), but propensity's taste
@@ -66,8 +69,9 @@ def forget() -> None:
         _fits.clear()
 
 
-def _fingerprint(matrix: sp.csr_matrix, seed: int) -> bytes:
+def _fingerprint(matrix: sp.csr_matrix, seed: int, rows: np.ndarray) -> bytes:
     digest = hashlib.blake2b(digest_size=20)
+    digest.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
     digest.update(np.array([*matrix.shape, matrix.nnz, seed, FACTORS, ITERATIONS], np.int64).tobytes())
     digest.update(str(REGULARIZATION).encode())
     for part in (matrix.indptr, matrix.indices, matrix.data):
@@ -78,29 +82,26 @@ def _fingerprint(matrix: sp.csr_matrix, seed: int) -> bytes:
 
 def fit_factors(matrix: sp.csr_matrix, seed: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(factors of the users `rows` (default: every user), item factors) of implicit's ALS on the
-    confidence matrix, float32: only the scored pool's rows are copied out of the (cached) fit."""
+    confidence matrix, float32; the cached fit of this matrix and these rows keeps only theirs."""
     rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows)
     if matrix.nnz == 0:
         return np.zeros((len(rows), 1), np.float32), np.zeros((matrix.shape[1], 1), np.float32)
-    broad, fitted, items = _kept(matrix, seed, background=False).result()  # a prefetched fit: wait for it
-    at = np.minimum(np.searchsorted(broad, rows), max(broad.size - 1, 0))
-    found = broad[at] == rows if broad.size else np.zeros(len(rows), bool)
-    users = np.zeros((len(rows), items.shape[1]), np.float32)  # a user without a product: no taste
-    users[found] = fitted[at[found]]
-    return users, items.copy()
+    users, items = _kept(matrix, seed, rows, background=False).result()  # a prefetched fit: wait for it
+    return users.copy(), items.copy()
 
 
-def prefetch(matrix: sp.csr_matrix, seed: int) -> Future | None:
+def prefetch(matrix: sp.csr_matrix, seed: int, rows: np.ndarray | None = None) -> Future | None:
     """Start fitting `matrix` on a background thread (implicit's loop releases the GIL), so a later
-    `fit_factors` of the same content finds it done or under way instead of fitting it then."""
-    return _kept(matrix, seed, background=True) if matrix.nnz else None
+    `fit_factors` of the same content and rows finds it done or under way instead of fitting it then."""
+    rows = np.arange(matrix.shape[0]) if rows is None else np.asarray(rows)
+    return _kept(matrix, seed, rows, background=True) if matrix.nnz else None
 
 
-def _kept(matrix: sp.csr_matrix, seed: int, background: bool) -> Future:
+def _kept(matrix: sp.csr_matrix, seed: int, rows: np.ndarray, background: bool) -> Future:
     """The kept fit of this content (done or under way), else a new one: fitted here, or queued for the
     background thread. A fit that failed is not kept."""
     matrix = matrix.astype(np.float32).tocsr()
-    key = _fingerprint(matrix, seed)
+    key = _fingerprint(matrix, seed, rows)
     with _lock:
         if key in _fits:
             _fits.move_to_end(key)
@@ -111,15 +112,15 @@ def _kept(matrix: sp.csr_matrix, seed: int, background: bool) -> Future:
             _fits.popitem(last=False)
     if background:
         _start_worker()
-        _queue.put((key, future, matrix, seed))
+        _queue.put((key, future, matrix, seed, rows))
     else:
-        _run(key, future, matrix, seed)  # its error, if any, is raised by the caller's result()
+        _run(key, future, matrix, seed, rows)  # its error, if any, is raised by the caller's result()
     return future
 
 
-def _run(key: bytes, future: Future, matrix: sp.csr_matrix, seed: int) -> None:
+def _run(key: bytes, future: Future, matrix: sp.csr_matrix, seed: int, rows: np.ndarray) -> None:
     try:
-        future.set_result(_fit(matrix, seed))
+        future.set_result(_rows_of(*_fit(matrix, seed), rows))
     except BaseException as exc:
         with _lock:  # dropped before anyone can see the error, so whoever sees it asks for a new fit
             if _fits.get(key) is future:
@@ -149,6 +150,16 @@ def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
                                         num_threads=FIT_THREADS, random_state=seed)
         model.fit(matrix[broad] if broad.size < matrix.shape[0] else matrix, show_progress=False)
     return broad, np.ascontiguousarray(model.user_factors), np.ascontiguousarray(model.item_factors)
+
+
+def _rows_of(broad: np.ndarray, fitted: np.ndarray, items: np.ndarray, rows: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(factors of the users `rows`, zero for a user without a product, item factors)."""
+    at = np.minimum(np.searchsorted(broad, rows), max(broad.size - 1, 0))
+    found = broad[at] == rows if broad.size else np.zeros(len(rows), bool)
+    users = np.zeros((len(rows), items.shape[1]), np.float32)  # a user without a product: no taste
+    users[found] = fitted[at[found]]
+    return users, items
 
 
 def scoring_pool(unique_products: np.ndarray, eng_rank: np.ndarray, limit: int = MAX_POOL) -> np.ndarray:
@@ -189,7 +200,10 @@ def top_users(product_vectors: np.ndarray, user_vectors: np.ndarray, pool: np.nd
 def prefetch_matrix(events: pd.DataFrame, users: pd.DataFrame, params: RunParams) -> None:
     """Start fitting the factors a fit on these events will ask for (the `als` strategy and propensity's
     signals factorize the same confidence matrix)."""
-    prefetch(interaction_matrix(events, users, params)[0], params.seed)
+    eng_rank = np.empty(len(users), dtype=np.int64)
+    eng_rank[engagement_order(users)] = np.arange(len(users))
+    prefetch(interaction_matrix(events, users, params)[0], params.seed,
+             scoring_pool(users["unique_products"].to_numpy(), eng_rank))
 
 
 class ALS(Strategy):
