@@ -1,9 +1,9 @@
 """How much memory an in-process run needs, estimated from the input before it starts.
 
 Calibrated on the default run (every strategy evaluated, the best published) of the generated
-marketplace, peak RSS measured by `python -m pipeline bench` (2026-11-29, with als, itemknn and
-propensity evaluated on the inner split and the holdout): 2.02 GiB at 500K events, 14.68 GiB at 5M. A
-straight line through both: a fixed ~0.61 GiB plus ~3,020 bytes per event.
+marketplace, this process's peak RSS measured by `python -m pipeline bench` (2026-12-06, with als,
+itemknn and propensity evaluated on the inner split and the holdout): 1,494 MiB at 500K events, 7,637 MiB
+at 5M. A straight line through both: a fixed ~0.79 GiB plus ~1,430 bytes per event.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import psutil
 from store.errors import InputError
 
 GB = 1 << 30
-CALIBRATION = ((500_000, 2.02 * GB), (5_000_000, 14.68 * GB))  # (events, measured peak RSS)
+CALIBRATION = ((500_000, 1494 / 1024 * GB), (5_000_000, 7637 / 1024 * GB))  # (events, measured peak RSS)
 BYTES_PER_ROW = (CALIBRATION[1][1] - CALIBRATION[0][1]) / (CALIBRATION[1][0] - CALIBRATION[0][0])
 FIXED_BYTES = CALIBRATION[0][1] - BYTES_PER_ROW * CALIBRATION[0][0]
 # The run may use this share of the machine: the OS, the app and the API keep the rest.

@@ -42,10 +42,10 @@ def test_a_bad_engine_choice_is_one_line_and_exit_2(extra, message, four_users_c
 
 
 def test_the_calibration_reproduces_the_measured_peaks():
-    assert memory.needed_bytes(500_000) / memory.GB == pytest.approx(2.02)
-    assert memory.needed_bytes(5_000_000) / memory.GB == pytest.approx(14.68)
-    # Between them the line: 2.75M events halfway, so halfway in memory.
-    assert memory.needed_bytes(2_750_000) / memory.GB == pytest.approx(8.35)
+    assert memory.needed_bytes(500_000) / memory.GB == pytest.approx(1494 / 1024)
+    assert memory.needed_bytes(5_000_000) / memory.GB == pytest.approx(7637 / 1024)
+    # Between them the line: 2.75M events halfway, so halfway in memory (1.459 and 7.458 GiB).
+    assert memory.needed_bytes(2_750_000) / memory.GB == pytest.approx(4.4585, abs=1e-3)
 
 
 def test_rows_are_estimated_from_a_sample_of_a_large_csv(tmp_path, four_users_csv):
@@ -61,8 +61,8 @@ def test_in_process_run_refused_when_the_machine_is_too_small(monkeypatch, four_
     monkeypatch.setattr(memory, "machine_bytes", lambda: memory.GB // 2)
     assert main(["run", "--input", str(four_users_csv), "--db", str(db)]) == 2
     err = capsys.readouterr().err
-    # 8 rows: the fixed 0.61 GB dominates; 80% of 0.5 GB is what a run may take.
-    assert "needs ~0.6 GB in process, this machine has 0.5 GB; use --engine spark" in err
+    # 8 rows: the fixed 0.79 GB dominates; 80% of 0.5 GB is what a run may take.
+    assert "needs ~0.8 GB in process, this machine has 0.5 GB; use --engine spark" in err
     assert _runs(db) == 0
     monkeypatch.setattr(memory, "machine_bytes", lambda: 2 * memory.GB)
     assert main(["run", "--input", str(four_users_csv), "--db", str(db)]) == 0
@@ -76,11 +76,11 @@ def test_in_process_run_refused_when_the_machine_is_too_small(monkeypatch, four_
 def test_a_spark_run_the_driver_cannot_hold_is_refused_before_it_starts(extra, wanted, monkeypatch, four_users_csv,
                                                                         tmp_path, capsys):
     """ALS (any strategy but engagement) and the cap run on the Spark driver: with 0.5 GB free there, the
-    8 rows' ~0.6 GB (the fixed part dominates) are refused at once, not after the Spark stages."""
+    8 rows' ~0.8 GB (the fixed part dominates) are refused at once, not after the Spark stages."""
     db = tmp_path / "a.db"
     monkeypatch.setattr(memory, "available_bytes", lambda: memory.GB // 2)
     assert main(["run", "--input", str(four_users_csv), "--db", str(db), "--engine", "spark", *extra]) == 2
     err = capsys.readouterr().err
-    assert f"{wanted} ranks on the Spark driver, and 8 events need ~0.6 GB on the driver, 0.5 GB are free; " \
+    assert f"{wanted} ranks on the Spark driver, and 8 events need ~0.8 GB on the driver, 0.5 GB are free; " \
            "use --strategy engagement" in err and err.count("\n") == 1
     assert _runs(db) == 0
