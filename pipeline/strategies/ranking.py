@@ -187,7 +187,7 @@ def assemble(products: np.ndarray, exclusions: Exclusions, depth: int, ids: np.n
     n_users = len(ids)
     allowed = exclusions.allowed(candidates.index, candidates.rows)
     index, rows, scores = candidates.index[allowed], candidates.rows[allowed], candidates.scores[allowed]
-    order = np.lexsort((-scores, rows, index))  # one row per pair: its best score
+    order = np.lexsort((-scores, index * n_users + rows))  # one row per pair: its best score
     index, rows, scores = index[order], rows[order], scores[order]
     first = np.ones(index.size, dtype=bool)
     first[1:] = (index[1:] != index[:-1]) | (rows[1:] != rows[:-1])
