@@ -87,3 +87,18 @@ def test_ranking_a_subset_of_products_ignores_the_others_exclusions():
                                        scores, 2))
     assert blocks[0].customer_ids.tolist() == [[20, 10], [40, 30]]
     assert blocks[0].positions.tolist() == [[1, 0], [3, 2]]
+
+
+@pytest.mark.parametrize("index, rows, scores", [
+    ([0, 0, 1], [1, 3, 2], [0.5, 0.9, 0.7]),                    # one per pair, in (product, user) order
+    ([1, 0, 0, 0], [2, 3, 1, 3], [0.7, 0.2, 0.5, 0.9]),         # shuffled, user 3 twice for product 0
+])
+def test_assemble_keeps_each_pairs_best_score_skips_the_excluded_and_fills(index, rows, scores):
+    from pipeline.strategies.ranking import Candidates, Exclusions, assemble
+    ids = np.array([10, 20, 30, 40, 50])
+    excluded = Exclusions(np.array([0]), np.array([1]), np.array([0 * 5 + 1]), 5)  # product 0 excludes user 1
+    candidates = Candidates(np.array(index), np.array(rows), np.array(scores))
+    [block] = assemble(np.array([100, 200]), excluded, 3, ids, np.arange(5), candidates, filler=np.arange(5))
+    # product 100: user 3 at its best 0.9, then the filler's first users but the excluded 1 and the placed 3
+    assert block.customer_ids.tolist() == [[40, 10, 30], [30, 10, 20]]
+    assert block.scores.tolist() == [[0.9, 0.0, 0.0], [0.7, 0.0, 0.0]]

@@ -187,11 +187,12 @@ def assemble(products: np.ndarray, exclusions: Exclusions, depth: int, ids: np.n
     n_users = len(ids)
     allowed = exclusions.allowed(candidates.index, candidates.rows)
     index, rows, scores = candidates.index[allowed], candidates.rows[allowed], candidates.scores[allowed]
-    order = np.lexsort((-scores, index * n_users + rows))  # one row per pair: its best score
-    index, rows, scores = index[order], rows[order], scores[order]
-    first = np.ones(index.size, dtype=bool)
-    first[1:] = (index[1:] != index[:-1]) | (rows[1:] != rows[:-1])
-    index, rows, scores = index[first], rows[first], scores[first]
+    keys = index * n_users + rows
+    if not (keys[1:] > keys[:-1]).all():  # propensity's come one per pair, in order: nothing to sort
+        order = np.lexsort((-scores, keys))  # one row per pair: its best score
+        index, rows, scores, keys = index[order], rows[order], scores[order], keys[order]
+        first = np.r_[True, keys[1:] != keys[:-1]]
+        index, rows, scores = index[first], rows[first], scores[first]
     lists = None
     if shared is not None:
         lists = UserLists(shared.users, shared.starts)
