@@ -250,6 +250,6 @@ def test_a_market_too_big_for_the_driver_ranks_engagement_as_spark_jobs(spark, m
         params = json.loads(con.execute("SELECT params FROM runs").fetchone()[0])
         strategies = {r[0] for r in con.execute("SELECT DISTINCT strategy FROM evaluation")}
     assert params["strategy"] == "engagement" and strategies == {"engagement"}
-    assert params["strategy_selection"] == ("engagement: 9 events need ~0.6 GB on the driver, 0.5 GB are free to "
+    assert params["strategy_selection"] == ("engagement: 9 events need ~0.8 GB on the driver, 0.5 GB are free to "
                                             "score every strategy, so the Spark engine ranks and evaluates "
                                             "engagement as Spark jobs")
