@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.arrays import member, sorted_unique
 
-HIT_CELLS = 4_000_000  # audience cells whose pair keys are looked up at once (32 MB of int64 keys)
+HIT_CELLS = 4_000_000  # audience cells gathered at once for the truth pairs' rows (32 MB of int64 positions)
 METRICS = ("precision_macro", "precision_micro", "recall_macro", "recall_micro", "hit_rate", "ndcg",
            "reachable_ceiling", "user_coverage", "exposure_gini", "lift_over_random")
 

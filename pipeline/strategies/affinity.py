@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from pipeline.arrays import member
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
-from pipeline.data.features import engagement_order
+from pipeline.data.features import engagement_places
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.lists import UserLists, list_candidates, merge_disjoint, top_per_row
 from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, Exclusions
@@ -233,8 +233,7 @@ def affinity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunPar
                        ) -> Iterator[AudienceBlock]:
     n_users = len(users)
     ids = users["customer_id"].to_numpy()
-    eng_rank = np.empty(n_users, dtype=np.int64)
-    eng_rank[engagement_order(users)] = np.arange(n_users)
+    eng_rank = engagement_places(users)
     comeback = comeback_rates(events, users, params.holdout or 0.2)
     matrix, items = interaction_matrix(events, users, params)
     ties = W_NEIGHBOURS * neighbour_ties(matrix, items, products)

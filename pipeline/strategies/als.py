@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.arrays import member
 from pipeline.config import RunParams
-from pipeline.data.features import engagement_order
+from pipeline.data.features import engagement_places
 from pipeline.strategies.affinity import interaction_matrix, item_index
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, assemble
@@ -200,10 +200,8 @@ def top_users(product_vectors: np.ndarray, user_vectors: np.ndarray, pool: np.nd
 def prefetch_matrix(events: pd.DataFrame, users: pd.DataFrame, params: RunParams) -> None:
     """Start fitting the factors a fit on these events will ask for (the `als` strategy and propensity's
     signals factorize the same confidence matrix)."""
-    eng_rank = np.empty(len(users), dtype=np.int64)
-    eng_rank[engagement_order(users)] = np.arange(len(users))
     prefetch(interaction_matrix(events, users, params)[0], params.seed,
-             scoring_pool(users["unique_products"].to_numpy(), eng_rank))
+             scoring_pool(users["unique_products"].to_numpy(), engagement_places(users)))
 
 
 class ALS(Strategy):

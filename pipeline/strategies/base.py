@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import RunParams
-from pipeline.data.features import engagement_order
+from pipeline.data.features import engagement_places
 from pipeline.strategies.ranking import AudienceBlock, Exclusions
 
 
@@ -35,8 +35,7 @@ class Strategy(ABC):
             params: RunParams) -> Strategy:
         self.events, self.users, self.catalogue, self.params = events, users, catalogue, params
         self.ids = users["customer_id"].to_numpy()
-        self.eng_rank = np.empty(len(users), dtype=np.int64)
-        self.eng_rank[engagement_order(users)] = np.arange(len(users))
+        self.eng_rank = engagement_places(users)
         return self
 
     @classmethod

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from pipeline.arrays import group_rank
 from pipeline.strategies.affinity import interaction_matrix, item_index
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, assemble
@@ -52,7 +53,7 @@ def _top_neighbours(block: sp.csr_matrix, first_row: int) -> tuple[np.ndarray, n
     row, column, value = block.row[kept], block.col[kept], block.data[kept]
     order = np.lexsort((-column, -value, row))
     row, column, value = row[order], column[order], value[order]
-    top = np.arange(row.size) - np.searchsorted(row, row) < NEIGHBOURS
+    top = group_rank(row) < NEIGHBOURS
     return row[top].astype(np.int64) + first_row, column[top].astype(np.int64), value[top]
 
 

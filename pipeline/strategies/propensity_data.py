@@ -94,9 +94,8 @@ def _bucket(values: np.ndarray) -> np.ndarray:
 def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame | None,
                   params: RunParams) -> Signals:
     n_users = len(users)
-    eng_rank = np.empty(n_users, dtype=np.int64)
-    from pipeline.data.features import engagement_order
-    eng_rank[engagement_order(users)] = np.arange(n_users)
+    from pipeline.data.features import engagement_places
+    eng_rank = engagement_places(users)
     dates = events["event_date"].to_numpy()
     as_of = dates.max()
     rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy())
