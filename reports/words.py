@@ -58,10 +58,11 @@ DESCRIPTIONS: dict[str, str] = {
         "candidates for each product from every source: users who carted or wishlisted it without buying "
         "(when the exclusion rule lets them in), users who buy what this product's buyers buy (item "
         "neighbours), users whose taste matches it (ALS), users loyal to its category (with a catalogue) "
-        "and active users likely to come back. Then a gradient-boosted classifier, trained on the run's "
-        "own past (features before an inner cut, what happened after it), scores each candidate from "
-        "their activity, recency, own interest in the product, category share, neighbour strength, taste "
-        "match and the product's popularity and age. The score is a calibrated probability that the user "
+        "and active users likely to come back. Then two classifiers, gradient-boosted trees and a logistic "
+        "regression, trained on the run's own past (features before an inner cut, what happened after "
+        "it), score each candidate from their activity, recency, own interest in the product, category "
+        "share, neighbour strength, taste match, affinity's score and the product's popularity and age. "
+        "The score is the mean of the two; it is a calibrated probability that the user "
         "engages with the product within the horizon (the length of the holdout window): an audience's "
         "scores add up to the engagements it can be expected to bring."),
     "als": (

@@ -8,7 +8,7 @@ import pytest
 from pipeline.config import RunParams
 from pipeline.data.features import user_features
 from pipeline.evaluation.calibration import calibration_bins, gain_curve, users_for_share
-from pipeline.strategies import audiences, propensity
+from pipeline.strategies import audiences, propensity, propensity_model
 
 START = pd.Timestamp("2023-01-01")
 
@@ -122,7 +122,7 @@ def test_calibrated_scores_match_known_probabilities():
     x = rng.random((n, 2)).astype(np.float32)
     truth = 0.02 + 0.3 * x[:, 0] ** 2  # the known probability of each row
     labels = rng.random(n) < truth
-    ranker = propensity.fit_ranker(x, labels, np.arange(n) % 400, seed=0)
+    ranker = propensity_model.fit_ranker(x, labels, np.arange(n) % 400, seed=0)
     fresh = rng.random((n, 2)).astype(np.float32)
     predicted = ranker.predict(fresh)
     expected = 0.02 + 0.3 * fresh[:, 0] ** 2
@@ -144,7 +144,7 @@ def test_rare_probabilities_keep_their_ratios_through_the_calibration():
     chance = np.array([1e-4, 1e-3, 1e-2])
     labels = rng.random(n) < chance[kind]
     assert [labels[kind == k].sum() for k in range(3)] == [4, 52, 629]
-    ranker = propensity.fit_ranker(x, labels, np.arange(n) % 600, seed=0)
+    ranker = propensity_model.fit_ranker(x, labels, np.arange(n) % 600, seed=0)
     ratio = ranker.predict(np.array([[0.25], [1.25], [2.25]], dtype=np.float32)) / chance
     assert ((ratio > 0.5) & (ratio < 2)).all()
 
@@ -158,12 +158,24 @@ def test_a_few_dozen_positives_do_not_make_the_top_scores_overstate():
     n = 40_000
     x = rng.random((n, 3)).astype(np.float32)
     labels = rng.random(n) < 0.001
-    ranker = propensity.fit_ranker(x, labels, np.arange(n) % 200, seed=0)
+    ranker = propensity_model.fit_ranker(x, labels, np.arange(n) % 200, seed=0)
     predicted = ranker.predict(rng.random((n, 3)).astype(np.float32))
     base = labels.mean()
     assert labels.sum() == 41
     assert np.sort(predicted)[::-1][:n // 10].mean() < 1.5 * base
     assert 0.8 * base < predicted.mean() < 1.25 * base
+
+
+def test_the_linear_family_reads_each_feature_and_the_log_of_those_never_negative():
+    # Column 0 is never negative: it is kept and logged, log(0 + 0.001) = -6.908 and log(0.999 + 0.001) = 0.
+    # Column 1 has a -1 ("no own event"): kept as it is, not logged. Two rows: each column standardizes
+    # to -1 and +1.
+    x = np.array([[0.0, -1.0], [0.999, 3.0]])
+    linear = propensity_model.LinearFeatures().fit(x)
+    assert linear.transform(x) == pytest.approx(np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
+    # At serving a negative value of a logged feature counts as 0 in its log (the raw column still moves).
+    serving = linear.transform(np.array([[-5.0, 3.0]]))[0]
+    assert serving[2] == pytest.approx(-1.0) and serving[0] == pytest.approx((-5.0 - 0.4995) / 0.4995)
 
 
 def test_calibration_bins_compare_expected_and_observed_per_decile():

@@ -4,7 +4,8 @@ Stage 1, candidates per product (propensity_data): the user's own earlier events
 exclusion rule lets them in), item-kNN neighbours (implicit BM25), ALS taste (implicit), and a shared
 list per category of its most attached users plus the users most likely to come back.
 
-Stage 2, a ranker: scikit-learn's HistGradientBoostingClassifier on pair features, trained on an inner
+Stage 2, a ranker (propensity_model): the mean of two calibrated scikit-learn models of the pair features,
+gradient-boosted trees and a logistic regression on the features and their logs, trained on an inner
 temporal split of the events it is fitted on only: features from the events before the inner cut
 (end of the data minus the horizon), labels = engaged with the product at or after it. The horizon is
 the length of the run's holdout window, so the model answers the question the evaluation asks. The
@@ -23,14 +24,10 @@ model sees such products identically.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from threadpoolctl import threadpool_limits
 
 from pipeline.arrays import member, sorted_unique
 from pipeline.config import RunParams
@@ -38,7 +35,6 @@ from pipeline.data.features import user_features
 from pipeline.strategies.als import prefetch_matrix
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.propensity_data import (
-    FEATURES,
     ProductInfo,
     Signals,
     build_signals,
@@ -49,6 +45,7 @@ from pipeline.strategies.propensity_data import (
     remember_signals,
     tied_candidates,
 )
+from pipeline.strategies.propensity_model import Ranker, fit_ranker
 from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, SharedLists, assemble, exclusions_for
 
 # Products of the inner split in the training frame (all their candidates each): every one up to this
@@ -60,22 +57,8 @@ TRAIN_PRODUCTS = 50_000
 # calibration stays a probability. The frame's size (and the fit's time) no longer grows with products.
 TRAIN_NEGATIVES = 200_000
 TRAIN_WIDTH = 100         # candidates per source and product in the training frame (bounds its memory)
-FOLDS = 3                 # cross-fitting folds of the sampled products: every positive calibrates
-ISOTONIC_POSITIVES = 1000  # fewer engaged pairs: a sigmoid calibration (isotonic steps would fit the noise)
-MIN_POSITIVES = 20        # fewer engaged pairs after the inner cut: nothing to learn, use the prior
 RANK_CHUNK = 20_000       # products whose candidates are featurized and scored at once
 MAX_SHARED = 5000         # longest shared list scored per group
-# HistGradientBoosting's OpenMP threads spin while they wait: on the two cores this shares with other
-# work, two threads fitted 5x slower than one (0.9 s vs 5 s for a 100K-row frame).
-THREADS = 1
-# Predicting has no such wait: each thread walks the trees for its own rows. On this 2-core machine, quiet,
-# `python -m pipeline run --strategy propensity --holdout 0` on the 500K demo ranked its audiences in 155.3 s
-# on two threads against 167.8 s on one, with identical audiences.
-PREDICT_THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-# Directions the model may not contradict: with a few hundred engaged pairs a free tree can learn that a
-# stronger tie lowers the chance; these say only "more of it never hurts" (or, recency, "longer ago never helps").
-MONOTONE = {"own_weight": 1, "category_share": 1, "neighbour": 1, "taste": 1, "comeback": 1, "recency_days": -1,
-            "comeback_x_neighbour": 1, "comeback_x_share": 1}
 
 
 def horizon_days(events: pd.DataFrame, params: RunParams) -> float:
@@ -86,24 +69,6 @@ def horizon_days(events: pd.DataFrame, params: RunParams) -> float:
     dates = events["event_date"].to_numpy()
     split = np.quantile(dates.astype("int64"), 1 - (params.holdout or 0.2)).astype("datetime64[ns]")
     return max((dates.max() - split) / np.timedelta64(1, "D"), 1.0)
-
-
-@dataclass
-class Ranker:
-    """The calibrated classifier; without it (too little to learn), a prior."""
-    model: object | None = None  # a fitted CalibratedClassifierCV
-    positives: int = 0
-    rows: int = 0
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        if len(features) == 0:
-            return np.zeros(0)
-        if self.model is None:  # the prior: the chance of coming back, halved for users with no tie
-            tied = (features[:, FEATURES.index("own_weight")] > 0) | (features[:, FEATURES.index("neighbour")] > 0) \
-                | (features[:, FEATURES.index("taste")] > 0) | (features[:, FEATURES.index("category_share")] > 0)
-            return features[:, FEATURES.index("comeback")] * np.where(tied, 0.1, 0.05)
-        with threadpool_limits(PREDICT_THREADS):
-            return self.model.predict_proba(features)[:, 1]
 
 
 def candidate_frame(sig: Signals, info: ProductInfo, products: np.ndarray, exclusions: Exclusions, depth: int,
@@ -187,77 +152,6 @@ def train(events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParam
     labels = member(product * len(ids) + user, truth)
     weights = np.where(labels, 1.0, 1.0 / rate)
     return fit_ranker(features, labels, product, params.seed, weights)
-
-
-def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, seed: int,
-               weights: np.ndarray | None = None) -> Ranker:
-    """HistGradientBoosting, calibrated by cross-fitting (scikit-learn's CalibratedClassifierCV): the
-    training groups (products) fall in FOLDS folds; per fold, a model fitted on the other folds is
-    calibrated on this one, and the score is the mean of the FOLDS calibrated models. Every positive
-    calibrates once and no model is calibrated on rows it learned from. Few positives get Platt's
-    sigmoid on the log-odds (two parameters) instead of isotonic steps, which fit their noise.
-
-    Calibrating over time instead (trees fitted one horizon earlier, the sigmoid fitted on how their
-    scores fared in this split, the window closest to serving) was tried, judged on the runs' inner
-    splits (observed / expected engagements, all deciles): the high-churn market's went from 0.71 to
-    0.84, the demo's from 0.37 to 0.25 (its engagement rate moves with its seasons, not along a trend,
-    so last window's drift does not carry to the next). Serving the earlier trees themselves cut the
-    demo's recall@100 from 0.0012 to 0.0007; training on both windows stacked overstated both markets
-    more (0.25, 0.60); one sigmoid on pooled out-of-fold scores with a refit on every row, the market
-    (0.54): the refit is surer than its folds. Folds of users instead of products (a user active after
-    the cut is a positive for several products, and a model that saw them for one can score them high
-    for the others of its calibration fold) lowered the top five deciles' Poisson deviance on two of four
-    inner splits (demo seeds 42 and 1), raised it on two (seed 2, the market) and cost the two demo seeds
-    14-17% of recall@100, so it was not taken either."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    weights = np.ones(labels.size) if weights is None else weights
-    fold = np.random.default_rng(seed + 1).integers(0, FOLDS, int(groups.max(initial=0)) + 1)[groups]
-    positive = labels.astype(bool)
-    if positive.sum() < MIN_POSITIVES or min(np.bincount(fold[positive], minlength=FOLDS).min(),
-                                             np.bincount(fold[~positive], minlength=FOLDS).min()) < 1:
-        return Ranker(positives=int(positive.sum()), rows=len(labels))
-    model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
-                                           monotonic_cst=_monotone(features.shape[1]),
-                                           min_samples_leaf=40, l2_regularization=1.0, early_stopping=True,
-                                           validation_fraction=0.2, n_iter_no_change=10, random_state=seed)
-    method = "isotonic" if positive.sum() >= ISOTONIC_POSITIVES else "sigmoid"
-    splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(FOLDS)]
-    calibrated = CalibratedClassifierCV(_Reweighted(model), method=method, cv=splits, ensemble=True)
-    with threadpool_limits(THREADS):
-        calibrated.fit(features, positive, sample_weight=weights)
-    return Ranker(calibrated, positives=int(positive.sum()), rows=len(labels))
-
-
-class _Reweighted(ClassifierMixin, BaseEstimator):
-    """A classifier fitted without weights whose odds are multiplied by the weighted frame's (mean
-    positive weight / mean negative weight): the probability a weighted fit estimates, at a fraction of
-    its cost (weighted, sklearn bins each feature with one sort per bin edge: 7 of a fit's 8 s)."""
-
-    def __init__(self, estimator=None):
-        self.estimator = estimator
-
-    def fit(self, features: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> _Reweighted:
-        positive = labels.astype(bool)
-        self.odds_ = 1.0 if sample_weight is None or positive.all() or not positive.any() else float(
-            sample_weight[positive].mean() / sample_weight[~positive].mean())
-        self.estimator_ = clone(self.estimator).fit(features, labels)
-        self.classes_ = self.estimator_.classes_
-        return self
-
-    def decision_function(self, features: np.ndarray) -> np.ndarray:
-        """The reweighted log-odds. CalibratedClassifierCV calibrates this when it exists (else the raw
-        probability): Platt's sigmoid of a * log-odds + b can keep a score proportional to the odds, while
-        a sigmoid of a probability near 1e-5 is nearly flat and squeezes every score to the base rate."""
-        return self.estimator_.decision_function(features) + np.log(self.odds_)
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        q = 1 / (1 + np.exp(-self.decision_function(features)))
-        return np.column_stack([1 - q, q])
-
-
-def _monotone(n_features: int) -> list[int] | None:
-    return [MONOTONE.get(f, 0) for f in FEATURES] if n_features == len(FEATURES) else None
 
 
 class Propensity(Strategy):

@@ -18,7 +18,18 @@ import scipy.sparse as sp
 from pipeline.arrays import member, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
-from pipeline.strategies.affinity import category_shares, comeback_rates, interaction_matrix, item_index, neighbour_ties
+from pipeline.strategies.affinity import (
+    FLOOR,
+    INTEREST_EVENTS,
+    W_CATEGORY,
+    W_NEIGHBOURS,
+    W_OWN,
+    category_shares,
+    comeback_rates,
+    interaction_matrix,
+    item_index,
+    neighbour_ties,
+)
 from pipeline.strategies.als import fit_factors, scoring_pool, top_users
 from pipeline.strategies.ranking import Candidates, Exclusions
 
@@ -29,7 +40,7 @@ SOURCE_NAMES = {OWN: "own", NEIGHBOUR: "neighbours", TASTE: "taste", CATEGORY: "
 FEATURES = ("interactions", "unique_products", "days_active", "recency_days", "frequency", "avg_event",
             "last_event", "comeback", "own_weight", "own_age_days", "own_bought", "category_share",
             "neighbour", "taste", "product_users", "product_age", "product_idle", "has_category",
-            "comeback_x_neighbour", "comeback_x_share")
+            "comeback_x_neighbour", "comeback_x_share", "affinity")
 BUCKET_LIMIT = 12
 
 
@@ -114,9 +125,11 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     cols = np.searchsorted(items, events["product_id"].to_numpy())
     weight = event_weight(events, params)
     bought = (events["event"] == "purchased").to_numpy()
+    interest = events["event"].isin(INTEREST_EVENTS).to_numpy()
     pair = pd.DataFrame({"key": cols.astype(np.int64) * n_users + rows, "weight": weight,
-                         "date": dates, "bought": bought})
-    own = pair.groupby("key").agg(weight=("weight", "max"), date=("date", "max"), bought=("bought", "max"))
+                         "date": dates, "bought": bought, "interest": interest})
+    own = pair.groupby("key").agg(weight=("weight", "max"), date=("date", "max"), bought=("bought", "max"),
+                                  interest=("interest", "max"))
     own["age_days"] = (as_of - own["date"].to_numpy()) / DAY
     item_of_pair = own.index.to_numpy() // n_users
     per_item = pd.DataFrame({"c": cols, "d": dates}).groupby("c")["d"].agg(["min", "max"])
@@ -132,7 +145,7 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     return Signals(users, eng_rank, comeback_rates(events, users, params.holdout or 0.2), last_event,
                    matrix, items, user_factors, item_factors, pool,
                    shares, keys[order], coo.data[order], item_codes, names,
-                   own[["weight", "age_days", "bought"]], buckets, item_users)
+                   own[["weight", "age_days", "bought", "interest"]].astype(float), buckets, item_users)
 
 
 @dataclass
@@ -252,7 +265,8 @@ def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np
     column = info.column[product] if group is None else np.full(len(user), -1)
     own_at = sig.own.index.get_indexer(np.where(column >= 0, column * n_users + user, -1))
     has_own = own_at >= 0
-    own = sig.own.to_numpy()[np.maximum(own_at, 0)] if len(sig.own) else np.zeros((len(user), 3))
+    own = sig.own.to_numpy()[np.maximum(own_at, 0)] if len(sig.own) else np.zeros((len(user), 4))
+    interest = np.where(has_own, own[:, 3] * (1 - own[:, 2]), 0.0)  # carted or wishlisted, never bought
     share_key = np.where(code >= 0, code * n_users + user, -1)
     at = np.minimum(np.searchsorted(sig.share_keys, share_key), max(sig.share_keys.size - 1, 0))
     share = (np.where((share_key >= 0) & (sig.share_keys[at] == share_key), sig.share_values[at], 0.0)
@@ -265,7 +279,9 @@ def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np
                np.where(has_own, own[:, 2], 0.0), share, neighbour, taste,
                buckets[:, 0], buckets[:, 1], buckets[:, 2], (code >= 0).astype(float),
                # "likely to come back" x "tied to this product": products trees find slowly from few positives
-               sig.comeback[user] * neighbour, sig.comeback[user] * share]
+               sig.comeback[user] * neighbour, sig.comeback[user] * share,
+               # affinity's own score: its hand-set formula as one feature the trees can start from
+               sig.comeback[user] * (FLOOR + W_CATEGORY * share + W_NEIGHBOURS * neighbour + W_OWN * interest)]
     out = np.empty((len(columns), len(user)), np.float32)  # filled feature by feature, handed over as (pairs, features)
     for i, column in enumerate(columns):  # twenty features, not pairs
         out[i] = column
