@@ -280,9 +280,9 @@ def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np
                buckets[:, 0], buckets[:, 1], buckets[:, 2], (code >= 0).astype(float),
                # "likely to come back" x "tied to this product": products trees find slowly from few positives
                sig.comeback[user] * neighbour, sig.comeback[user] * share,
-               # affinity's own score: its hand-set formula as one feature the trees can start from
+               # affinity's own score: its hand-set formula as one feature both model families can start from
                sig.comeback[user] * (FLOOR + W_CATEGORY * share + W_NEIGHBOURS * neighbour + W_OWN * interest)]
     out = np.empty((len(columns), len(user)), np.float32)  # filled feature by feature, handed over as (pairs, features)
-    for i, column in enumerate(columns):  # twenty features, not pairs
+    for i, column in enumerate(columns):  # 21 features, not pairs
         out[i] = column
     return out.T
