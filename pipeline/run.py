@@ -284,7 +284,7 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
                                                    progress=lambda share: stages.partial("evaluate", share))
     if scored:
         write_evaluation(wdb, run_id, scored, inner,
-                         evaluate.holdout_stats(holdout.products, len(holdout.users), holdout.truth))
+                         evaluate.holdout_stats(holdout.products, len(holdout.users), holdout.truth, scored))
     chosen, selection = params.strategy, FORCED
     if chosen == AUTO:
         capped = params.max_audiences_per_user is not None

@@ -21,6 +21,7 @@ from reports.words import (
     GAIN_TEXT,
     NO_CALIBRATION,
     NO_GAIN,
+    learned_from_words,
     strategy_title,
 )
 from store import queries
@@ -163,7 +164,9 @@ def _model(con, run_id: int) -> str:
     else:
         shown = calibration_view(table)
         shown["within_chance"] = shown["within_chance"].map({True: "yes", False: "no"})
+        learned = learned_from_words(queries.stats(con, run_id))
         body = (f"<h3>Calibration</h3><p>{html.escape(CALIBRATION_TEXT)}</p>"
+                + (f"<p>{html.escape(learned)}</p>" if learned else "") +
                 f'<div class="grid">{_chart(calibration_figure(table))}<div>{_table(shown, "{:,.2f}")}</div></div>')
     gain = queries.gain(con, run_id)
     if gain.empty:

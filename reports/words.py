@@ -103,6 +103,30 @@ CALIBRATION_TEXT = (
     "columns) show how far a perfectly calibrated model's count strays 19 times in 20 by chance alone: "
     "with a few dozen engagements per decile a bar can sit well off its expected height and still be "
     "chance; outside the whiskers it is not.")
+LEARNED_FROM = (
+    "The propensity model scored here was trained on {pairs:,} candidate pairs of its fitting period "
+    "(features before an inner cut, engagements after it; the pairs that did not engage are a reweighted "
+    "sample), {engaged:,} of which engaged.")
+FEW_ENGAGED_PAIRS = 200  # below this, say the model had little to learn from
+NOTHING_LEARNED = (
+    "The propensity model scored here had {engaged:,} engaged pairs to learn from in its fitting period "
+    "({pairs:,} candidate pairs), too few to fit: it ranked by its prior, each user's chance of coming back "
+    "(halved for users with no tie to the product).")
+FEW_ENGAGED = (" That is few: with a few dozen engaged pairs a learned model is noisy and a hand-set rule such "
+               "as affinity can rank better; a longer history gives it more to learn from.")
+
+
+def learned_from_words(stats: dict) -> str:
+    """How much the propensity model scored on the holdout had to learn from, from the run's stats ("" for
+    a run that does not record it)."""
+    if "propensity_model_families" not in stats:
+        return ""
+    engaged, pairs = int(stats["propensity_training_engaged_pairs"]), int(stats["propensity_training_pairs"])
+    if not stats["propensity_model_families"]:
+        return NOTHING_LEARNED.format(engaged=engaged, pairs=pairs)
+    return LEARNED_FROM.format(engaged=engaged, pairs=pairs) + (FEW_ENGAGED if engaged < FEW_ENGAGED_PAIRS else "")
+
+
 NO_CALIBRATION = (
     "This run stored no calibration: it has no holdout (`--holdout 0`), the propensity model was not "
     "evaluated, or the run predates calibration. Rerun with the default holdout to see it.")

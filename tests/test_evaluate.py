@@ -294,3 +294,16 @@ def test_the_fitting_part_judges_bots_on_its_own_days_only():
     assert holdout.early_bots["customer_id"].tolist() == [8, 8, 8]  # still bots, for an earlier split
     # Without the dropped rows (the old way), customer 7's early purchase was lost.
     assert make_holdout(cleaned.events, params, split=pd.Timestamp("2023-01-05")).early["customer_id"].tolist() == [9]
+
+
+def test_the_stats_say_how_much_propensity_learned_from_in_its_outer_fit():
+    from pipeline.evaluation.holdout import Scored, holdout_stats
+    from pipeline.evaluation.metrics import make_truth
+    truth = make_truth(np.array([0, 1]), np.array([2, -1]), 2, 5, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    scored = [Scored("propensity", {}, 1.0, learned_from=(74, 1000, 2)),
+              Scored("propensity", {}, 1.0, cap=3, learned_from=(9, 9, 9)),  # the capped refit: not reported
+              Scored("affinity", {}, 1.0)]
+    stats = holdout_stats(np.array([10, 14]), 5, truth, scored).set_index("name")["value"].to_dict()
+    assert stats["propensity_training_engaged_pairs"] == 74 and stats["propensity_training_pairs"] == 1000
+    assert stats["propensity_model_families"] == 2 and not any(k.startswith("affinity") for k in stats)
+    assert stats["holdout_truth_pairs"] == 2 and stats["holdout_known_truth_pairs"] == 1

@@ -206,6 +206,7 @@ def test_the_report_shows_calibration_and_gain_or_says_the_run_has_none(propensi
     assert "Propensity: calibration and gain" in text and "Calibration: expected vs observed" in text
     assert "Gain on the holdout" in text and html.escape(NO_CALIBRATION) not in text
     assert "<th>within_chance</th>" in text and "<th>chance_high</th>" in text
+    assert "had 0 engaged pairs to learn from" in text  # the workbench is too short to train (test_app_model)
     old = build_report(str(without_model_tables(propensity_db, tmp_path)))
     assert html.escape(NO_CALIBRATION) in old and html.escape(NO_GAIN) in old
     assert "Calibration: expected vs observed" not in old
@@ -227,3 +228,21 @@ def test_the_calibration_view_gives_the_counts_chance_allows(expected, observed,
                           "observed_over_expected": [observed / expected if expected else None]})
     row = calibration_view(table).iloc[0]
     assert (row["chance_low"], row["chance_high"], bool(row["within_chance"])) == (low, high, within)
+
+
+@pytest.mark.parametrize(("stats", "says", "never"), [
+    ({}, [], []),  # a run from before the figures were stored: nothing to say
+    ({"propensity_model_families": 0.0, "propensity_training_engaged_pairs": 3.0, "propensity_training_pairs": 120.0},
+     ["had 3 engaged pairs to learn from", "(120 candidate pairs), too few to fit", "ranked by its prior"], ["trained on"]),
+    ({"propensity_model_families": 2.0, "propensity_training_engaged_pairs": 74.0,
+      "propensity_training_pairs": 199756.0},
+     ["trained on 199,756 candidate pairs", "74 of which engaged. That is few"], ["prior"]),
+    ({"propensity_model_families": 2.0, "propensity_training_engaged_pairs": 450.0,
+      "propensity_training_pairs": 200000.0},
+     ["trained on 200,000 candidate pairs", "450 of which engaged."], ["That is few"]),
+])
+def test_the_calibration_says_how_much_the_model_learned_from(stats, says, never):
+    from reports.words import learned_from_words
+    text = learned_from_words(stats)
+    assert all(part in text for part in says) and not any(part in text for part in never)
+    assert (text == "") == (not stats)

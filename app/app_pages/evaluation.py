@@ -13,6 +13,7 @@ from reports.words import (
     NO_CALIBRATION,
     NO_GAIN,
     SHORT_NAMES,
+    learned_from_words,
     strategy_title,
 )
 from store.names import published_label
@@ -73,7 +74,7 @@ def leaderboard_section(table, scored_as: str, is_current: bool) -> None:
     right.plotly_chart(figures.lift_over_random(table), config=figures.PLOT_CONFIG)
 
 
-def model_section(run, scored_as: str) -> None:
+def model_section(run, scored_as: str, stats: dict) -> None:
     """Calibration of the propensity scores and every strategy's gain on the holdout, or why they are missing."""
     st.subheader("Are the propensity scores probabilities? Calibration on the holdout")
     table = data.calibration(run)
@@ -90,6 +91,8 @@ def model_section(run, scored_as: str) -> None:
                             "observed_over_expected": st.column_config.NumberColumn("observed ÷ expected",
                                                                                     format="%.2f")})
         right.caption(CALIBRATION_TEXT)
+        if learned := learned_from_words(stats):
+            right.caption(learned)
     st.subheader("Gain: how many users to target")
     gain = data.gain(run)
     if gain.empty:
@@ -126,7 +129,8 @@ if context.need_run(ctx):
         explanations(params.get("strategy"), is_current)
     else:
         table = random_lift_is_one(table)
-        scored_as = headline(table, data.stats(run), params, is_current)
+        stats = data.stats(run)
+        scored_as = headline(table, stats, params, is_current)
         leaderboard_section(table, scored_as, is_current)
-        model_section(run, scored_as)
+        model_section(run, scored_as, stats)
         explanations(params.get("strategy"), is_current)

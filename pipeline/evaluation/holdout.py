@@ -63,6 +63,7 @@ class Scored:
     # every strategy on both splits until the evaluation ends held ~4.5 GB at 5M rows.
     gain: pd.DataFrame | None = None         # the gain curve (pipeline.evaluation.gain)
     calibration: pd.DataFrame | None = None  # deciles of expected vs observed, for scores that are probabilities
+    learned_from: tuple[int, int, int] | None = None  # a learned ranker's (engaged pairs, pairs, model families)
 
 
 def window_days(events: pd.DataFrame, params: RunParams) -> float | None:
@@ -144,7 +145,10 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
     plain = evaluate_audiences(positions, sizes, holdout.truth, KS, cells)
     gain = gain_curve_rows(name, positions, sizes, holdout.truth, cells)
     calibration = calibration_table(positions, scores, sizes, holdout.truth, cells) if name in PROBABILITIES else None
-    out = [Scored(name, plain, time.perf_counter() - started, gain=gain, calibration=calibration)]
+    ranker = getattr(model, "ranker", None)  # propensity's: how much it had to learn from
+    learned = (ranker.positives, ranker.rows, len(ranker.members)) if ranker is not None else None
+    out = [Scored(name, plain, time.perf_counter() - started, gain=gain, calibration=calibration,
+                  learned_from=learned)]
     del positions, scores, sizes  # the capped ranking below needs its own, wider arrays
     if cap:
         started = time.perf_counter()
@@ -206,11 +210,18 @@ def best_strategy(scored: list[Scored], capped: bool) -> str:
     return min(candidates, key=key).name
 
 
-def holdout_stats(products: np.ndarray, n_users: int, truth: Truth) -> pd.DataFrame:
-    """What the evaluation was run on, for the `stats` table (names beyond the contract's own)."""
+def holdout_stats(products: np.ndarray, n_users: int, truth: Truth, scored: list[Scored] | None = None
+                  ) -> pd.DataFrame:
+    """What the evaluation was run on, for the `stats` table (names beyond the contract's own); with
+    `scored`, also how many engaged pairs propensity's ranker learned from in its outer-holdout fit (and
+    how many model families it fitted: 0, too few to learn, it ranked by its prior)."""
     figures = {"holdout_products": len(products), "holdout_candidate_users": n_users,
                "holdout_truth_pairs": int(truth.truth_size.sum()), "holdout_known_truth_pairs": int(truth.pair_keys.size),
                "holdout_reachable_pairs": int(truth.reachable.sum())}
+    for s in scored or []:
+        if s.learned_from is not None and s.cap is None:
+            for figure, value in zip(("training_engaged_pairs", "training_pairs", "model_families"), s.learned_from):
+                figures[f"{s.name}_{figure}"] = value
     return pd.DataFrame({"name": list(figures), "value": [float(v) for v in figures.values()]})
 
 
