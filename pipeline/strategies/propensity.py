@@ -125,7 +125,7 @@ def train(events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParam
     The category pools 100 deep, as the tied lists. 1000 deep (the pool's negatives drawn by position, not
     listed) gave the 5M demo's two fits 178 and 187 engaged pairs instead of 26 and 41, but the sigmoid,
     fitted mostly on the deep pools' low scores, understated the top five deciles on the holdout 1.6-2.2x
-    there and 1.3-2.3x on the 500,400-row demo (where the shallow pools' were 0.55-1.09), and recall@100
+    there and 1.3-2.3x on the 503,600-row demo (where the shallow pools' were 0.55-1.09), and recall@100
     moved both ways (5M outer 0.00021 -> 0.00026, inner 0.00018 -> 0.00015; that demo's outer 0.00218 ->
     0.00180, inner 0.00173 -> 0.00188; `pipeline quality` at 60K, seed 7: inner +2.9%, outer 0.0%), so
     it was not taken either."""
