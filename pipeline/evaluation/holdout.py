@@ -145,10 +145,8 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
     plain = evaluate_audiences(positions, sizes, holdout.truth, KS, cells)
     gain = gain_curve_rows(name, positions, sizes, holdout.truth, cells)
     calibration = calibration_table(positions, scores, sizes, holdout.truth, cells) if name in PROBABILITIES else None
-    ranker = getattr(model, "ranker", None)  # propensity's: how much it had to learn from
-    learned = (ranker.positives, ranker.rows, len(ranker.members)) if ranker is not None else None
     out = [Scored(name, plain, time.perf_counter() - started, gain=gain, calibration=calibration,
-                  learned_from=learned)]
+                  learned_from=model.learned_from())]
     del positions, scores, sizes  # the capped ranking below needs its own, wider arrays
     if cap:
         started = time.perf_counter()

@@ -48,6 +48,11 @@ RECENCY_BUCKETS_DAYS = (7, 30)
 SMOOTHING = 20.0      # pseudo-users at the overall comeback rate in each profile cell
 
 
+def affinity_score(comeback, share, neighbours=0.0, own=0.0):
+    """The module docstring's score from its parts (numbers or arrays): the one place its weights apply."""
+    return comeback * (FLOOR + W_CATEGORY * share + W_NEIGHBOURS * neighbours + W_OWN * own)
+
+
 # --- signals ---------------------------------------------------------------------------------------------
 
 def interaction_matrix(events: pd.DataFrame, users: pd.DataFrame, params: RunParams
@@ -165,7 +170,7 @@ def category_lists(shares: sp.csr_matrix, comeback: np.ndarray, eng_rank: np.nda
     """Per category, its users (share > 0) best first: base = comeback * (FLOOR + W_CATEGORY * share),
     ties in engagement order. Returns the lists and each entry's base score."""
     coo = shares.tocoo()
-    base = comeback[coo.row] * (FLOOR + W_CATEGORY * coo.data)
+    base = affinity_score(comeback[coo.row], coo.data)
     order = np.lexsort((eng_rank[coo.row], -base, coo.col))
     starts = np.searchsorted(coo.col[order], np.arange(shares.shape[1] + 1))
     return UserLists(coo.row[order].astype(np.int64), starts), base[order]
@@ -216,7 +221,7 @@ class _Scorer:
         if self.keys.size:
             at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
             share = np.where((keys >= 0) & (self.keys[at] == keys), self.values[at], 0.0)
-        return self.comeback[user] * (FLOOR + W_CATEGORY * share)
+        return affinity_score(self.comeback[user], share)
 
 
 class Affinity(Strategy):

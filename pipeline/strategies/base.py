@@ -45,6 +45,11 @@ class Strategy(ABC):
         strategies have nothing to start."""
         return False
 
+    def learned_from(self) -> tuple[int, int, int] | None:
+        """A learned ranker's (engaged pairs, training pairs, model families fitted), for the run's stats;
+        None for a strategy that learns no ranker."""
+        return None
+
     @abstractmethod
     def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
         """Audiences of `products` (sorted ids), leaving out `exclusions`, `depth` users deep."""

@@ -181,6 +181,9 @@ class Propensity(Strategy):
         remember_signals(self.signals, events, catalogue, params)
         return self
 
+    def learned_from(self) -> tuple[int, int, int]:
+        return self.ranker.positives, self.ranker.rows, len(self.ranker.members)
+
     def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
         sig = self.signals
         info = product_info(sig, products, self.catalogue)

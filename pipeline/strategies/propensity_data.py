@@ -19,11 +19,8 @@ from pipeline.arrays import member, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
 from pipeline.strategies.affinity import (
-    FLOOR,
     INTEREST_EVENTS,
-    W_CATEGORY,
-    W_NEIGHBOURS,
-    W_OWN,
+    affinity_score,
     category_shares,
     comeback_rates,
     interaction_matrix,
@@ -281,7 +278,7 @@ def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np
                # "likely to come back" x "tied to this product": products trees find slowly from few positives
                sig.comeback[user] * neighbour, sig.comeback[user] * share,
                # affinity's own score: its hand-set formula as one feature both model families can start from
-               sig.comeback[user] * (FLOOR + W_CATEGORY * share + W_NEIGHBOURS * neighbour + W_OWN * interest)]
+               affinity_score(sig.comeback[user], share, neighbour, interest)]
     out = np.empty((len(columns), len(user)), np.float32)  # filled feature by feature, handed over as (pairs, features)
     for i, column in enumerate(columns):  # 21 features, not pairs
         out[i] = column
