@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.arrays import member
+from pipeline.arrays import best_first, member
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
 from pipeline.data.features import engagement_places
@@ -171,7 +171,7 @@ def category_lists(shares: sp.csr_matrix, comeback: np.ndarray, eng_rank: np.nda
     ties in engagement order. Returns the lists and each entry's base score."""
     coo = shares.tocoo()
     base = affinity_score(comeback[coo.row], coo.data)
-    order = np.lexsort((eng_rank[coo.row], -base, coo.col))
+    order = best_first(coo.col, base, eng_rank[coo.row])
     starts = np.searchsorted(coo.col[order], np.arange(shares.shape[1] + 1))
     return UserLists(coo.row[order].astype(np.int64), starts), base[order]
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.arrays import best_first
 from pipeline.strategies.ranking import skip_excluded
 
 
@@ -58,7 +59,7 @@ def list_candidates(lists: UserLists, list_keys: tuple[np.ndarray, np.ndarray], 
 def top_per_row(product: np.ndarray, user: np.ndarray, score: np.ndarray, eng_rank: np.ndarray,
                 n_products: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
     """Scattered (product, user, score) -> the best `depth` per product: (positions, scores -inf empty)."""
-    order = np.lexsort((eng_rank[user], -score, product))
+    order = best_first(product, score, eng_rank[user])
     product, user, score = product[order], user[order], score[order]
     rank = np.arange(product.size) - np.searchsorted(product, product, side="left")
     top = rank < depth

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from pipeline.arrays import member, sorted_unique
+from pipeline.arrays import best_first, member, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.features import user_features
 from pipeline.strategies.als import prefetch_matrix
@@ -231,7 +231,7 @@ class Propensity(Strategy):
         users = pool_users[flat]
         scores = self.ranker.predict(pair_features(sig, info, None, users, np.zeros(users.size),
                                                    np.zeros(users.size), group=group))
-        order = np.lexsort((sig.eng_rank[users], -scores, group))
+        order = best_first(group, scores, sig.eng_rank[users])
         self.shared_bits = bits[flat][order]
         length = np.bincount(group, minlength=len(group_code))
         return SharedLists(users[order], np.concatenate([[0], np.cumsum(length)]), scores[order], info.group)

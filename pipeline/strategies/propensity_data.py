@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.arrays import member, sorted_unique
+from pipeline.arrays import best_first, member, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
 from pipeline.strategies.affinity import (
@@ -232,7 +232,7 @@ def category_pools(sig: Signals, n_codes: int, need: np.ndarray
     code = sig.share_keys // n_users
     user = sig.share_keys % n_users
     base = sig.comeback[user] * sig.share_values
-    order = np.lexsort((sig.eng_rank[user], -base, code))
+    order = best_first(code, base, sig.eng_rank[user])
     code, user = code[order], user[order]
     rank = np.arange(code.size) - np.searchsorted(code, code)
     owner = np.repeat(np.arange(n_codes + 1), need)
