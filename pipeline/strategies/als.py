@@ -171,7 +171,14 @@ def scoring_pool(unique_products: np.ndarray, eng_rank: np.ndarray, limit: int =
     """Sorted user positions scored densely: everyone up to `limit`, else the broadest histories first."""
     if len(unique_products) <= limit:
         return np.arange(len(unique_products))
-    return np.sort(np.lexsort((eng_rank, -unique_products))[:limit])
+    # eng_rank is a permutation (distinct places), so (broadest first, then place) packed in one int64
+    # orders every user; a partition then takes the first `limit` without sorting the rest (the three-key
+    # lexsort took 0.82 s of 4.26M users, 11 times in a 5M bench; this 0.05 s).
+    breadth = unique_products.max() - np.asarray(unique_products, dtype=np.int64)
+    shift = max(1, int(len(eng_rank) - 1).bit_length())
+    if int(breadth.max()).bit_length() + shift > 63:
+        return np.sort(np.lexsort((eng_rank, -unique_products))[:limit])
+    return np.sort(np.argpartition((breadth << shift) | eng_rank, limit - 1)[:limit])
 
 
 def top_users(product_vectors: np.ndarray, user_vectors: np.ndarray, pool: np.ndarray, width: np.ndarray,
