@@ -4,12 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from pipeline.config import RunParams
 from pipeline.data.clean import clean
 from pipeline.data.features import user_features
 from pipeline.data.ingest import read_events
 from pipeline.strategies import STRATEGIES, als, audiences, get_strategy
+from pipeline.strategies.affinity import CATEGORY_PRIOR, category_shares
 from pipeline.strategies.baselines import activity_scores
 from store.errors import InputError
 from tests.conftest import COMMUNITIES, FOUR_USERS, day, write_events
@@ -344,3 +346,15 @@ def test_itemknn_keeps_the_larger_item_of_a_tie_at_the_cut_as_implicit_does(monk
     ours, reference = similarity(k, 1, monkeypatch)
     assert ours[0, 2] == tie and ours[0, 1] == 0
     assert np.allclose(ours, reference, rtol=0, atol=1e-12)
+
+
+def test_category_codes_follow_first_appearance_of_each_name_as_text():
+    # items 1 ("Shoes") and 2 (the number 5), products 3 (the text "5": the same name) and 4 (not listed)
+    catalogue = pd.DataFrame({"product_id": [1, 2, 3], "category": ["Shoes", 5, "5"]})
+    matrix = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 2.0]]))  # user 0 on item 1, user 1 on item 2
+    shares, product_codes, names = category_shares(matrix, np.array([1, 2]), np.array([3, 4]), catalogue)
+    assert product_codes.tolist() == [1, -1]
+    assert names.tolist() == ["Shoes", "5", "unknown"]
+    assert shares.shape == (2, 3)
+    assert shares.toarray()[:, :2].round(6).tolist() == [[round(1 / (1 + CATEGORY_PRIOR), 6), 0.0],
+                                                       [0.0, round(2 / (2 + CATEGORY_PRIOR), 6)]]

@@ -110,15 +110,13 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     matrix, items = interaction_matrix(events, users, params)
     pool = scoring_pool(users["unique_products"].to_numpy(), eng_rank)
     user_factors, item_factors = fit_factors(matrix, params.seed, pool)
-    shares, item_codes = category_shares(matrix, items, items, catalogue)
+    shares, item_codes, code_names = category_shares(matrix, items, items, catalogue)
     coo = shares.tocoo()
     keys = coo.col.astype(np.int64) * n_users + coo.row
     order = np.argsort(keys)
-    names = np.full(shares.shape[1], "", dtype=object)  # category name of each code
-    if shares.shape[1]:
-        lookup = catalogue.drop_duplicates("product_id").set_index("product_id")["category"]
-        known = item_codes >= 0
-        names[item_codes[known]] = lookup.reindex(items[known]).astype(str).to_numpy()
+    names = np.full(shares.shape[1], "", dtype=object)  # category name of each code ("": no category)
+    known = item_codes >= 0
+    names[item_codes[known]] = code_names[item_codes[known]]
     cols = np.searchsorted(items, events["product_id"].to_numpy())
     weight = event_weight(events, params)
     bought = (events["event"] == "purchased").to_numpy()
@@ -164,8 +162,14 @@ def product_info(sig: Signals, products: np.ndarray, catalogue: pd.DataFrame | N
     column = item_index(sig.items, products)
     code = np.where(column >= 0, sig.item_codes[np.maximum(column, 0)], -1)
     if catalogue is not None and len(sig.categories):  # a catalogue product the events never saw
-        lookup = catalogue.drop_duplicates("product_id").set_index("product_id")["category"].astype(str)
-        named = pd.Index(sig.categories).get_indexer(lookup.reindex(products).fillna("").to_numpy())
+        # each product's category as text ("" when the catalogue does not list it), turned to text once
+        # per distinct value rather than for the whole catalogue at every call
+        lookup = catalogue.drop_duplicates("product_id").set_index("product_id")["category"]
+        listed = lookup.index.get_indexer(products)
+        first, distinct = pd.factorize(lookup.to_numpy()[listed[listed >= 0]], use_na_sentinel=False)
+        text = np.full(len(products), "", dtype=object)
+        text[listed >= 0] = pd.Index(distinct, dtype=object).astype(str).to_numpy()[first]
+        named = pd.Index(sig.categories).get_indexer(text)
         code = np.where(code >= 0, code, named)
     buckets = np.where(column[:, None] >= 0, sig.item_buckets[np.maximum(column, 0)], -1)
     table = np.column_stack([code, buckets])
