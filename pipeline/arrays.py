@@ -29,7 +29,7 @@ def best_first(groups: np.ndarray, scores: np.ndarray, ties: np.ndarray) -> np.n
         return np.zeros(0, dtype=np.int64)
     distinct, place = np.unique(np.asarray(scores, dtype=float), return_inverse=True)
     widths = [max(1, int(v).bit_length()) for v in (groups.max(), distinct.size - 1, ties.max())]
-    if groups.min() < 0 or ties.min() < 0 or sum(widths) > 63:
+    if groups.min() < 0 or ties.min() < 0 or sum(widths) > 63 or np.isnan(distinct[-1]):  # NaN: lexsort's place
         return np.lexsort((ties, -np.asarray(scores, dtype=float), groups))
     keys = groups << widths[1]
     keys |= distinct.size - 1 - place.ravel()  # the best score first

@@ -14,6 +14,11 @@ def test_best_first_by_group_then_score_then_tie():
     assert best_first(groups, scores, ties).tolist() == [3, 1, 2, 4, 0]
 
 
+def test_best_first_puts_a_missing_score_where_lexsort_does():
+    groups, scores, ties = np.zeros(3, int), np.array([0.5, np.nan, 0.9]), np.array([0, 1, 2])
+    assert best_first(groups, scores, ties).tolist() == np.lexsort((ties, -scores, groups)).tolist() == [2, 0, 1]
+
+
 def test_best_first_keeps_equal_rows_in_array_order():
     assert best_first(np.zeros(3, int), np.ones(3), np.full(3, 5)).tolist() == [0, 1, 2]
 
