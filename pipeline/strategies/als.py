@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from pipeline.arrays import member
+from pipeline.arrays import member, packed_keys
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_places
 from pipeline.strategies.affinity import interaction_matrix, item_index
@@ -174,11 +174,10 @@ def scoring_pool(unique_products: np.ndarray, eng_rank: np.ndarray, limit: int =
     # eng_rank is a permutation (distinct places), so (broadest first, then place) packed in one int64
     # orders every user; a partition then takes the first `limit` without sorting the rest (the three-key
     # lexsort took 0.82 s of 4.26M users, 11 times in a 5M bench; this 0.05 s).
-    breadth = unique_products.max() - np.asarray(unique_products, dtype=np.int64)
-    shift = max(1, int(len(eng_rank) - 1).bit_length())
-    if int(breadth.max()).bit_length() + shift > 63:
+    keys = packed_keys(unique_products.max() - np.asarray(unique_products, dtype=np.int64), eng_rank)
+    if keys is None:
         return np.sort(np.lexsort((eng_rank, -unique_products))[:limit])
-    return np.sort(np.argpartition((breadth << shift) | eng_rank, limit - 1)[:limit])
+    return np.sort(np.argpartition(keys, limit - 1)[:limit])
 
 
 def top_users(product_vectors: np.ndarray, user_vectors: np.ndarray, pool: np.ndarray, width: np.ndarray,
