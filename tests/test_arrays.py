@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.arrays import best_first
+from pipeline.arrays import best_first, packed_keys
 
 
 def test_best_first_by_group_then_score_then_tie():
@@ -35,3 +35,10 @@ def test_best_first_is_the_three_key_lexsort(n, groups, distinct, ties):
     g, t = rng.integers(0, groups, n), rng.integers(0, ties, n)
     s = rng.integers(0, distinct, n) / distinct
     assert np.array_equal(best_first(g, s, t), np.lexsort((t, -s, g)))
+
+
+def test_packed_keys_shift_each_column_past_the_next_ones_bits():
+    # second column up to 3: two bits, so (1, 2) -> 1 << 2 | 2 = 6 and (0, 3) -> 3
+    assert packed_keys(np.array([1, 0]), np.array([2, 3])).tolist() == [6, 3]
+    assert packed_keys(np.array([1, -1]), np.array([2, 3])) is None      # negative: no order-keeping packing
+    assert packed_keys(np.array([2**40]), np.array([2**30])) is None     # 41 + 31 bits do not fit
