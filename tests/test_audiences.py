@@ -102,3 +102,44 @@ def test_assemble_keeps_each_pairs_best_score_skips_the_excluded_and_fills(index
     # product 100: user 3 at its best 0.9, then the filler's first users but the excluded 1 and the placed 3
     assert block.customer_ids.tolist() == [[40, 10, 30], [30, 10, 20]]
     assert block.scores.tolist() == [[0.9, 0.0, 0.0], [0.7, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize("threads, n, size, bounds", [
+    (1, 5, 2, [(0, 2), (2, 4), (4, 5)]),
+    (2, 5, 2, [(0, 2), (2, 4), (4, 5)]),       # blocks of `size`, yielded in order
+    (2, 10, 8, [(0, 5), (5, 10)]),             # fewer than `size` per thread: split evenly
+    (1, 10, 8, [(0, 8), (8, 10)]),
+    (2, 10, 40, [(0, 5), (5, 10)]),            # but not below an eighth of `size`
+    (2, 3, 40, [(0, 3)]),
+    (2, 0, 8, []),
+])
+def test_product_blocks_cover_every_product_once_in_order(monkeypatch, threads, n, size, bounds):
+    from pipeline.strategies import ranking
+    monkeypatch.setattr(ranking, "BLOCK_THREADS", threads)
+    assert list(ranking.product_blocks(n, lambda start, stop: (start, stop), size)) == bounds
+
+
+def test_product_blocks_build_no_more_than_two_ahead_and_raise_a_blocks_error(monkeypatch):
+    import threading
+    import time
+
+    from pipeline.strategies import ranking
+    monkeypatch.setattr(ranking, "BLOCK_THREADS", 2)
+    started, release = [], threading.Event()
+
+    def build(start, stop):
+        started.append(start)
+        if start == 2:
+            release.wait(5)  # held while the test looks at what else has started
+        if start == 4:
+            raise ValueError("block 4")
+        return start
+
+    blocks = ranking.product_blocks(8, build, 2)
+    assert next(blocks) == 0
+    time.sleep(0.1)  # a free worker would have taken block 4 by now, had it been handed out
+    assert set(started) <= {0, 2}
+    release.set()
+    assert next(blocks) == 2
+    with pytest.raises(ValueError, match="block 4"):
+        next(blocks)

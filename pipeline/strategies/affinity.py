@@ -33,7 +33,7 @@ from pipeline.data.clean import event_weight
 from pipeline.data.features import engagement_places
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.lists import UserLists, list_candidates, merge_disjoint, top_per_row
-from pipeline.strategies.ranking import PRODUCT_BLOCK, AudienceBlock, Exclusions
+from pipeline.strategies.ranking import AudienceBlock, Exclusions, product_blocks
 
 FLOOR = 0.05          # weight of "no tie at all": keeps the comeback order among strangers
 W_CATEGORY = 1.0
@@ -274,8 +274,8 @@ def affinity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunPar
                                depth + int(most_skipped))
     stranger_keys = strangers.key_positions(n_users)
     stranger_list = np.where(product_codes >= 0, product_codes, n_categories)
-    for start in range(0, len(products), PRODUCT_BLOCK):
-        stop = min(start + PRODUCT_BLOCK, len(products))
+
+    def block(start: int, stop: int) -> AudienceBlock:
         index = np.arange(start, stop)
         lo, hi = np.searchsorted(skip_index, [start, stop])
         local_skips = skip_index[lo:hi] - start, skip_rows[lo:hi]
@@ -295,4 +295,6 @@ def affinity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunPar
         columns.append(positions)
         scores.append(tie_scores)
         positions, block_scores, sizes = merge_disjoint(columns, scores, eng_rank, n_users, depth)
-        yield AudienceBlock(products[index], sizes, positions, block_scores, ids)
+        return AudienceBlock(products[index], sizes, positions, block_scores, ids)
+
+    yield from product_blocks(len(products), block)

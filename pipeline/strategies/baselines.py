@@ -18,6 +18,7 @@ from pipeline.strategies.ranking import (
     AudienceBlock,
     Exclusions,
     engagement_audiences,
+    product_blocks,
     rank_by_shared_order,
 )
 
@@ -108,8 +109,9 @@ def random_audiences(n_users: int, ids: np.ndarray, seed: int, products: np.ndar
     pair_index = exclusions.index
     excluded_keys = sorted_unique(pair_index * n_users + exclusions.rows)
     allowed = n_users - np.bincount(pair_index, minlength=len(products))
-    for start in range(0, len(products), PRODUCT_BLOCK // 4):
-        index = np.arange(start, min(start + PRODUCT_BLOCK // 4, len(products)))
+
+    def block(start: int, stop: int) -> AudienceBlock:
+        index = np.arange(start, stop)
         if n_users <= EXACT_RANDOM_USERS:
             hashed = _hash(seed, products[index], np.arange(n_users))
             candidates = np.argsort(hashed, axis=1, kind="stable")
@@ -122,7 +124,9 @@ def random_audiences(n_users: int, ids: np.ndarray, seed: int, products: np.ndar
             draws *= 2
             longer = _draw(seed, products[index[short]], n_users, draws)
             positions[short], sizes[short] = _first_allowed(longer, index[short], excluded_keys, n_users, depth)
-        yield AudienceBlock(products[index], sizes, positions, np.zeros(positions.shape), ids)
+        return AudienceBlock(products[index], sizes, positions, np.zeros(positions.shape), ids)
+
+    yield from product_blocks(len(products), block, PRODUCT_BLOCK // 4)
 
 
 def _draw(seed: int, product_ids: np.ndarray, n_users: int, depth: int) -> np.ndarray:
