@@ -114,3 +114,17 @@ def test_a_table_cut_from_a_larger_one_is_ordered_by_its_own_scores(tmp_path):
     # A stale rank column that is still a permutation is trusted: the table is its ranking's.
     swapped = users.assign(engagement_rank=[1, 2, 3])
     assert swapped.customer_id.to_numpy()[engagement_order(swapped)].tolist() == [10, 11, 12]
+
+
+def test_engagement_places_are_each_rows_place_in_the_order(tmp_path):
+    from pipeline.data.features import engagement_places
+    path = write_events(tmp_path / "e.csv", [(12, 102, "cart", "2023-01-01T09:00:00"),
+                                             (10, 100, "cart", "2023-01-01T08:00:00"),
+                                             (11, 101, "cart", "2023-01-01T09:00:00")])
+    users = user_features(clean(read_events(path), RunParams()).events, RunParams())
+    assert engagement_places(users).tolist() == [2, 0, 1]  # customers 10, 11, 12 ranked 3rd, 1st, 2nd
+    part = users[users.customer_id != 11].reset_index(drop=True)  # ranks 3 and 2: not 1..2, so sorted again
+    assert engagement_places(part).tolist() == [1, 0]
+    repeated = users.assign(engagement_rank=[1, 1, 3])  # not a permutation: the scores decide
+    assert engagement_places(repeated).tolist() == [2, 0, 1]
+    assert engagement_order(repeated).tolist() == [1, 2, 0]

@@ -85,26 +85,36 @@ def add_scores(users: pd.DataFrame, bounds: dict[str, tuple[float, float]], para
 
 
 def engagement_order(users: pd.DataFrame) -> np.ndarray:
-    """Row positions of `users` best first: score descending, then later last event, then smaller id.
-
-    Read from the table's engagement_rank (1 = best; user_features computes it once) when it ranks every
-    row: the sort took 26 calls x 1.6 s of a 5M-row bench (cProfile), one per strategy and split."""
-    n = len(users)
-    if "engagement_rank" in users.columns:
-        order = np.full(n, -1, dtype=np.int64)
-        rank = users["engagement_rank"].to_numpy()
-        inside = (rank >= 1) & (rank <= n)
-        order[rank[inside] - 1] = np.flatnonzero(inside)
-        if inside.all() and (order >= 0).all():  # a permutation of 1..n, not a table cut from a larger one
-            return order
-    return sort_by_engagement(users)
+    """Row positions of `users` best first: score descending, then later last event, then smaller id."""
+    rank = _full_ranks(users)
+    if rank is None:
+        return sort_by_engagement(users)
+    order = np.empty(len(users), dtype=np.int64)
+    order[rank - 1] = np.arange(len(users))
+    return order
 
 
 def engagement_places(users: pd.DataFrame) -> np.ndarray:
     """0-based place of each row in engagement_order (0 = best): the tie rank every strategy uses."""
+    rank = _full_ranks(users)
+    if rank is not None:
+        return rank - 1
     places = np.empty(len(users), dtype=np.int64)
-    places[engagement_order(users)] = np.arange(len(users))
+    places[sort_by_engagement(users)] = np.arange(len(users))
     return places
+
+
+def _full_ranks(users: pd.DataFrame) -> np.ndarray | None:
+    """The table's engagement_rank (1 = best; user_features computes it once) when it ranks every row
+    1..n, else None (a table cut from a larger one): the sort took 26 calls x 1.6 s of a 5M-row bench
+    (cProfile), one per strategy and split."""
+    if "engagement_rank" not in users.columns:
+        return None
+    rank = users["engagement_rank"].to_numpy().astype(np.int64, copy=False)
+    n = len(users)
+    if n and (rank.min() < 1 or rank.max() > n or (np.bincount(rank - 1, minlength=n) != 1).any()):
+        return None
+    return rank
 
 
 def sort_by_engagement(users: pd.DataFrame) -> np.ndarray:

@@ -21,10 +21,15 @@ from pipeline.arrays import member, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order
 
-PRODUCT_BLOCK = 20_000  # products ranked at once: bounds memory at (block x depth) cells and the block's candidates
+# Products ranked at once: bounds memory at (block x depth) cells and the block's candidates, times the
+# BLOCK_THREADS blocks built at once. The same on every machine, as the audiences depend on it: merge_disjoint
+# scales scores to its block's range, so scores closer than ~2**-39 of it may tie differently in another block.
+PRODUCT_BLOCK = 10_000
 # Blocks built at once, one per core (at most two). A block is numpy's sorts, searches, gathers and
-# cumsums over large arrays, which release the GIL: affinity's audiences of every product of the 500K
-# demo (195,272) took 3.6 s on two threads against 5.3 s on one, identical (a one-off timing).
+# cumsums over large arrays, which release the GIL. `pipeline bench` the same day, one block of 20K
+# products at a time against two of 10K: 500K 52.7 -> 50.6 s (audiences 8.6 -> 6.3 s; the evaluation,
+# whose second core is fitting ALS, did not change), 5M 587.2 -> 530.9 s, peak 7.59 -> 7.90 GB (two
+# blocks of 20K at once: 8.21 GB).
 BLOCK_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
@@ -48,11 +53,8 @@ class AudienceBlock:
 
 def product_blocks(n_products: int, build: Callable[[int, int], AudienceBlock], size: int = PRODUCT_BLOCK
                    ) -> Iterator[AudienceBlock]:
-    """build(start, stop) of consecutive blocks of at most `size` products, yielded in order, BLOCK_THREADS
-    built at once (and no more ahead of the consumer: memory stays a few blocks). Fewer products than
-    `size` per thread are split evenly (down to an eighth of `size`), so the 22K products of an evaluation
-    are two blocks, not 20K + 2K. `build` must only read what it shares with the other blocks."""
-    size = max(1, min(size, max(-(-n_products // BLOCK_THREADS), size // 8)))
+    """build(start, stop) of consecutive blocks of `size` products, yielded in order, BLOCK_THREADS of
+    them built at once and no more ahead of the consumer. `build` must only read what blocks share."""
     bounds = [(start, min(start + size, n_products)) for start in range(0, n_products, size)]
     if BLOCK_THREADS < 2 or len(bounds) < 2:
         yield from (build(start, stop) for start, stop in bounds)
