@@ -358,3 +358,16 @@ def test_category_codes_follow_first_appearance_of_each_name_as_text():
     assert shares.shape == (2, 3)
     assert shares.toarray()[:, :2].round(6).tolist() == [[round(1 / (1 + CATEGORY_PRIOR), 6), 0.0],
                                                        [0.0, round(2 / (2 + CATEGORY_PRIOR), 6)]]
+
+
+def test_neighbour_ties_are_each_users_share_of_a_products_neighbours_times_similarity():
+    from pipeline.strategies.affinity import neighbour_ties
+    # users x items 10, 20, 30: user 0 split evenly over 10 and 20, user 1 a quarter on 10 and three
+    # quarters on 30, user 2 all on 20, user 3 nothing. Items' users: 10 by 2, 20 by 2, 30 by 1.
+    matrix = sp.csr_matrix(np.array([[2.0, 2.0, 0.0], [1.0, 0.0, 3.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]))
+    ties = neighbour_ties(matrix, np.array([10, 20, 30]), np.array([10, 30, 99])).toarray()
+    # 10's neighbours: 20 (user 0 shared, 1 / sqrt(2 x 2) = 0.5) and 30 (user 1, 1 / sqrt(1 x 2));
+    # 30's: 10 (user 1, 1 / sqrt(2 x 1)); 99 is unknown: no neighbours.
+    r = 1 / np.sqrt(2)
+    expected = [[0.5 * 0.5, 0.5 * r, 0], [0.75 * r, 0.25 * r, 0], [1.0 * 0.5, 0, 0], [0, 0, 0]]
+    np.testing.assert_allclose(ties, expected, rtol=1e-12)

@@ -107,9 +107,12 @@ def comeback_rates(events: pd.DataFrame, users: pd.DataFrame, holdout: float) ->
 
 def neighbour_ties(matrix: sp.csr_matrix, items: np.ndarray, products: np.ndarray) -> sp.csc_matrix:
     """Users x products: a user's share of activity on each product's neighbours, times similarity."""
-    touched = matrix.copy()
-    touched.data[:] = 1.0
-    users_per_item = np.asarray(touched.sum(axis=0)).ravel()
+    # Built from the matrix's own arrays, not by scipy's copy, sum and diagonal product: those took ~0.9 s
+    # of every call at 5M rows (propensity calls this once per chunk of products), these ~0.15 s, with
+    # the same values.
+    per_user = np.diff(matrix.indptr)
+    touched = sp.csr_matrix((np.ones(matrix.nnz), matrix.indices, matrix.indptr), shape=matrix.shape)
+    users_per_item = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(float)
     present = np.flatnonzero(item_index(items, products) >= 0)  # a product never seen has no neighbours
     cols = item_index(items, products[present])
     co = (touched.T @ touched[:, cols]).tocoo()  # items x seen products: users who touched both
@@ -121,8 +124,10 @@ def neighbour_ties(matrix: sp.csr_matrix, items: np.ndarray, products: np.ndarra
     first = np.searchsorted(col, col, side="left")
     top = np.arange(col.size) - first < NEIGHBOURS
     similarity = sp.csc_matrix((sim[top], (row[top], present[col[top]])), shape=(len(items), len(products)))
-    totals = np.asarray(matrix.sum(axis=1)).ravel()
-    share = sp.diags(1.0 / np.maximum(totals, 1e-12)) @ matrix
+    user_of_entry = np.repeat(np.arange(matrix.shape[0]), per_user)
+    totals = np.bincount(user_of_entry, weights=matrix.data, minlength=matrix.shape[0])  # each row in order
+    share = sp.csr_matrix((matrix.data * (1.0 / np.maximum(totals, 1e-12))[user_of_entry], matrix.indices,
+                           matrix.indptr), shape=matrix.shape)
     return (share @ similarity).tocsc()
 
 
