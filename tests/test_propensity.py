@@ -279,3 +279,21 @@ def test_the_model_figures_draw_the_calibration_and_the_gain():
     assert len(fig.data[0].error_y.array) == len(table)  # whiskers: the chance range (values: test_reports)
     gain = gain_figure(np.array([0.5, 0.3, 0.2]))
     assert list(gain.data[0].y) == pytest.approx([0.5, 0.8, 1.0]) and "1.00 expected" in gain.layout.title.text
+
+
+def test_pair_features_read_each_pairs_own_events_and_its_users_activity():
+    from pipeline.strategies.propensity_data import FEATURES, build_signals, pair_features, product_info
+    # User 1 bought product 1 (day 0), carted it again (day 10) and carted product 2 (day 2); user 2 only
+    # wishlisted product 3; user 4 carted product 2 on the last day (30).
+    events = frame([(1, 1, "purchased", 0), (1, 1, "cart", 10), (1, 2, "cart", 2), (2, 3, "wishlist", 20),
+                    (4, 2, "cart", 30)])
+    params = RunParams()
+    sig = build_signals(events, user_features(events, params), None, params)
+    info = product_info(sig, np.array([1, 2]), None)
+    product, user = np.array([0, 1, 1, 1]), np.array([0, 0, 1, 2])  # users 1, 1, 2, 4 (rows by customer id)
+    out = pair_features(sig, info, product, user, np.zeros(4), np.zeros(4))
+    column = {name: out[:, FEATURES.index(name)].tolist() for name in FEATURES}
+    assert column["own_weight"] == [5.0, 3.0, 0.0, 3.0]       # the pair's strongest event; none: 0
+    assert column["own_age_days"] == [20.0, 28.0, -1.0, 0.0]  # days since its last event; none: -1
+    assert column["own_bought"] == [1.0, 0.0, 0.0, 0.0]
+    assert column["interactions"] == [3.0, 3.0, 1.0, 1.0]

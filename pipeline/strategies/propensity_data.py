@@ -39,6 +39,8 @@ FEATURES = ("interactions", "unique_products", "days_active", "recency_days", "f
             "neighbour", "taste", "product_users", "product_age", "product_idle", "has_category",
             "comeback_x_neighbour", "comeback_x_share", "affinity")
 BUCKET_LIMIT = 12
+USER_FEATURES = ("total_interactions", "unique_products", "days_active", "recency_days", "interaction_frequency",
+                 "avg_event_score")  # the first six FEATURES, read from the user table
 
 
 @dataclass
@@ -57,9 +59,14 @@ class Signals:
     share_values: np.ndarray
     item_codes: np.ndarray       # category code per item (-1 none)
     categories: np.ndarray       # category names by code
-    own: pd.DataFrame            # key (item * n_users + user) -> weight, age_days, bought
+    # Arrays, not pandas: the chunks of products are scored two at a time, and a pandas Index builds its
+    # hash table on first use, which two threads doing at once broke at 5M rows ("Reindexing only valid
+    # with uniquely valued Index objects").
+    own_keys: np.ndarray         # sorted item * n_users + user of every (user, item) the events hold
+    own_values: np.ndarray       # (pairs, 4): weight, age_days, bought, interest
     item_buckets: np.ndarray     # (items, 3): users, age, idle buckets
     item_users: np.ndarray       # distinct users per item
+    user_columns: dict[str, np.ndarray]  # USER_FEATURES of `users` as arrays (views), for the same reason
 
 
 # The signals a fit built to serve, kept for the next training on the same events: a run trains the outer
@@ -140,7 +147,8 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     return Signals(users, eng_rank, comeback_rates(events, users, params.holdout or 0.2), last_event,
                    matrix, items, user_factors, item_factors, pool,
                    shares, keys[order], coo.data[order], item_codes, names,
-                   own[["weight", "age_days", "bought", "interest"]].astype(float), buckets, item_users)
+                   own.index.to_numpy(), own[["weight", "age_days", "bought", "interest"]].to_numpy(float),
+                   buckets, item_users, {name: users[name].to_numpy() for name in USER_FEATURES})
 
 
 @dataclass
@@ -182,7 +190,7 @@ def tied_candidates(sig: Signals, products: np.ndarray, info: ProductInfo, exclu
     """Own interest, item-neighbour and taste candidates (allowed ones only): (pairs with their source
     bits as scores, neighbour score, taste score) per pair."""
     n_users = len(sig.users)
-    keys = sig.own.index.to_numpy()
+    keys = sig.own_keys
     item, user = keys // n_users, keys % n_users
     product_of_item = np.full(len(sig.items), -1, dtype=np.int64)
     product_of_item[info.column[info.column >= 0]] = np.flatnonzero(info.column >= 0)
@@ -259,23 +267,20 @@ def category_pools(sig: Signals, n_codes: int, need: np.ndarray
 def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np.ndarray, neighbour: np.ndarray,
                   taste: np.ndarray, group: np.ndarray | None = None) -> np.ndarray:
     """(pairs, len(FEATURES)) float32. `group` (instead of product) describes the product by its group."""
-    u = sig.users
-    n_users = len(u)
+    n_users = len(sig.users)
     code = info.group_code[group] if group is not None else info.code[product]
     buckets = info.group_buckets[group] if group is not None else info.buckets[product]
     column = info.column[product] if group is None else np.full(len(user), -1)
-    own_at = sig.own.index.get_indexer(np.where(column >= 0, column * n_users + user, -1))
-    has_own = own_at >= 0
-    own = sig.own.to_numpy()[np.maximum(own_at, 0)] if len(sig.own) else np.zeros((len(user), 4))
+    own_key = np.where(column >= 0, column * n_users + user, -1)
+    at = np.minimum(np.searchsorted(sig.own_keys, own_key), max(sig.own_keys.size - 1, 0))
+    has_own = (own_key >= 0) & (sig.own_keys[at] == own_key) if sig.own_keys.size else np.zeros(len(user), bool)
+    own = sig.own_values[at] if sig.own_keys.size else np.zeros((len(user), 4))
     interest = np.where(has_own, own[:, 3] * (1 - own[:, 2]), 0.0)  # carted or wishlisted, never bought
     share_key = np.where(code >= 0, code * n_users + user, -1)
     at = np.minimum(np.searchsorted(sig.share_keys, share_key), max(sig.share_keys.size - 1, 0))
     share = (np.where((share_key >= 0) & (sig.share_keys[at] == share_key), sig.share_values[at], 0.0)
              if sig.share_keys.size else np.zeros(len(user)))
-    columns = [u["total_interactions"].to_numpy()[user], u["unique_products"].to_numpy()[user],
-               u["days_active"].to_numpy()[user], u["recency_days"].to_numpy()[user],
-               u["interaction_frequency"].to_numpy()[user], u["avg_event_score"].to_numpy()[user],
-               sig.last_event[user], sig.comeback[user],
+    columns = [*(sig.user_columns[name][user] for name in USER_FEATURES), sig.last_event[user], sig.comeback[user],
                np.where(has_own, own[:, 0], 0.0), np.where(has_own, own[:, 1], -1.0),
                np.where(has_own, own[:, 2], 0.0), share, neighbour, taste,
                buckets[:, 0], buckets[:, 1], buckets[:, 2], (code >= 0).astype(float),
