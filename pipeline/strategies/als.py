@@ -26,7 +26,7 @@ from pipeline.config import RunParams
 from pipeline.data.features import engagement_places
 from pipeline.strategies.affinity import interaction_matrix, item_index
 from pipeline.strategies.base import Strategy
-from pipeline.strategies.ranking import EVERY_CORE, AudienceBlock, Candidates, Exclusions, assemble
+from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, assemble
 
 # Halving the work was measured and not taken (a one-off fit of the 500K demo's full matrix, 425,568 x
 # 195,272: 11.1-11.7 s as set, 6.3 s with 16 factors, 5.7 s with 5 iterations): on `pipeline quality`
@@ -198,7 +198,7 @@ def top_users(product_vectors: np.ndarray, user_vectors: np.ndarray, pool: np.nd
         stop = start + max(1, int(np.searchsorted(cells, BLOCK_CELLS, side="right")))
         rows = live[start:stop]
         keep = int(max(wide[stop - 1], 1))
-        with EVERY_CORE, threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"):
             cut, values = topk(items, np.ascontiguousarray(product_vectors[rows], dtype=np.float32), keep,
                                num_threads=THREADS)
         ok = (values > 0) & (np.arange(keep)[None, :] < width[rows][:, None]) & (cut >= 0)

@@ -46,15 +46,7 @@ from pipeline.strategies.propensity_data import (
     tied_candidates,
 )
 from pipeline.strategies.propensity_model import Ranker, fit_ranker
-from pipeline.strategies.ranking import (
-    AudienceBlock,
-    Candidates,
-    Exclusions,
-    SharedLists,
-    assemble,
-    exclusions_for,
-    product_blocks,
-)
+from pipeline.strategies.ranking import AudienceBlock, Candidates, Exclusions, SharedLists, assemble, exclusions_for
 
 # Products of the inner split in the training frame (all their candidates each): every one up to this
 # bound. Engaged pairs are what the model and its calibration learn from, and they are few (the demo's
@@ -70,7 +62,12 @@ TRAIN_PRODUCTS = 50_000
 # calibration stays a probability. The frame's size (and the fit's time) no longer grows with products.
 TRAIN_NEGATIVES = 200_000
 TRAIN_WIDTH = 100         # candidates per source and product in the training frame (bounds its memory)
-RANK_CHUNK = 10_000       # products whose candidates are featurized and scored at once (two chunks at a time)
+# Products whose candidates are featurized and scored at once. Scoring two chunks of 10K at a time (the
+# trees' predict and implicit's top-k taking turns under a lock, as they use both cores themselves) was
+# tried: interleaved 500K benches 55.2/55.7 s -> 53.1/52.8 s, but the 5M bench's peak rose to 8.24 GB,
+# over the 8 GB target (7.90 GB one chunk at a time), for 527.5 s (530.9 s earlier that day, one chunk at
+# a time and before neighbour_ties read the matrix's arrays), so it was not taken.
+RANK_CHUNK = 20_000
 MAX_SHARED = 5000         # longest shared list scored per group
 
 
@@ -200,16 +197,15 @@ class Propensity(Strategy):
     def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
         sig = self.signals
         info = product_info(sig, products, self.catalogue)
-
-        def chunk(start: int, stop: int) -> tuple[Candidates, np.ndarray]:
+        parts, bits = [], []
+        for start in range(0, len(products), RANK_CHUNK):  # chunks bound the feature matrix's memory
+            stop = min(start + RANK_CHUNK, len(products))
             part = info.part(start, stop)
             tied, neighbour, taste = tied_candidates(sig, products[start:stop], part, exclusions.block(start, stop),
                                                      depth)
             scores = self.ranker.predict(pair_features(sig, part, tied.index, tied.rows, neighbour, taste))
-            return Candidates(tied.index + start, tied.rows, scores), tied.scores.astype(np.int8)
-
-        chunks = list(product_blocks(len(products), chunk, RANK_CHUNK))  # two at a time bound the features' memory
-        parts, bits = [c for c, _ in chunks], [b for _, b in chunks]
+            parts.append(Candidates(tied.index + start, tied.rows, scores))
+            bits.append(tied.scores.astype(np.int8))
         tied = Candidates(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("index", "rows", "scores")))
         self.tied_bits = np.concatenate(bits)  # the sources of each tied pair, for "why this user"
         self.tied, self.ranked = tied, products  # hook for pipeline/strategies/why.py (which pairs, of what)

@@ -59,9 +59,10 @@ class Signals:
     share_values: np.ndarray
     item_codes: np.ndarray       # category code per item (-1 none)
     categories: np.ndarray       # category names by code
-    # Arrays, not pandas: the chunks of products are scored two at a time, and a pandas Index builds its
-    # hash table on first use, which two threads doing at once broke at 5M rows ("Reindexing only valid
-    # with uniquely valued Index objects").
+    # Arrays, not a DataFrame: pair_features read the whole table through to_numpy() (a copy of every
+    # pair) once per chunk of products, and a pandas Index builds its hash table on first use, which two
+    # threads did at once when chunks were tried two at a time (a 5M bench failed: "Reindexing only valid
+    # with uniquely valued Index objects"). That trial is recorded in propensity.py (RANK_CHUNK).
     own_keys: np.ndarray         # sorted item * n_users + user of every (user, item) the events hold
     own_values: np.ndarray       # (pairs, 4): weight, age_days, bought, interest
     item_buckets: np.ndarray     # (items, 3): users, age, idle buckets

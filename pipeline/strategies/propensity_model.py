@@ -32,7 +32,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from threadpoolctl import threadpool_limits
 
 from pipeline.strategies.propensity_data import FEATURES
-from pipeline.strategies.ranking import EVERY_CORE
 
 FOLDS = 3                 # cross-fitting folds of the sampled products: every positive calibrates
 ISOTONIC_POSITIVES = 1000  # fewer engaged pairs: a sigmoid calibration (isotonic steps would fit the noise)
@@ -80,7 +79,7 @@ class Ranker:
                 | (features[:, FEATURES.index("taste")] > 0) | (features[:, FEATURES.index("category_share")] > 0)
             return features[:, FEATURES.index("comeback")] * np.where(tied, 0.1, 0.05)
         out = np.empty(len(features))
-        with EVERY_CORE, threadpool_limits(PREDICT_THREADS):
+        with threadpool_limits(PREDICT_THREADS):
             for start in range(0, len(features), PREDICT_ROWS):  # bounded copies, not a loop over pairs
                 part = features[start:start + PREDICT_ROWS]
                 out[start:start + len(part)] = np.mean([member.predict(part) for member in self.members], axis=0)

@@ -8,13 +8,11 @@ block of products give every audience at once, with no loop over products or use
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,16 +25,12 @@ from pipeline.data.features import engagement_order
 # BLOCK_THREADS blocks built at once. The same on every machine, as the audiences depend on it: merge_disjoint
 # scales scores to its block's range, so scores closer than ~2**-39 of it may tie differently in another block.
 PRODUCT_BLOCK = 10_000
-T = TypeVar("T")
 # Blocks built at once, one per core (at most two). A block is numpy's sorts, searches, gathers and
 # cumsums over large arrays, which release the GIL. `pipeline bench` the same day, one block of 20K
 # products at a time against two of 10K: 500K 52.7 -> 50.6 s (audiences 8.6 -> 6.3 s; the evaluation,
 # whose second core is fitting ALS, did not change), 5M 587.2 -> 530.9 s, peak 7.59 -> 7.90 GB (two
 # blocks of 20K at once: 8.21 GB).
 BLOCK_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-# Held by the calls that spread over every core themselves (the trees' predict, implicit's top-k), so two
-# blocks built at once take turns with them instead of running four threads on two cores.
-EVERY_CORE = threading.Lock()
 
 
 @dataclass
@@ -57,7 +51,8 @@ class AudienceBlock:
         return self.ids[self.positions]
 
 
-def product_blocks(n_products: int, build: Callable[[int, int], T], size: int = PRODUCT_BLOCK) -> Iterator[T]:
+def product_blocks(n_products: int, build: Callable[[int, int], AudienceBlock], size: int = PRODUCT_BLOCK
+                   ) -> Iterator[AudienceBlock]:
     """build(start, stop) of consecutive blocks of `size` products, yielded in order, BLOCK_THREADS of
     them built at once and no more ahead of the consumer. `build` must only read what blocks share."""
     bounds = [(start, min(start + size, n_products)) for start in range(0, n_products, size)]
