@@ -67,7 +67,7 @@ class Signals:
     own_values: np.ndarray       # (pairs, 4): weight, age_days, bought, interest
     item_buckets: np.ndarray     # (items, 3): users, age, idle buckets
     item_users: np.ndarray       # distinct users per item
-    user_columns: dict[str, np.ndarray]  # USER_FEATURES of `users` as arrays (views), for the same reason
+    user_columns: dict[str, np.ndarray]  # USER_FEATURES of `users` as arrays (views): read without pandas too
 
 
 # The signals a fit built to serve, kept for the next training on the same events: a run trains the outer
