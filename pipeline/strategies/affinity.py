@@ -107,9 +107,9 @@ def comeback_rates(events: pd.DataFrame, users: pd.DataFrame, holdout: float) ->
 
 def neighbour_ties(matrix: sp.csr_matrix, items: np.ndarray, products: np.ndarray) -> sp.csc_matrix:
     """Users x products: a user's share of activity on each product's neighbours, times similarity."""
-    # Built from the matrix's own arrays, not by scipy's copy, sum and diagonal product: those took ~0.9 s
-    # of every call at 5M rows (propensity calls this once per chunk of products), these ~0.15 s, with
-    # the same values.
+    # Built from the matrix's own arrays, not by scipy's copy, sums and diagonal product: on the 5M market's
+    # matrix those took 0.39 s of every call (propensity calls this once per chunk of products), these
+    # 0.19 s (a one-off timing), with bitwise the same values (row sums by the reduceat scipy uses).
     per_user = np.diff(matrix.indptr)
     touched = sp.csr_matrix((np.ones(matrix.nnz), matrix.indices, matrix.indptr), shape=matrix.shape)
     users_per_item = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(float)
@@ -124,8 +124,10 @@ def neighbour_ties(matrix: sp.csr_matrix, items: np.ndarray, products: np.ndarra
     first = np.searchsorted(col, col, side="left")
     top = np.arange(col.size) - first < NEIGHBOURS
     similarity = sp.csc_matrix((sim[top], (row[top], present[col[top]])), shape=(len(items), len(products)))
+    totals = np.zeros(matrix.shape[0])
+    filled = np.flatnonzero(per_user > 0)
+    totals[filled] = np.add.reduceat(matrix.data, matrix.indptr[filled]) if filled.size else 0.0
     user_of_entry = np.repeat(np.arange(matrix.shape[0]), per_user)
-    totals = np.bincount(user_of_entry, weights=matrix.data, minlength=matrix.shape[0])  # each row in order
     share = sp.csr_matrix((matrix.data * (1.0 / np.maximum(totals, 1e-12))[user_of_entry], matrix.indices,
                            matrix.indptr), shape=matrix.shape)
     return (share @ similarity).tocsc()
