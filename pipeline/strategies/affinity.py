@@ -268,7 +268,7 @@ def affinity_audiences(events: pd.DataFrame, users: pd.DataFrame, params: RunPar
     skip_index = np.concatenate([pair_index, tie_product])
     skip_rows = np.concatenate([pair_rows, tie_user])
     # Sorted by product once, so each block takes its slice; a mask per block scanned every pair once per
-    # block (at 5M rows, ~100 blocks of 20K products). Order within a product does not change any list.
+    # block (at 5M rows, ~200 blocks of 10K products). Order within a product does not change any list.
     by_product = np.argsort(skip_index, kind="stable")
     skip_index, skip_rows = skip_index[by_product], skip_rows[by_product]
     by_product = np.argsort(tie_product, kind="stable")
