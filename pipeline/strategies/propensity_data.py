@@ -67,7 +67,6 @@ class Signals:
     own_values: np.ndarray       # (pairs, 4): weight, age_days, bought, interest
     item_buckets: np.ndarray     # (items, 3): users, age, idle buckets
     item_users: np.ndarray       # distinct users per item
-    user_columns: dict[str, np.ndarray]  # USER_FEATURES of `users` as arrays (views): read without pandas too
 
 
 # The signals a fit built to serve, kept for the next training on the same events: a run trains the outer
@@ -149,7 +148,7 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
                    matrix, items, user_factors, item_factors, pool,
                    shares, keys[order], coo.data[order], item_codes, names,
                    own.index.to_numpy(), own[["weight", "age_days", "bought", "interest"]].to_numpy(float),
-                   buckets, item_users, {name: users[name].to_numpy() for name in USER_FEATURES})
+                   buckets, item_users)
 
 
 @dataclass
@@ -281,7 +280,7 @@ def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np
     at = np.minimum(np.searchsorted(sig.share_keys, share_key), max(sig.share_keys.size - 1, 0))
     share = (np.where((share_key >= 0) & (sig.share_keys[at] == share_key), sig.share_values[at], 0.0)
              if sig.share_keys.size else np.zeros(len(user)))
-    columns = [*(sig.user_columns[name][user] for name in USER_FEATURES), sig.last_event[user], sig.comeback[user],
+    columns = [*(sig.users[name].to_numpy()[user] for name in USER_FEATURES), sig.last_event[user], sig.comeback[user],
                np.where(has_own, own[:, 0], 0.0), np.where(has_own, own[:, 1], -1.0),
                np.where(has_own, own[:, 2], 0.0), share, neighbour, taste,
                buckets[:, 0], buckets[:, 1], buckets[:, 2], (code >= 0).astype(float),

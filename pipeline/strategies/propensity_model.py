@@ -24,7 +24,6 @@ outer holdout lower (0.0083 -> 0.0072 under `all`).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +31,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from threadpoolctl import threadpool_limits
 
 from pipeline.strategies.propensity_data import FEATURES
+from pipeline.strategies.ranking import CORES
 
 FOLDS = 3                 # cross-fitting folds of the sampled products: every positive calibrates
 ISOTONIC_POSITIVES = 1000  # fewer engaged pairs: a sigmoid calibration (isotonic steps would fit the noise)
@@ -42,7 +42,7 @@ THREADS = 1
 # Predicting has no such wait: each thread walks the trees for its own rows. On this 2-core machine, quiet,
 # `python -m pipeline run --strategy propensity --holdout 0` on the 500K demo ranked its audiences in 155.3 s
 # on two threads against 167.8 s on one, with identical audiences.
-PREDICT_THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+PREDICT_THREADS = max(1, CORES)
 # Pairs scored at once: each family copies its rows to float64 (the linear one 41 columns wide), so a
 # shared list of millions of pairs at 5M rows is scored in parts of ~160 MB rather than all at once.
 PREDICT_ROWS = 500_000

@@ -30,7 +30,8 @@ PRODUCT_BLOCK = 10_000
 # products at a time against two of 10K: 500K 52.7 -> 50.6 s (audiences 8.6 -> 6.3 s; the evaluation,
 # whose second core is fitting ALS, did not change), 5M 587.2 -> 530.9 s, peak 7.59 -> 7.90 GB (two
 # blocks of 20K at once: 8.21 GB).
-BLOCK_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # this process may use
+BLOCK_THREADS = min(2, CORES)
 
 
 @dataclass
