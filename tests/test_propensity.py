@@ -281,6 +281,24 @@ def test_the_model_figures_draw_the_calibration_and_the_gain():
     assert list(gain.data[0].y) == pytest.approx([0.5, 0.8, 1.0]) and "1.00 expected" in gain.layout.title.text
 
 
+def test_pair_features_count_the_products_of_each_pairs_category():
+    from pipeline.strategies.propensity_data import FEATURES, build_signals, pair_features, product_info
+    # Category A has products 1, 2 and 3 in the events, B only product 4; product 5 is listed in A but
+    # never seen (still A's, which counts the 3 seen); product 6 is in no category.
+    events = frame([(1, 1, "cart", 0), (1, 2, "cart", 1), (2, 3, "purchased", 2), (2, 4, "wishlist", 3),
+                    (3, 6, "cart", 4)])
+    catalogue = pd.DataFrame({"product_id": [1, 2, 3, 4, 5], "category": ["A", "A", "A", "B", "A"]})
+    params = RunParams()
+    sig = build_signals(events, user_features(events, params), catalogue, params)
+    info = product_info(sig, np.array([1, 4, 5, 6]), catalogue)
+    out = pair_features(sig, info, np.arange(4), np.zeros(4, dtype=np.int64), np.zeros(4), np.zeros(4))
+    assert out[:, FEATURES.index("category_products")].tolist() == [3.0, 1.0, 3.0, 0.0]
+    # a shared list describes its product by the group: the same count
+    shared = pair_features(sig, info, None, np.zeros(4, dtype=np.int64), np.zeros(4), np.zeros(4),
+                           group=info.group)
+    assert shared[:, FEATURES.index("category_products")].tolist() == [3.0, 1.0, 3.0, 0.0]
+
+
 def test_pair_features_read_each_pairs_own_events_and_its_users_activity():
     from pipeline.strategies.propensity_data import FEATURES, build_signals, pair_features, product_info
     # User 1 bought product 1 (day 0), carted it again (day 10) and carted product 2 (day 2); user 2 only
