@@ -315,3 +315,33 @@ def test_pair_features_read_each_pairs_own_events_and_its_users_activity():
     assert column["own_age_days"] == [20.0, 28.0, -1.0, 0.0]  # days since its last event; none: -1
     assert column["own_bought"] == [1.0, 0.0, 0.0, 0.0]
     assert column["interactions"] == [3.0, 3.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("listed, expected", [
+    (True, {6: 0.5, 7: 0.4}),                   # with a catalogue: the best TASTE_WIDTH (2) of taste x comeback
+    (False, {5: 0.9, 6: 0.5, 7: 0.4, 8: 0.1}),  # without one, taste is the main personal source: all of them
+])
+def test_taste_candidates_are_the_strongest_tastes_among_likely_returners(monkeypatch, listed, expected):
+    from dataclasses import replace
+
+    from pipeline.strategies import propensity_data
+    from pipeline.strategies.propensity_data import TASTE, build_signals, product_info, tied_candidates
+    from pipeline.strategies.ranking import exclusions_for
+    monkeypatch.setattr(propensity_data, "TASTE_WIDTH", 2)
+    # Users 1 and 2 bought product 1 (so its factors count); users 5-8 carted product 2. The factors and
+    # chances of coming back are set by hand: taste x comeback is 0.09, 0.40, 0.20 and 0.09 for users 5-8.
+    events = frame([(1, 1, "purchased", 1), (2, 1, "purchased", 2)] + [(u, 2, "cart", 3) for u in (5, 6, 7, 8)])
+    catalogue = pd.DataFrame({"product_id": [1, 2], "category": ["A", "B"]}) if listed else None
+    params = RunParams(exclude="none")
+    users = user_features(events, params)
+    sig = replace(build_signals(events, users, catalogue, params),
+                  pool=np.arange(2, 6), comeback=np.array([0.3, 0.3, 0.1, 0.8, 0.5, 0.9]),
+                  user_factors=np.array([[0.9, 0], [0.5, 0], [0.4, 0], [0.1, 0]], np.float32),
+                  item_factors=np.array([[1, 0], [0, 1]], np.float32))  # items 1 and 2
+    products = np.array([1])
+    pairs, _, taste = tied_candidates(sig, products, product_info(sig, products, catalogue),
+                                      exclusions_for(events, users, "none", products), 100)
+    mine = (pairs.scores.astype(int) & TASTE) > 0
+    ids = users["customer_id"].to_numpy()
+    found = dict(zip(ids[pairs.rows[mine]].tolist(), taste[mine].tolist()))
+    assert found == pytest.approx(expected)  # the feature is the taste itself, not taste x comeback
