@@ -51,12 +51,13 @@ BUCKET_LIMIT = 12
 # alone, the 503,600-row demo's served audiences scored 9.1M taste pairs to place 206K of them (1% of the
 # entries; their taste ranks spread evenly over 0-99: the ranker picked them for who they are, not for
 # the taste), 80% of the ranker's 11.8M predictions. At 30 by taste x comeback: 2.7M pairs, `pipeline
-# bench` 103.5 s -> 76.6 s (evaluate 39.1 -> 35.1 s, audiences 59.9 -> 36.6 s), peak 2.85 -> 2.16 GB; on
-# `pipeline quality` (60K rows, seed 7, the four markets with a catalogue, three rules) recall@100 +3.5%
-# on the inner splits (geometric mean, 15 cells with no-catalogue's unchanged; the demo +23%, +31%, +4%)
-# and +1.2% on the outer holdouts (the demo +3%, +9%, +8%). Ordering by taste x comeback without a
-# catalogue repeated the returning list: no-catalogue under `all` -23% inner, -15% outer; 20 by taste
-# alone: inner +0.2%, outer -1.0%.
+# bench` 114.9 / 123.5 s -> 90.2 / 76.6 s in alternate runs (audiences 64.1 / 69.6 -> 43.9 / 37.7 s), peak
+# 2.83 -> 1.89 GB; the 5M bench 560.9 -> 491.1 s, peak 8.00 -> 7.78 GB. On `pipeline quality` (60K rows,
+# seed 7; demo, repeat and few-categories have a catalogue, no-catalogue and real do not and are unchanged)
+# recall@100 +4.0% on the inner splits (geometric mean of 15 market x rule cells: 6 up, 2 down; the demo
+# +23%, +31%, +4%) and +1.3% on the outer holdouts (5 up, 4 down; the demo +3%, +9%, +8%). Ordering by
+# taste x comeback without a catalogue repeated the returning list: no-catalogue under `all` -23% inner,
+# -15% outer, real -3%; 20 by taste alone: inner +0.2%, outer -1.0%.
 TASTE_WIDTH = 30
 USER_FEATURES = ("total_interactions", "unique_products", "days_active", "recency_days", "interaction_frequency",
                  "avg_event_score")  # the first six FEATURES, read from the user table
