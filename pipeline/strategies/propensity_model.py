@@ -129,11 +129,17 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, see
 
 
 def trees(n_features: int, seed: int):
+    """Few, larger steps. Serving walks every tree of the three cross-fitted models for every candidate
+    (~5M pairs at 500K rows), and early stopping keeps the `n_iter_no_change` trees that did not help.
+    At learning rate 0.2 and 5 (against 0.1 and 10; the 500K demo's folds had stopped at 37, 41 and 22
+    trees): `pipeline bench` at 500K 88.9 / 82.0 s -> 76.5 / 77.7 s in alternate runs; `pipeline quality`
+    (60K rows, seed 7, 15 cells) recall@100 -0.0% on the inner splits (6 up, 5 down), -0.7% on the outer
+    holdouts (4 up, 9 down)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     monotone = [MONOTONE.get(f, 0) for f in FEATURES] if n_features == len(FEATURES) else None
-    return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15, monotonic_cst=monotone,
+    return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.2, max_leaf_nodes=15, monotonic_cst=monotone,
                                           min_samples_leaf=40, l2_regularization=1.0, early_stopping=True,
-                                          validation_fraction=0.2, n_iter_no_change=10, random_state=seed)
+                                          validation_fraction=0.2, n_iter_no_change=5, random_state=seed)
 
 
 def logistic():
