@@ -47,10 +47,11 @@ FEATURES = ("interactions", "unique_products", "days_active", "recency_days", "f
 # engagements instead of 80 / 110. On `pipeline quality` (60K rows, seed 7, 10 market x rule cells),
 # recall@100 +3.0% on the inner splits (6 up, 1 down), +3.8% on the outer holdouts.
 BUCKET_LIMIT = 12
-# Taste candidates per product when a catalogue is given (ordered by taste x comeback). At 100 by taste
-# alone, the 503,600-row demo's served audiences scored 9.1M taste pairs to place 206K of them (1% of the
-# entries; their taste ranks spread evenly over 0-99: the ranker picked them for who they are, not for
-# the taste), 80% of the ranker's 11.8M predictions. At 30 by taste x comeback: 2.7M pairs, `pipeline
+# Taste candidates per product when a catalogue is given (ordered by taste x comeback, as the neighbours
+# by tie x comeback; the category pools already bring each product's attached users). At 100 by taste
+# alone, the 503,600-row demo's served audiences (a one-off count) scored 9.1M taste pairs to place 206K
+# of them (1% of the entries; their taste ranks spread evenly over 0-99: the ranker picked them for who
+# they are, not for the taste), 80% of the ranker's 11.8M predictions. At 30 by taste x comeback: 2.7M pairs, `pipeline
 # bench` 114.9 / 123.5 s -> 90.2 / 76.6 s in alternate runs (audiences 64.1 / 69.6 -> 43.9 / 37.7 s), peak
 # 2.83 -> 1.89 GB; the 5M bench 560.9 -> 491.1 s, peak 8.00 -> 7.78 GB. On `pipeline quality` (60K rows,
 # seed 7; demo, repeat and few-categories have a catalogue, no-catalogue and real do not and are unchanged)
@@ -227,15 +228,13 @@ def tied_candidates(sig: Signals, products: np.ndarray, info: ProductInfo, exclu
     # Taste only for products at least two users shaped: one user's product vector is just that user.
     shaped = (info.column >= 0) & (sig.item_users[np.maximum(info.column, 0)] >= 2)
     vectors = np.where(shaped[:, None], sig.item_factors[np.maximum(info.column, 0)], 0)
-    # With a catalogue, the category pools bring each product's attached users and taste adds, as the
-    # neighbours do, the strongest tastes among likely returners (factors scaled by the chance of coming
-    # back; the feature stays the taste), TASTE_WIDTH of them (why: at TASTE_WIDTH). Without one, taste
-    # and neighbours are the only personal sources: by taste alone, `per_source` deep.
-    returning = sig.comeback[sig.pool, None] if len(sig.categories) else np.ones((len(sig.pool), 1))
-    width = min(per_source, TASTE_WIDTH) if len(sig.categories) else per_source
-    taste = top_users(vectors.astype(np.float32), sig.user_factors * returning.astype(np.float32), sig.pool,
-                      np.full(len(products), width))
-    taste.scores = taste.scores / np.maximum(returning.ravel()[np.searchsorted(sig.pool, taste.rows)], 1e-12)
+    # With a catalogue, the TASTE_WIDTH strongest tastes among likely returners (why: at TASTE_WIDTH);
+    # without one, taste and neighbours are the only personal sources: by taste alone, `per_source` deep.
+    listed = len(sig.categories) > 0
+    scale = sig.comeback if listed else np.ones(n_users)  # per user; the feature stays the taste itself
+    taste = top_users(vectors.astype(np.float32), sig.user_factors * scale[sig.pool, None].astype(np.float32),
+                      sig.pool, np.full(len(products), min(per_source, TASTE_WIDTH) if listed else per_source))
+    taste.scores = taste.scores / np.maximum(scale[taste.rows], 1e-12)
     parts = [(own, OWN), (near, NEIGHBOUR), (taste, TASTE)]
     all_keys = np.concatenate([c.index * n_users + c.rows for c, _ in parts])
     pair_keys = sorted_unique(all_keys)

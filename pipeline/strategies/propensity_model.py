@@ -132,8 +132,8 @@ def trees(n_features: int, seed: int):
     """Few, larger steps. Serving walks every tree of the three cross-fitted models for every candidate
     (~5M pairs at 500K rows), and early stopping keeps the `n_iter_no_change` trees that did not help.
     At learning rate 0.2 and 5 (against 0.1 and 10; the 500K demo's folds had stopped at 37, 41 and 22
-    trees): `pipeline bench` at 500K 88.9 / 82.0 s -> 76.5 / 77.7 s in alternate runs; `pipeline quality`
-    (60K rows, seed 7, 15 cells) recall@100 -0.0% on the inner splits (6 up, 5 down), -0.7% on the outer
+    trees, a one-off count): `pipeline bench` at 500K 88.9 / 82.0 s -> 76.5 / 77.7 s in alternate runs;
+    `pipeline quality` (60K rows, seed 7, 15 cells) recall@100 -0.0% on the inner splits (6 up, 5 down), -0.7% on the outer
     holdouts (4 up, 9 down)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     monotone = [MONOTONE.get(f, 0) for f in FEATURES] if n_features == len(FEATURES) else None
