@@ -92,6 +92,8 @@ def test_ranking_a_subset_of_products_ignores_the_others_exclusions():
 @pytest.mark.parametrize("index, rows, scores", [
     ([0, 0, 1], [1, 3, 2], [0.5, 0.9, 0.7]),                    # one per pair, in (product, user) order
     ([1, 0, 0, 0], [2, 3, 1, 3], [0.7, 0.2, 0.5, 0.9]),         # shuffled, user 3 twice for product 0
+    ([0, 0, 1, 0], [3, 3, 2, 1], [0.9, 0.2, 0.7, 0.5]),         # the repeat's best first
+    ([0, 1, 0], [3, 2, 1], [0.9, 0.7, 0.5]),                    # shuffled, one per pair (as `als` hands them)
 ])
 def test_assemble_keeps_each_pairs_best_score_skips_the_excluded_and_fills(index, rows, scores):
     from pipeline.strategies.ranking import Candidates, Exclusions, assemble

@@ -210,6 +210,23 @@ class SharedLists:
     of_product: np.ndarray  # (P,) list index of each ranked product
 
 
+def best_per_pair(keys: np.ndarray, index: np.ndarray, rows: np.ndarray, scores: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per pair key, in key order, with its best score (NaN only when all of its scores are).
+
+    One stable integer sort (radix) of the keys, then the maximum over each run of a repeated key: the
+    two-key lexsort by (key, -score) it replaces took 9.8 s against 1.1 s for 20M candidates (a one-off
+    timing; `als` hands over ~100 per evaluated product, each pair once, in top-k order)."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    if first.all():
+        return index[order], rows[order], scores[order]
+    starts = np.flatnonzero(first)
+    # a key fixes its (index, row): only the score differs between a pair's repeats
+    return index[order[starts]], rows[order[starts]], np.fmax.reduceat(scores[order], starts)
+
+
 def assemble(products: np.ndarray, exclusions: Exclusions, depth: int, ids: np.ndarray, tie_rank: np.ndarray,
              candidates: Candidates, shared: SharedLists | None = None, filler: np.ndarray | None = None
              ) -> Iterator[AudienceBlock]:
@@ -223,10 +240,7 @@ def assemble(products: np.ndarray, exclusions: Exclusions, depth: int, ids: np.n
     index, rows, scores = candidates.index[allowed], candidates.rows[allowed], candidates.scores[allowed]
     keys = index * n_users + rows
     if not (keys[1:] > keys[:-1]).all():  # propensity's come one per pair, in order: nothing to sort
-        order = np.lexsort((-scores, keys))  # one row per pair: its best score
-        index, rows, scores, keys = index[order], rows[order], scores[order], keys[order]
-        first = np.r_[True, keys[1:] != keys[:-1]]
-        index, rows, scores = index[first], rows[first], scores[first]
+        index, rows, scores = best_per_pair(keys, index, rows, scores)
     lists = None
     if shared is not None:
         lists = UserLists(shared.users, shared.starts)
