@@ -52,11 +52,33 @@ def best_first(groups: np.ndarray, scores: np.ndarray, ties: np.ndarray) -> np.n
     return np.argsort(keys, kind="stable")
 
 
+# Above this many sorted values, many probes are searched in sorted order (see `search`).
+SORTED_PROBES_FROM = 500_000
+
+
+def search(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """np.searchsorted(sorted_values, keys) (side "left"; keys of any shape), the same answer.
+
+    Random probes into millions of sorted values miss the cache at nearly every step of the binary
+    search; probes in sorted order walk it forwards (numpy narrows each search from the previous one).
+    Sorting them first (one stable integer sort) paid from ~1M values (a one-off timing: 300K probes into
+    6M values 354 ms -> 47 ms, 3M probes 3.5 s -> 0.5 s; into 30K values it lost), so smaller ones are
+    searched as given."""
+    keys = np.asarray(keys)
+    if sorted_values.size < SORTED_PROBES_FROM or keys.size < 1000:
+        return np.searchsorted(sorted_values, keys)
+    flat = keys.ravel()
+    order = np.argsort(flat, kind="stable")
+    at = np.empty(flat.size, dtype=np.intp)
+    at[order] = np.searchsorted(sorted_values, flat[order])
+    return at.reshape(keys.shape)
+
+
 def member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """Elementwise `keys in sorted_keys` (any shape of keys; sorted_keys sorted, repeats allowed)."""
     if sorted_keys.size == 0:
         return np.zeros(np.shape(keys), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    at = np.minimum(search(sorted_keys, keys), sorted_keys.size - 1)
     return sorted_keys[at] == keys
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.arrays import best_first, packed_keys
+from pipeline.arrays import best_first, packed_keys, search
 
 
 def test_best_first_by_group_then_score_then_tie():
@@ -42,3 +42,12 @@ def test_packed_keys_shift_each_column_past_the_next_ones_bits():
     assert packed_keys(np.array([1, 0]), np.array([2, 3])).tolist() == [6, 3]
     assert packed_keys(np.array([1, -1]), np.array([2, 3])) is None      # negative: no order-keeping packing
     assert packed_keys(np.array([2**40]), np.array([2**30])) is None     # 41 + 31 bits do not fit
+
+
+@pytest.mark.parametrize("sorted_from", [10**9, 1])  # probes as given; probes sorted first
+def test_search_finds_each_keys_leftmost_place(monkeypatch, sorted_from):
+    from pipeline import arrays
+    monkeypatch.setattr(arrays, "SORTED_PROBES_FROM", sorted_from)
+    # [1, 3, 3, 7]: 8 goes past the end (4), 3 before the first 3 (1), 0 first (0), 4 after both 3s (3)
+    keys = np.tile(np.array([[8, 3], [0, 4]]), (300, 1))  # 1,200 probes: enough to be sorted first
+    assert search(np.array([1, 3, 3, 7]), keys).tolist() == np.tile(np.array([[4, 1], [0, 3]]), (300, 1)).tolist()

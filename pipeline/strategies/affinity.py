@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.arrays import best_first, member
+from pipeline.arrays import best_first, member, search
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
 from pipeline.data.features import engagement_places
@@ -232,7 +232,7 @@ class _Scorer:
         keys = np.where(code >= 0, code * self.n_users + user, -1)
         share = np.zeros(keys.shape)
         if self.keys.size:
-            at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+            at = np.minimum(search(self.keys, keys), self.keys.size - 1)
             share = np.where((keys >= 0) & (self.keys[at] == keys), self.values[at], 0.0)
         return affinity_score(self.comeback[user], share)
 

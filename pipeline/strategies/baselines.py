@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from pipeline.arrays import sorted_unique
+from pipeline.arrays import search, sorted_unique
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.ranking import (
     PRODUCT_BLOCK,
@@ -84,7 +84,7 @@ def _first_allowed(candidates: np.ndarray, product_index: np.ndarray, excluded_k
     repeat = np.empty_like(repeat_sorted)
     np.put_along_axis(repeat, order, repeat_sorted, axis=1)
     keys = product_index[:, None] * n_users + candidates
-    at = np.minimum(np.searchsorted(excluded_keys, keys), max(excluded_keys.size - 1, 0))
+    at = np.minimum(search(excluded_keys, keys), max(excluded_keys.size - 1, 0))
     excluded = excluded_keys[at] == keys if excluded_keys.size else np.zeros_like(repeat)
     ok = ~repeat & ~excluded
     rank = np.cumsum(ok, axis=1) - 1

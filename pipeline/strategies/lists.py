@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.arrays import best_first
+from pipeline.arrays import best_first, search
 from pipeline.strategies.ranking import skip_excluded
 
 
@@ -40,7 +40,7 @@ def list_candidates(lists: UserLists, list_keys: tuple[np.ndarray, np.ndarray], 
         # first, which spares a binary search of every skipped pair in every user's key.
         at = np.clip(pair_keys - keys[0], 0, keys.size - 1)
     else:
-        at = np.minimum(np.searchsorted(keys, pair_keys), max(keys.size - 1, 0))
+        at = np.minimum(search(keys, pair_keys), max(keys.size - 1, 0))
     found = (pair_keys >= 0) & (keys[at] == pair_keys) if keys.size else np.zeros(pair_keys.size, bool)
     block, within = pair_index[found], key_pos[at[found]]
     # by product, then place, as one key (a line profile of the demo's propensity ranking: 0.7 s against

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.arrays import best_first, member, sorted_unique
+from pipeline.arrays import best_first, member, search, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
 from pipeline.strategies.affinity import (
@@ -243,7 +243,7 @@ def tied_candidates(sig: Signals, products: np.ndarray, info: ProductInfo, exclu
     values = []
     for part, bit in parts:  # three sources, not a loop over pairs
         k = part.index * n_users + part.rows
-        at = np.minimum(np.searchsorted(pair_keys, k), max(pair_keys.size - 1, 0))
+        at = np.minimum(search(pair_keys, k), max(pair_keys.size - 1, 0))
         hit = member(k, pair_keys)
         bits[at[hit]] |= bit
         value = np.zeros(pair_keys.size)
@@ -300,12 +300,12 @@ def pair_features(sig: Signals, info: ProductInfo, product: np.ndarray, user: np
     buckets = info.group_buckets[group] if group is not None else info.buckets[product]
     column = info.column[product] if group is None else np.full(len(user), -1)
     own_key = np.where(column >= 0, column * n_users + user, -1)
-    at = np.minimum(np.searchsorted(sig.own_keys, own_key), max(sig.own_keys.size - 1, 0))
+    at = np.minimum(search(sig.own_keys, own_key), max(sig.own_keys.size - 1, 0))
     has_own = (own_key >= 0) & (sig.own_keys[at] == own_key) if sig.own_keys.size else np.zeros(len(user), bool)
     own = sig.own_values[at] if sig.own_keys.size else np.zeros((len(user), 4))
     interest = np.where(has_own, own[:, 3] * (1 - own[:, 2]), 0.0)  # carted or wishlisted, never bought
     share_key = np.where(code >= 0, code * n_users + user, -1)
-    at = np.minimum(np.searchsorted(sig.share_keys, share_key), max(sig.share_keys.size - 1, 0))
+    at = np.minimum(search(sig.share_keys, share_key), max(sig.share_keys.size - 1, 0))
     share = (np.where((share_key >= 0) & (sig.share_keys[at] == share_key), sig.share_values[at], 0.0)
              if sig.share_keys.size else np.zeros(len(user)))
     columns = [*(sig.users[name].to_numpy()[user] for name in USER_FEATURES), sig.last_event[user], sig.comeback[user],
