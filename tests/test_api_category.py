@@ -4,7 +4,8 @@ audience (cold_start: true, a note naming the category) before the global fallba
 The run is tests/test_api.py's (fallback users 1..5; products 10, 11, 12 ranked). The catalogue tables,
 written by the pipeline when a catalogue is given, are created here by hand before the run is published:
 shoes -> users 4 (0.5), 5 (0.25); hats -> user 2 (0.75); bags has no audience. Products 500 (shoes),
-501 (hats), 502 (bags) are in the catalogue only; 10 is in both (its own audience wins).
+501 (hats), 502 (bags) and 503 (listed without a category) are in the catalogue only; 10 is in both (its
+own audience wins).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from store import writer
 
-CATALOGUE = [(10, "shoes"), (500, "shoes"), (501, "hats"), (502, "bags")]
+CATALOGUE = [(10, "shoes"), (500, "shoes"), (501, "hats"), (502, "bags"), (503, None)]
 CATEGORY_AUDIENCES = [("shoes", 1, 4, 0.5), ("shoes", 2, 5, 0.25), ("hats", 1, 2, 0.75)]
 
 
@@ -48,7 +49,7 @@ def test_a_catalogue_product_gets_its_categorys_audience(client, product, catego
         f"product_id,rank,customer_id,score\n{product},1,{expected[0][0]},{expected[0][1]}\n")
 
 
-@pytest.mark.parametrize("product", [502, 999])  # a category without an audience; not in the catalogue
+@pytest.mark.parametrize("product", [502, 503, 999])  # a category without an audience; none; not listed
 def test_otherwise_the_global_fallback(client, product):
     body = client.get(f"/recommend/{product}?n=2").json()
     assert body["cold_start"] is True and "fallback" in body["note"]
