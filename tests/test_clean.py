@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import RunParams
-from pipeline.data.clean import CHECKS, DROPPED, clean
+from pipeline.data.clean import CHECKS, DROPPED, bot_customers, clean
 from pipeline.data.ingest import read_events
 from tests.conftest import write_events
 
@@ -124,3 +124,15 @@ def test_parquet_input_is_cleaned_like_csv(tmp_path):
     frame.to_parquet(tmp_path / "e.parquet")
     counts = clean(read_events(tmp_path / "e.parquet"), RunParams()).counts
     assert (counts["missing_fields"], counts["duplicates"], counts["rows_clean"]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("far, near", [(7, 3), (2**62, -(2**62))])  # ids packed beside the day; numbered first
+def test_a_bot_has_more_than_the_limit_on_one_utc_day(far, near):
+    import numpy as np
+    # limit 2: `far` has 3 events on 2023-01-01 (UTC) -> a bot; `near` has 3 too, but over two days -> not
+    events = pd.DataFrame({"customer_id": np.array([far, near, far, near, far, near], dtype=np.int64),
+                           "event_date": pd.to_datetime(["2023-01-01 00:00", "2023-01-01 23:59", "2023-01-01 12:00",
+                                                         "2023-01-02 00:00", "2023-01-01 23:59", "2023-01-01 01:00"])})
+    assert bot_customers(events, 2).tolist() == [far]
+    assert bot_customers(events, 3).tolist() == []
+    assert bot_customers(events.iloc[:0], 2).tolist() == []

@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.arrays import packed_keys
 from pipeline.config import RunParams
 from store.errors import InputError
 
@@ -83,9 +84,23 @@ def _parse_dates(values: pd.Series) -> pd.Series:
 
 def bot_customers(events: pd.DataFrame, limit: int) -> np.ndarray:
     """Customers with more than `limit` events on some day (UTC) of these events."""
-    days = events["event_date"].to_numpy().astype("datetime64[D]")
-    per_day = pd.DataFrame({"c": events["customer_id"].to_numpy(), "d": days}).groupby(["c", "d"]).size()
-    return per_day[per_day > limit].index.get_level_values("c").unique().to_numpy()
+    # One int64 per (customer, day), sorted, counted along its runs: pandas' two-key group-by took 3.8-4.0 s
+    # of the 5M demo's rows in file order (1.1-1.4 s sorted by customer), this ~0.4 s (one-off timings).
+    ids = events["customer_id"].to_numpy()
+    if ids.size == 0:
+        return ids.copy()
+    day = events["event_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    day -= day.min()
+    width = max(1, int(day.max()).bit_length())
+    customers, first = None, ids.min()
+    keys = packed_keys(ids - first, day)
+    if keys is None:  # ids too far apart to share an int64 with the day: number them first
+        codes, customers = pd.factorize(ids)
+        keys = packed_keys(codes, day)
+    keys = np.sort(keys)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    busy = np.unique(keys[starts[np.diff(np.r_[starts, keys.size]) > limit]] >> width)
+    return busy + first if customers is None else np.sort(customers[busy])
 
 
 def _out_of_range_years(text: pd.Series) -> np.ndarray:
