@@ -214,7 +214,7 @@ def best_per_pair(keys: np.ndarray, index: np.ndarray, rows: np.ndarray, scores:
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One row per pair key, in key order, with its best score (NaN only when all of its scores are).
 
-    One stable integer sort (radix) of the keys, then the maximum over each run of a repeated key: the
+    One stable sort of the integer keys, then the maximum over each run of a repeated key: the
     two-key lexsort by (key, -score) it replaces took 9.8 s against 1.1 s for 20M candidates (a one-off
     timing; `als` hands over ~100 per evaluated product, each pair once, in top-k order)."""
     order = np.argsort(keys, kind="stable")
