@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import RunParams
-from pipeline.evaluation.cap import apply_cap, reach_priority
+from pipeline.evaluation.cap import apply_cap, reach_priority, stack_blocks
 from pipeline.run import execute
 from store import queries
 from tests.conftest import FOUR_USERS, write_events
@@ -91,3 +91,17 @@ def test_a_capped_run_keeps_every_user_within_k(tmp_path):
                                "GROUP BY customer_id", con, params=[result.run_id])
     assert counts["n"].max() <= 1
     assert queries.user(con, result.run_id, int(counts["customer_id"][0]))["audience_count"] <= 1
+
+
+def test_stacked_blocks_pad_past_each_size_with_row_0_and_keep_product_order():
+    from pipeline.strategies.ranking import AudienceBlock
+    ids = np.array([100, 200, 300, 400])
+    first = AudienceBlock(np.array([5]), np.array([1], np.int32), np.array([[3, 2]]), np.array([[0.9, 0.1]]), ids)
+    second = AudienceBlock(np.array([7, 8]), np.array([2, 0], np.int32), np.array([[1, 2], [3, 3]]),
+                           np.array([[0.8, 0.7], [0.0, 0.0]]), ids)
+    positions, scores, sizes = stack_blocks([first, second], np.array([5, 7, 8]))
+    # product 5 keeps its one user (row 3) then padding; product 8 has none: all padding
+    assert positions.tolist() == [[3, 0], [1, 2], [0, 0]]
+    assert sizes.tolist() == [1, 2, 0] and scores[1].tolist() == [0.8, 0.7]
+    with pytest.raises(RuntimeError):
+        stack_blocks([second, first], np.array([5, 7, 8]))

@@ -158,8 +158,11 @@ def stack_blocks(blocks, products: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         raise RuntimeError("a strategy must return one audience per product, in the order given")
     positions = np.concatenate([b.positions for b in blocks])
     sizes = np.concatenate([b.sizes for b in blocks]).astype(np.int32)
-    valid = np.arange(positions.shape[1])[None, :] < sizes[:, None]
-    return np.where(valid, positions, 0), np.concatenate([b.scores for b in blocks]), sizes
+    # Padding to row 0 in place: a second (products x depth) array is ~0.8 GB per strategy and split at 5M
+    # rows, and a py-spy profile of that bench put ~6 s a split on it. One million rows of 100, fresh
+    # memory: np.where 2.21 s against 0.14 s in place (0.26 s against 0.13 s once the memory is reused).
+    positions[np.arange(positions.shape[1])[None, :] >= sizes[:, None]] = 0
+    return positions, np.concatenate([b.scores for b in blocks]), sizes
 
 
 def cap_ranked(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, users: pd.DataFrame,
