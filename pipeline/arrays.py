@@ -13,8 +13,15 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     """np.unique for 1-D arrays, by sorting."""
     out = np.sort(np.asarray(values).ravel())
     if out.size:
-        out = out[np.concatenate([[True], out[1:] != out[:-1]])]
+        out = out[run_starts(out)]
     return out
+
+
+def run_starts(ordered: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of a sorted (or grouped) 1-D array starts (none for an empty one)."""
+    if ordered.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
 
 
 def packed_keys(*columns: np.ndarray) -> np.ndarray | None:
@@ -87,7 +94,7 @@ def group_rank(groups: np.ndarray) -> np.ndarray:
     n = groups.size
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate([[True], groups[1:] != groups[:-1]]))
+    starts = run_starts(groups)
     return np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
 
 

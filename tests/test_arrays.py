@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.arrays import best_first, packed_keys, search
+from pipeline.arrays import best_first, packed_keys, run_starts, search
 
 
 def test_best_first_by_group_then_score_then_tie():
@@ -51,3 +51,12 @@ def test_search_finds_each_keys_leftmost_place(monkeypatch, sorted_from):
     # [1, 3, 3, 7]: 8 goes past the end (4), 3 before the first 3 (1), 0 first (0), 4 after both 3s (3)
     keys = np.tile(np.array([[8, 3], [0, 4]]), (300, 1))  # 1,200 probes: enough to be sorted first
     assert search(np.array([1, 3, 3, 7]), keys).tolist() == np.tile(np.array([[4, 1], [0, 3]]), (300, 1)).tolist()
+
+
+@pytest.mark.parametrize("values, starts", [
+    ([4, 4, 7, 9, 9, 9], [0, 2, 3]),
+    ([5], [0]),
+    ([], []),
+])
+def test_run_starts_marks_where_each_run_of_equal_values_begins(values, starts):
+    assert run_starts(np.array(values, dtype=np.int64)).tolist() == starts

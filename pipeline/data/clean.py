@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrays import packed_keys
+from pipeline.arrays import packed_keys, run_starts
 from pipeline.config import RunParams
 from store.errors import InputError
 
@@ -98,7 +98,7 @@ def bot_customers(events: pd.DataFrame, limit: int) -> np.ndarray:
         codes, customers = pd.factorize(ids)
         keys = packed_keys(codes, day)
     keys = np.sort(keys)
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    starts = run_starts(keys)
     busy = np.unique(keys[starts[np.diff(np.r_[starts, keys.size]) > limit]] >> width)
     return busy + first if customers is None else np.sort(customers[busy])
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.arrays import best_first, member, search, sorted_unique
+from pipeline.arrays import best_first, member, run_starts, search, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.clean import event_weight
 from pipeline.strategies.affinity import (
@@ -156,7 +156,7 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     pair_keys = cols.astype(np.int64) * n_users + rows
     by_key = np.argsort(pair_keys, kind="stable")
     pair_keys, by_pair = pair_keys[by_key], dates[by_key]
-    starts = np.flatnonzero(np.r_[True, pair_keys[1:] != pair_keys[:-1]])
+    starts = run_starts(pair_keys)
     own_values = np.column_stack([np.maximum.reduceat(weight[by_key], starts),
                                   (as_of - np.maximum.reduceat(by_pair, starts)) / DAY,
                                   np.logical_or.reduceat(bought[by_key], starts),

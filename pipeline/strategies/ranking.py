@@ -17,7 +17,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from pipeline.arrays import member, sorted_unique
+from pipeline.arrays import member, run_starts, sorted_unique
 from pipeline.config import RunParams
 from pipeline.data.features import engagement_order
 
@@ -219,10 +219,9 @@ def best_per_pair(keys: np.ndarray, index: np.ndarray, rows: np.ndarray, scores:
     timing; `als` hands over ~100 per evaluated product, each pair once, in top-k order)."""
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
-    first = np.r_[True, keys[1:] != keys[:-1]]
-    if first.all():
+    starts = run_starts(keys)
+    if starts.size == keys.size:
         return index[order], rows[order], scores[order]
-    starts = np.flatnonzero(first)
     # a key fixes its (index, row): only the score differs between a pair's repeats
     return index[order[starts]], rows[order[starts]], np.fmax.reduceat(scores[order], starts)
 
