@@ -118,7 +118,8 @@ class MetricsResponse(BaseModel):
         "data_quality": {"rows_read": 500400, "rows_clean": 498879},
         "evaluation": [{"strategy": "affinity", "k": 100, "metric": "recall_micro", "value": 0.0021}],
         "headline": {"strategy": "affinity", "cap": None, "selection": "best recall_micro@100 on the holdout", "k": 100,
-                     "recall_micro": 0.0021, "precision_micro": 0.00005, "hit_rate": 0.0048, "ndcg": 0.0006,
+                     "recall_micro": 0.0021, "recall_micro_se": 0.0003, "precision_micro": 0.00005,
+                     "hit_rate": 0.0048, "ndcg": 0.0006,
                      "user_coverage": 0.0217, "exposure_gini": 0.9963,
                      "lift_over_random": 55.9, "reachable_ceiling": 0.1325},
         "calibration": {"strategy": "propensity", "note": None, "deciles": [

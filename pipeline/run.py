@@ -282,24 +282,26 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
     both, and settle the run's strategy: the forced one, else the best on the inner split."""
     holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue, bot_rows=bot_rows,
                                                    progress=lambda share: stages.partial("evaluate", share))
-    if scored:
-        write_evaluation(wdb, run_id, scored, inner,
-                         evaluate.holdout_stats(holdout.products, len(holdout.users), holdout.truth, scored))
     chosen, selection = params.strategy, FORCED
     if chosen == AUTO:
         capped = params.max_audiences_per_user is not None
         chosen = evaluate.best_strategy(inner, capped) if inner else evaluate.TIE_PREFERENCE[0]
         selection = (f"best {evaluate.HEADLINE[1]}@{evaluate.HEADLINE[0]} on an inner split of the fitting "
                      "period (the holdout only reports)") if inner else "propensity: no inner split to choose on"
+    if scored:
+        write_evaluation(wdb, run_id, scored, inner,
+                         evaluate.holdout_stats(holdout.products, len(holdout.users), holdout.truth, scored), chosen)
     params = replace(params, strategy=chosen, horizon_days=evaluate.window_days(events, params))
     _record_params(wdb, run_id, params, selection)
     return params, *({strategy_label(s.name, s.cap): round(s.seconds, 3) for s in part} for part in (scored, inner))
 
 
-def write_evaluation(wdb, run_id: int, scored: list, inner: list, stats: pd.DataFrame) -> None:
-    """The evaluation's tables (either engine): every score on the outer holdout and on the inner split,
-    what the holdout was run on, calibration and gain."""
-    rows = [evaluate.evaluation_rows(scored), evaluate.evaluation_rows(inner, evaluate.INNER)]
+def write_evaluation(wdb, run_id: int, scored: list, inner: list, stats: pd.DataFrame, chosen: str) -> None:
+    """The evaluation's tables (either engine): every score on the outer holdout and on the inner split
+    with the headline's standard errors (against `chosen`, the run's strategy), what the holdout was run
+    on, calibration and gain."""
+    rows = [evaluate.evaluation_rows(scored), evaluate.evaluation_rows(inner, evaluate.INNER),
+            evaluate.comparison_rows(scored, chosen), evaluate.comparison_rows(inner, chosen, evaluate.INNER)]
     writer.write_frame(wdb, "evaluation", run_id, pd.concat([r for r in rows if not r.empty]))  # no inner: none
     writer.write_frame(wdb, "stats", run_id, stats)
     _write_model_tables(wdb, run_id, scored)

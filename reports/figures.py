@@ -286,3 +286,20 @@ def lift_over_random(table: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(type="category", title=None)
     return _layout(fig, "Lift over random", height=max(260, 18 * len(order) * max(len(ks), 1) + 120),
                    barmode="group")
+
+
+def recall_certainty(certain: pd.DataFrame, scored_as: str) -> go.Figure:
+    """reports.tables.certainty as dots with 95% whiskers: each strategy's difference in recall@100 to the
+    run's strategy (percentage points; the run's own dot sits at 0 with its own interval). A whisker that
+    crosses zero is a difference chance alone could give."""
+    rows = certain.iloc[::-1]  # best at the top
+    own = rows["strategy"] == scored_as
+    whisker = rows["versus_run_pm"].where(~own, rows["recall_pm"]).fillna(0)
+    fig = go.Figure(go.Scatter(
+        x=rows["versus_run"], y=rows["strategy"], mode="markers",
+        marker=dict(size=10, color=np.where(own, "#F58518", "#4C78A8")),
+        error_x=dict(type="data", array=whisker, color="#30507A"), customdata=whisker,
+        hovertemplate="%{y}: %{x:+.3f} pp ± %{customdata:.3f}<extra></extra>"))
+    fig.add_vline(x=0, line_dash="dot", line_color="#888")
+    return _layout(fig, f"Recall@100 against {scored_as}, with 95% intervals", height=90 + 34 * max(len(rows), 3),
+                   xaxis_title="difference in recall@100 (percentage points)", yaxis_title=None, showlegend=False)

@@ -13,13 +13,23 @@ from reports import figures
 from reports.kpis import kpis
 from reports.model_figures import calibration_figure, holdout_gain_figure
 from reports.reading import reading
-from reports.tables import calibration_view, random_lift_is_one, stat_table, stress_cards, stress_endpoints
+from reports.tables import (
+    calibration_view,
+    certainty,
+    certainty_titles,
+    random_lift_is_one,
+    stat_table,
+    stress_cards,
+    stress_endpoints,
+)
 from reports.words import (
     CALIBRATION_TEXT,
+    CERTAINTY_TEXT,
     DESCRIPTIONS,
     EXPLANATIONS,
     GAIN_TEXT,
     NO_CALIBRATION,
+    NO_CERTAINTY,
     NO_GAIN,
     learned_from_words,
     strategy_title,
@@ -114,14 +124,25 @@ def _evaluation(con, run_id: int) -> str:
         table = random_lift_is_one(table)
     if table.empty:
         return _section("evaluation", "Evaluation", '<p class="note">No offline evaluation stored for this run.</p>')
-    wide = table.pivot_table(index=["label", "k"], columns="metric", values="value").reset_index()
+    scores = table[~table["metric"].str.endswith("_se")]  # the standard errors have a section of their own
+    wide = scores.pivot_table(index=["label", "k"], columns="metric", values="value").reset_index()
     wide = wide.rename(columns={"label": "strategy"})
     wide.columns.name = None
     published = published_label(set(table["label"]), queries.run(con, run_id)["params"])
-    charts = (_chart(figures.evaluation(table)) + _chart(figures.recall_vs_coverage(table, published=published))
+    charts = (_chart(figures.evaluation(scores)) + _chart(figures.recall_vs_coverage(table, published=published))
               + _chart(figures.lift_over_random(table)))
-    return _section("evaluation", "Evaluation", charts + _table(wide, "{:.4g}")
+    return _section("evaluation", "Evaluation", charts + _table(wide, "{:.4g}") + _certainty(table, published)
                     + _evaluation_reading(con, run_id, table))
+
+
+def _certainty(table: pd.DataFrame, published: str) -> str:
+    """Recall@100 against the published strategy with 95% intervals (the app's "How sure is it?")."""
+    certain = certainty(table, published)
+    if certain.empty:
+        return f'<p class="note">{html.escape(NO_CERTAINTY)}</p>'
+    return (f'<h3>How sure is it? Recall@100 with 95% intervals</h3><div class="grid">'
+            f'{_chart(figures.recall_certainty(certain, published))}<div>{_table(certain.rename(columns=certainty_titles(published)), "{:.3f}")}'
+            f'<p class="note">{html.escape(CERTAINTY_TEXT)}</p></div></div>')
 
 
 def _evaluation_reading(con, run_id: int, table: pd.DataFrame) -> str:

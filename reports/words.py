@@ -92,6 +92,17 @@ def strategy_title(is_current: bool) -> str:
     return "Published strategy" if is_current else "This run's strategy"
 
 
+CERTAINTY_TEXT = (
+    "How sure is the ranking? Had other products been evaluated, every recall would have come out a little "
+    "different. The ± columns are the half-widths of 95% intervals, with the products as the sampling "
+    "units: a strategy's own, and that of its difference to the run's strategy. The difference is measured "
+    "product by product on the same later engagements, so it is far surer than the two recalls' own "
+    "intervals suggest. 'within noise': the interval of the difference holds zero, so this holdout cannot "
+    "tell the two apart.")
+NO_CERTAINTY = ("This run stored no standard errors (it has no holdout, or it is from before they were kept): "
+                "rerun to see how sure each difference is.")
+
+
 # --- The propensity model: calibration, gain, "why this user", category audiences ---------------------
 
 CALIBRATION_TEXT = (

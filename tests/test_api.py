@@ -153,6 +153,11 @@ def test_metrics(client, small_db):
     assert body["data_quality"]["rows_read"] == body["data_quality"]["rows_clean"] == ROWS
     assert {"strategy", "cap", "k", "metric", "value"} == set(body["evaluation"][0])
     assert body["headline"]["strategy"] == "engagement" and body["headline"]["k"] == 100
+    stored_se = [r["value"] for r in body["evaluation"]
+                 if (r["strategy"], r["cap"], r["k"], r["metric"]) == ("engagement", None, 100, "recall_micro_se")]
+    # how sure the headline is: none here, as this run's holdout evaluates a single product
+    assert body["stats"]["holdout_products"] == 1
+    assert stored_se == [] and "recall_micro_se" in body["headline"] and body["headline"]["recall_micro_se"] is None
 
 
 def test_root_lists_the_endpoints(client):

@@ -12,7 +12,14 @@ from pipeline.config import RunParams
 from pipeline.data.clean import clean
 from pipeline.data.features import user_features
 from pipeline.data.ingest import read_events
-from pipeline.evaluation.holdout import Scored, best_strategy, evaluate_all, make_holdout, window_days
+from pipeline.evaluation.holdout import (
+    Scored,
+    best_strategy,
+    comparison_rows,
+    evaluate_all,
+    make_holdout,
+    window_days,
+)
 from pipeline.evaluation.metrics import METRICS
 from pipeline.run import execute
 from pipeline.strategies import AUTO, STRATEGIES, audiences
@@ -156,6 +163,28 @@ def test_best_is_the_highest_recall_at_100_never_random_and_the_reference_on_tie
                           scored("als", 0.2), scored("als", 0.15, cap=5)], True) == "als"
 
 
+def test_the_headline_standard_errors_pair_each_strategy_with_the_chosen_one():
+    truth = np.array([2, 2, 2])
+    def hits(name, per_product, cap=None):
+        return Scored(name, {}, 0.0, cap, hits_at=np.array(per_product), truth_size=truth)
+    scored = [hits("propensity", [2, 0, 1]), hits("affinity", [1, 0, 1]), hits("propensity", [2, 2, 2], cap=5),
+              hits("affinity", [2, 2, 0], cap=5), Scored("random", {}, 0.0)]  # random kept no hits: no rows
+    rows = comparison_rows(scored, "propensity", "inner_")
+    got = {(r.strategy, r.cap, r.metric): r.value for r in rows.itertuples()}
+    assert set(rows["k"]) == {100}
+    assert got == pytest.approx({
+        ("propensity", None, "inner_recall_micro_se"): np.sqrt(3) / 6,  # R 1/2, residuals 1, -1, 0
+        ("affinity", None, "inner_recall_micro_se"): 1 / 6,             # R 1/3, residuals 1/3, -2/3, 1/3
+        # affinity - propensity = -1, 0, 0: R -1/6, residuals -2/3, 1/3, 1/3. Paired, 1/6: far below the
+        # sqrt(3/36 + 1/36) = 1/3 of two independent recalls, as both face the same truth.
+        ("affinity", None, "inner_recall_micro_diff_se"): 1 / 6,
+        ("propensity", 5, "inner_recall_micro_se"): 0.0,                # 2 of 2 everywhere: no spread
+        ("affinity", 5, "inner_recall_micro_se"): 1 / 3,       # R 2/3, residuals 2/3, 2/3, -4/3: sqrt(3/2 * 8/3) / 6
+        ("affinity", 5, "inner_recall_micro_diff_se"): 1 / 3,  # against the capped propensity: 0, 0, -2 (R -1/3)
+    })
+    assert comparison_rows(scored, "als")["metric"].tolist() == ["recall_micro_se"] * 4  # not scored: no pairs
+
+
 def test_a_run_without_a_strategy_publishes_the_best_on_the_inner_split_and_says_so(csv, params, tmp_path):
     db = tmp_path / "a.db"
     result = execute(csv, db=db, params=RunParams(holdout=params.holdout, strategy=AUTO, depth=5))
@@ -167,7 +196,18 @@ def test_a_run_without_a_strategy_publishes_the_best_on_the_inner_split_and_says
     assert result.strategy == run["params"]["strategy"] == run["summary"]["strategy"] == chosen
     assert "inner split" in run["params"]["strategy_selection"]
     rows = queries.evaluation(con, result.run_id)
-    assert len(rows) == len(STRATEGIES) * 2 * len(METRICS) * 2  # outer rows and inner_ rows
+    errors = rows["metric"].str.endswith("_se")
+    assert (~errors).sum() == len(STRATEGIES) * 2 * len(METRICS) * 2  # outer rows and inner_ rows
+    # every strategy's standard error; the difference for all but the chosen. The inner split evaluates
+    # one product (12, with 3 later engagements): one product shows no spread, so it stores none.
+    assert set(rows.loc[rows["metric"] == "recall_micro_se", "strategy"]) == set(STRATEGIES)
+    assert set(rows.loc[rows["metric"] == "recall_micro_diff_se", "strategy"]) == set(STRATEGIES) - {chosen}
+    assert inner[0].truth_size.tolist() == [3] and not rows["metric"].str.match("inner_.*_se").any()
+    # propensity, published, caught 3 of 4 for product 12 (the newcomer is out of reach) and 3 of 3 for
+    # 22: R 6/7, residuals -3/7 and 3/7, standard error sqrt(2 * 18/49) / 7 = 6/49
+    assert chosen == "propensity"
+    assert rows.query("metric == 'recall_micro_se' and strategy == 'propensity'")["value"].iloc[0] \
+        == pytest.approx(6 / 49)
     assert set(rows["strategy"]) == set(STRATEGIES) and set(rows["k"]) == {10, 100}
     assert set(result.strategy_seconds) == set(STRATEGIES)
     # Refitted on all the data: the published audiences are the chosen strategy's on every event.
@@ -235,6 +275,10 @@ def test_the_evaluation_page_shows_the_leaderboard_ceiling_and_explanations(csv,
     assert board.loc[0, "recall_micro"] == pytest.approx(100 * 6 / 7)
     text = " ".join(str(m.value) for m in at.markdown)
     assert all(metric in text for metric in METRICS) and "Affinity looks for users" in text
+    # How sure: propensity (6/7, standard error 6/49, see above) against every other strategy
+    sure = next(d.value for d in at.dataframe if "verdict" in d.value.columns).set_index("strategy")
+    assert sure.loc["propensity", "recall_pm"] == pytest.approx(100 * 1.959964 * 6 / 49)
+    assert sure.loc["propensity", "verdict"] == "" and set(sure["verdict"]) <= {"", "lower", "within noise"}
     at.radio(key="eval_k").set_value(10).run()
     assert not at.exception and at.dataframe[0].value.loc[0, "recall_micro"] == pytest.approx(100 * 6 / 7)
 

@@ -22,7 +22,15 @@ import numpy as np
 import pytest
 
 from pipeline.evaluation import metrics
-from pipeline.evaluation.metrics import METRICS, evaluate_audiences, expected_random_recall, gini, make_truth
+from pipeline.evaluation.metrics import (
+    METRICS,
+    evaluate_audiences,
+    expected_random_recall,
+    gini,
+    make_truth,
+    micro_standard_error,
+    versus,
+)
 
 
 @pytest.fixture(params=[None, 3], ids=["all cells at once", "one product per step"])
@@ -85,3 +93,27 @@ def test_short_audiences_count_only_their_filled_slots():
 ])
 def test_gini(counts, expected):
     assert gini(np.array(counts)) == pytest.approx(expected)
+
+
+# Standard error of a micro recall sum(h) / sum(t) over products, worked by hand:
+# sqrt(P / (P - 1) * sum((h - R t)^2)) / sum(t), R = sum(h) / sum(t).
+@pytest.mark.parametrize("hits, truth, expected", [
+    ([1, 0], [2, 2], 0.25),                     # R 1/4, residuals +-1/2: sqrt(2 * 1/2) / 4
+    ([2, 0, 1], [2, 2, 2], math.sqrt(3) / 6),   # R 1/2, residuals 1, -1, 0: sqrt(3/2 * 2) / 6
+    ([1, 1, 1], [1, 1, 1], 0.0),                # every product the same: nothing would move it
+    ([-1, 0, 0], [2, 2, 2], 1 / 6),             # a paired difference: R -1/6, residuals -2/3, 1/3, 1/3
+    ([3], [4], math.nan),                       # one product: no spread to measure
+    ([0, 0], [0, 0], math.nan),                 # no truth
+])
+def test_micro_standard_error(hits, truth, expected):
+    got = micro_standard_error(np.array(hits), np.array(truth))
+    assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("difference, se, word", [
+    (0.03, 0.01, "higher"), (-0.03, 0.01, "lower"),
+    (0.0195, 0.01, "within noise"), (0.0197, 0.01, "higher"),  # the 95% bound is 1.95996 standard errors
+    (-0.0195, 0.01, "within noise"), (0.0, 0.0, "within noise"), (0.5, math.nan, "within noise"),
+])
+def test_a_difference_is_beyond_chance_outside_its_95_percent_interval(difference, se, word):
+    assert versus(difference, se) == word

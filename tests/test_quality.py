@@ -27,6 +27,10 @@ ROWS = [
     ("affinity", None, 100, "inner_recall_micro", 0.06), ("als", None, 100, "inner_recall_micro", 0.09),
     ("random", None, 100, "inner_recall_micro", 0.02), ("als", None, 10, "inner_recall_micro", 0.04),
     ("als", None, 100, "inner_reachable_ceiling", 0.30),
+    # standard errors against the published als: its own 0.01; affinity's lead of 0.02 has 0.005 (its
+    # interval 0.02 +- 0.0098 leaves out zero), random's gap of -0.07 has 0.05 (+-0.098 holds zero)
+    ("als", None, 100, "recall_micro_se", 0.01), ("affinity", None, 100, "recall_micro_diff_se", 0.005),
+    ("random", None, 100, "recall_micro_diff_se", 0.05),
 ]
 SECONDS = {"affinity": 1.5, "als": 2.25, "random": 0.125}
 INNER_SECONDS = {"affinity": 1.0, "als": 2.0, "random": 0.25}
@@ -92,10 +96,13 @@ def test_the_markdown_table_for_one_rule(stored):
     text = quality.format_rule("purchased", [quality.stored_run(*stored, "repeat", "purchased")])
     lines = text.splitlines()
     assert lines[0] == "### --exclude purchased"
-    assert lines[2] == "| market | strategy | recall@10 | recall@100 | hit rate@100 | coverage@100 | seconds | note |"
-    assert lines[4] == "| repeat | affinity | 0.0200 | 0.1000 | 0.3000 | 0.0500 | 1.50 | best@100 |"
-    assert lines[5] == "| repeat | als | 0.0300 | 0.0800 | 0.2500 | 0.2000 | 2.25 | published |"
-    assert lines[6] == "| repeat | random | 0.0000 | 0.0100 | 0.0200 | 0.9900 | 0.12 |  |"
+    assert lines[2] == ("| market | strategy | recall@10 | recall@100 | hit rate@100 | coverage@100 | seconds | "
+                        "vs published@100 | note |")
+    assert lines[4] == ("| repeat | affinity | 0.0200 | 0.1000 | 0.3000 | 0.0500 | 1.50 | +0.0200 ±0.0098 (higher) "
+                        "| best@100 |")
+    assert lines[5] == "| repeat | als | 0.0300 | 0.0800 | 0.2500 | 0.2000 | 2.25 | ±0.0196 | published |"
+    assert lines[6] == ("| repeat | random | 0.0000 | 0.0100 | 0.0200 | 0.9900 | 0.12 | -0.0700 ±0.0980 (within noise) "
+                        "|  |")
     assert lines[-1] == ("- repeat: 1,200 rows, 300 users, 40 products evaluated; reachable ceiling@100 0.4000; "
                          "published `als` (best on the inner split)")
 

@@ -10,6 +10,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,7 +19,7 @@ from pipeline.run import execute
 from pipeline.strategies import STRATEGIES
 from reports.html import build_report
 from reports.kpis import format_stat, kpis
-from reports.tables import leaderboard, random_lift_is_one
+from reports.tables import certainty, leaderboard, random_lift_is_one
 from reports.words import DESCRIPTIONS, EXPLANATIONS, SHORT_NAMES
 from store import writer
 
@@ -26,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("summary", "reading", "charts", "data-quality", "evaluation", "model", "stress", "statistics",
             "parameters")
 # 8 charts of the run (users by interactions, event mix, cohorts, product months, daily events, top products,
-# data quality, stage seconds) and 3 of its evaluation (metrics, recall against coverage, lift): products 10
-# and 14 are seen on both sides of the split, so the run has an evaluation, and with it the propensity
-# model's calibration and every strategy's gain (2).
-CHARTS = 8 + 3 + 2
+# data quality, stage seconds) and 4 of its evaluation (metrics, recall against coverage, lift, recall@100
+# with its 95% intervals): products 10 and 14 are seen on both sides of the split, so the run has an
+# evaluation (two products: enough for a standard error), and with it the propensity model's calibration
+# and every strategy's gain (2).
+CHARTS = 8 + 4 + 2
 
 
 class Tags(HTMLParser):
@@ -197,6 +199,25 @@ def test_the_leaderboard_in_percent_best_first_and_random_at_one():
                                      "lift_over_random": [5.0, 1.0]}
     assert random_lift_is_one(rows).query("strategy == 'affinity' and metric == 'lift_over_random'")[
         "value"].tolist() == [5.0]
+
+
+def test_certainty_pairs_every_strategy_with_the_run_s_own_under_its_cap():
+    z = 1.959963984540054
+    rows = evaluation_rows({("affinity", "recall_micro"): 0.05, ("affinity", "recall_micro_se"): 0.01,
+                            ("als", "recall_micro"): 0.02, ("als", "recall_micro_se"): 0.005,
+                            ("als", "recall_micro_diff_se"): 0.01,      # -0.03 +- 0.0196: lower
+                            ("random", "recall_micro"): 0.04, ("random", "recall_micro_se"): 0.01,
+                            ("random", "recall_micro_diff_se"): 0.01})  # -0.01 +- 0.0196: within noise
+    capped = pd.DataFrame([{"strategy": "als", "cap": 5.0, "label": "als (cap 5)", "k": 100, "metric": m, "value": v}
+                           for m, v in (("recall_micro", 0.9), ("recall_micro_se", 0.1))])
+    got = certainty(pd.concat([rows, capped], ignore_index=True), "affinity")
+    assert got["strategy"].tolist() == ["affinity", "random", "als"]  # best first; the capped row is not compared
+    assert got["verdict"].tolist() == ["", "within noise", "lower"]
+    assert got["recall"].tolist() == pytest.approx([5, 4, 2]) and got["versus_run"].tolist() == pytest.approx([0, -1, -3])
+    assert got["recall_pm"].tolist() == pytest.approx([100 * z * 0.01, 100 * z * 0.01, 100 * z * 0.005])
+    assert np.isnan(got["versus_run_pm"].iloc[0]) and got["versus_run_pm"].iloc[1:].tolist() == pytest.approx(
+        [100 * z * 0.01] * 2)
+    assert certainty(rows[~rows["metric"].str.endswith("_se")], "affinity").empty  # a run from before them
 
 
 def test_the_report_shows_calibration_and_gain_or_says_the_run_has_none(propensity_db, without_model_tables,

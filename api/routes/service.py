@@ -71,8 +71,8 @@ def gain(rows: list[dict], strategy: str) -> dict:
             "curve": curve, "note": None if curve else NO_GAIN}
 
 
-HEADLINE_METRICS = ("recall_micro", "precision_micro", "hit_rate", "ndcg", "user_coverage", "exposure_gini",
-                    "lift_over_random", "reachable_ceiling")
+HEADLINE_METRICS = ("recall_micro", "recall_micro_se", "precision_micro", "hit_rate", "ndcg", "user_coverage",
+                    "exposure_gini", "lift_over_random", "reachable_ceiling")
 
 
 def headline(evaluation: list[dict], strategy: str, params: dict) -> dict:

@@ -4,13 +4,15 @@ import streamlit as st
 from app import context, data
 from reports import figures
 from reports.model_figures import calibration_figure, holdout_gain_figure
-from reports.tables import calibration_view, leaderboard, random_lift_is_one
+from reports.tables import calibration_view, certainty, certainty_titles, leaderboard, random_lift_is_one
 from reports.words import (
     CALIBRATION_TEXT,
+    CERTAINTY_TEXT,
     DESCRIPTIONS,
     EXPLANATIONS,
     GAIN_TEXT,
     NO_CALIBRATION,
+    NO_CERTAINTY,
     NO_GAIN,
     SHORT_NAMES,
     learned_from_words,
@@ -72,6 +74,23 @@ def leaderboard_section(table, scored_as: str, is_current: bool) -> None:
     left, right = st.columns([3, 2])
     left.plotly_chart(figures.recall_vs_coverage(table, k, scored_as), config=figures.PLOT_CONFIG)
     right.plotly_chart(figures.lift_over_random(table), config=figures.PLOT_CONFIG)
+    certainty_section(table, scored_as)
+
+
+def certainty_section(table, scored_as: str) -> None:
+    """Each strategy's recall@100 against the run's strategy with 95% intervals: is the lead real?"""
+    st.subheader("How sure is it? Recall@100 with 95% intervals")
+    certain = certainty(table, scored_as)
+    if certain.empty:
+        st.info(NO_CERTAINTY, icon=":material/info:")
+        return
+    left, right = st.columns([3, 2])
+    left.plotly_chart(figures.recall_certainty(certain, scored_as), config=figures.PLOT_CONFIG)
+    titles = certainty_titles(scored_as)
+    right.dataframe(certain, hide_index=True, key="certainty_table", column_config={
+        column: st.column_config.NumberColumn(titles[column], format="%+.3f" if column == "versus_run" else "%.3f")
+        for column in ("recall", "recall_pm", "versus_run", "versus_run_pm")})
+    right.caption(CERTAINTY_TEXT)
 
 
 def model_section(run, scored_as: str, stats: dict) -> None:

@@ -27,7 +27,7 @@ from pipeline.data.features import user_features
 from pipeline.evaluation.calibration import calibration_table
 from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.evaluation.gain import gain_curve_rows
-from pipeline.evaluation.metrics import Truth, evaluate_audiences, hits_of, make_truth
+from pipeline.evaluation.metrics import Truth, evaluate_audiences, hits_of, make_truth, micro_standard_error
 from pipeline.strategies import STRATEGIES, fitted, get_strategy
 from pipeline.strategies.ranking import Exclusions, exclusions_for
 
@@ -64,6 +64,10 @@ class Scored:
     gain: pd.DataFrame | None = None         # the gain curve (pipeline.evaluation.gain)
     calibration: pd.DataFrame | None = None  # deciles of expected vs observed, for scores that are probabilities
     learned_from: tuple[int, int, int] | None = None  # a learned ranker's (engaged pairs, pairs, model families)
+    # Per evaluated product: hits in the top HEADLINE k, and the truth sizes (the split's, shared): the
+    # standard errors of the headline and of its difference to the run's strategy (comparison_rows).
+    hits_at: np.ndarray | None = None
+    truth_size: np.ndarray | None = None
 
 
 def window_days(events: pd.DataFrame, params: RunParams) -> float | None:
@@ -146,7 +150,8 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
     gain = gain_curve_rows(name, positions, sizes, holdout.truth, cells)
     calibration = calibration_table(positions, scores, sizes, holdout.truth, cells) if name in PROBABILITIES else None
     out = [Scored(name, plain, time.perf_counter() - started, gain=gain, calibration=calibration,
-                  learned_from=model.learned_from())]
+                  learned_from=model.learned_from(), hits_at=headline_hits(cells[1]),
+                  truth_size=holdout.truth.truth_size)]
     del positions, scores, sizes  # the capped ranking below needs its own, wider arrays
     if cap:
         started = time.perf_counter()
@@ -156,9 +161,37 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
         reach = holdout.early.groupby("product_id")["customer_id"].nunique().reindex(served).to_numpy()
         capped = cap_ranked(*wide, holdout.users, params, excluded, reach, depth)
         rows = np.searchsorted(served, holdout.products)
-        metrics = evaluate_audiences(capped.positions[rows], capped.sizes[rows], holdout.truth, KS)
-        out.append(Scored(name, metrics, time.perf_counter() - started, cap))
+        cells = hits_of(capped.positions[rows], capped.sizes[rows], holdout.truth)
+        metrics = evaluate_audiences(capped.positions[rows], capped.sizes[rows], holdout.truth, KS, cells)
+        out.append(Scored(name, metrics, time.perf_counter() - started, cap, hits_at=headline_hits(cells[1]),
+                          truth_size=holdout.truth.truth_size))
     return out
+
+
+def headline_hits(hits: np.ndarray) -> np.ndarray:
+    """Per product, the hits in the top HEADLINE k of its audience (hits: hits_of's cells)."""
+    return hits[:, :HEADLINE[0]].sum(axis=1, dtype=np.int32)
+
+
+def comparison_rows(scored: list[Scored], chosen: str, prefix: str = "") -> pd.DataFrame:
+    """Evaluation rows saying how sure the headline is, at its k: every strategy's `recall_micro_se`, and
+    for the others `recall_micro_diff_se`, the standard error of their recall minus the run's strategy's
+    (`chosen`; its capped variant for capped rows), paired by product. A lead of 2 standard errors or
+    more is one chance would rarely give; less is within what other products would have moved it by."""
+    k, metric = HEADLINE
+    reference = {s.cap: s for s in scored if s.name == chosen and s.hits_at is not None}
+    rows = []
+    for s in scored:
+        if s.hits_at is None:
+            continue
+        rows.append((s.name, s.cap, k, f"{prefix}{metric}_se", micro_standard_error(s.hits_at, s.truth_size)))
+        ref = reference.get(s.cap)
+        if ref is not None and ref is not s:
+            rows.append((s.name, s.cap, k, f"{prefix}{metric}_diff_se",
+                         micro_standard_error(s.hits_at - ref.hits_at, s.truth_size)))
+    frame = pd.DataFrame(rows, columns=["strategy", "cap", "k", "metric", "value"])
+    frame["cap"] = pd.Series([r[1] for r in rows], dtype=object)  # None stays NULL
+    return frame[np.isfinite(frame["value"].to_numpy(dtype=float))]
 
 
 def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFrame | None,

@@ -18,10 +18,14 @@ Definitions (k is the audience cut-off; "truth" of a product = its users in the 
   often, 1 = all exposure on one user).
 * lift_over_random: recall_micro / the recall_micro a uniformly random audience of allowed users has in
   expectation (computed exactly, so it never divides by a lucky or unlucky draw).
+* recall_micro_se (micro_standard_error): how far recall_micro moves when other products had been
+  evaluated; recall_micro_diff_se: the same for the difference between a strategy and the run's own,
+  paired by product (both face the same truth, so their luck is shared and cancels).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -66,6 +70,31 @@ def gini(counts: np.ndarray) -> float:
     if n == 0 or total == 0:
         return 0.0
     return float(2 * np.dot(np.arange(1, n + 1), x) / (n * total) - (n + 1) / n)
+
+
+def micro_standard_error(hits: np.ndarray, truth_size: np.ndarray) -> float:
+    """Standard error of a micro recall sum(hits) / sum(truth) over products, the products being the
+    sampling units: the ratio's linearized (delta-method) variance P / (P - 1) * sum((h - R t)^2) / sum(t)^2
+    with R = sum(h) / sum(t). Given the per-product difference of two strategies' hits, it is the standard
+    error of their recall difference (paired). nan with fewer than two products or no truth."""
+    hits, truth_size = np.asarray(hits, dtype=float), np.asarray(truth_size, dtype=float)
+    total, n = truth_size.sum(), hits.size
+    if n < 2 or total <= 0:
+        return float("nan")
+    residual = hits - hits.sum() / total * truth_size
+    return float(np.sqrt(n / (n - 1) * np.dot(residual, residual)) / total)
+
+
+CONFIDENCE = 0.95
+Z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)  # +- Z standard errors: the 95% interval (normal approximation)
+
+
+def versus(difference: float, standard_error: float) -> str:
+    """Is a recall difference one chance would rarely give? 'higher' or 'lower' when its 95% interval
+    (difference +- Z standard errors) leaves out zero, else 'within noise'."""
+    if not np.isfinite(standard_error) or abs(difference) <= Z * standard_error:
+        return "within noise"
+    return "higher" if difference > 0 else "lower"
 
 
 def expected_random_recall(truth: Truth, k: int) -> float:

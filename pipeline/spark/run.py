@@ -106,7 +106,8 @@ def _spark_model_stages(wdb, run_id: int, events: DataFrame, bot_rows: DataFrame
     outer, scored, inner, horizon = holdout.evaluate(events, bot_rows, params, n_rows,
                                                      progress=lambda share: stages.partial("evaluate", share))
     if scored:
-        write_evaluation(wdb, run_id, scored, inner, holdout_stats(outer.products, len(outer.ids), outer.truth))
+        write_evaluation(wdb, run_id, scored, inner, holdout_stats(outer.products, len(outer.ids), outer.truth),
+                         driver.SPARK_STRATEGY)
     params = replace(params, strategy=driver.SPARK_STRATEGY, horizon_days=horizon)
     _record_params(wdb, run_id, params, selection)
     stages.done("evaluate", "audiences")
