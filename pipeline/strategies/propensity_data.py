@@ -265,6 +265,11 @@ def _top_each(found: Candidates, width: int) -> Candidates:
     return Candidates(found.index[keep], found.rows[keep], found.scores[keep])
 
 
+# A third list per pool, `activity`'s order (the users busiest right now, whom the comeback cells tie-broken
+# by engagement put at places 200-1800), was tried: on another seed's no-catalogue market under `all` (8,
+# 500K rows) its inner split went from 58 to 84 hits (`activity` 85), but on `pipeline quality`'s 15 inner
+# cells (500K rows, seed 7) recall@100 moved by a geometric mean of -0.8% (5 up, 5 down; no-catalogue under
+# `all` 0.0009 -> 0.0008) and on the outer holdouts +2.9% (7 up, 6 down), so it was not taken.
 def category_pools(sig: Signals, n_codes: int, need: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per category code (and a last pool for "no category"): its most attached users (share x comeback)
