@@ -289,7 +289,7 @@ def lift_over_random(table: pd.DataFrame) -> go.Figure:
 
 
 def recall_certainty(certain: pd.DataFrame, scored_as: str) -> go.Figure:
-    """reports.tables.certainty as dots with 95% whiskers: each strategy's difference in recall@100 to the
+    """reports.tables.certainty_view as dots with 95% whiskers: each strategy's difference in recall@100 to the
     run's strategy (percentage points; the run's own dot sits at 0 with its own interval). A whisker that
     crosses zero is a difference chance alone could give."""
     rows = certain.iloc[::-1]  # best at the top

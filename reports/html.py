@@ -15,8 +15,8 @@ from reports.model_figures import calibration_figure, holdout_gain_figure
 from reports.reading import reading
 from reports.tables import (
     calibration_view,
-    certainty,
     certainty_titles,
+    certainty_view,
     random_lift_is_one,
     stat_table,
     stress_cards,
@@ -137,11 +137,12 @@ def _evaluation(con, run_id: int) -> str:
 
 def _certainty(table: pd.DataFrame, published: str) -> str:
     """Recall@100 against the published strategy with 95% intervals (the app's "How sure is it?")."""
-    certain = certainty(table, published)
+    certain = certainty_view(table, published)
     if certain.empty:
         return f'<p class="note">{html.escape(NO_CERTAINTY)}</p>'
+    shown = certain.rename(columns=certainty_titles(published))
     return (f'<h3>How sure is it? Recall@100 with 95% intervals</h3><div class="grid">'
-            f'{_chart(figures.recall_certainty(certain, published))}<div>{_table(certain.rename(columns=certainty_titles(published)), "{:.3f}")}'
+            f'{_chart(figures.recall_certainty(certain, published))}<div>{_table(shown, "{:.3f}")}'
             f'<p class="note">{html.escape(CERTAINTY_TEXT)}</p></div></div>')
 
 

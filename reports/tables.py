@@ -70,37 +70,20 @@ def random_lift_is_one(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(value=rows["value"].where(~is_random, 1.0))
 
 
-CERTAINTY_COLUMNS = ["strategy", "recall", "recall_pm", "versus_run", "versus_run_pm", "verdict"]
-
-
 def certainty_titles(scored_as: str) -> dict[str, str]:
-    """How people read certainty()'s columns."""
+    """How people read certainty_view()'s columns."""
     return {"recall": "recall@100 %", "recall_pm": "± %", "versus_run": f"vs {scored_as} (pp)",
             "versus_run_pm": "± pp", "verdict": "verdict"}
 
 
-def certainty(table: pd.DataFrame, scored_as: str) -> pd.DataFrame:
-    """How sure the holdout's headline is (queries.evaluation rows; `scored_as`: the label of the run's
-    strategy; the strategies scored under the same cap as it): per strategy its recall@100 and the half-width of its 95% interval, and its difference to
-    the run's strategy with that difference's own interval (paired by product, so far narrower than the
-    two recalls' intervals suggest) and whether it is beyond chance. In percent, best first; empty when
-    the run stored no standard errors (no holdout, or a run from before they were kept)."""
-    from pipeline.evaluation.metrics import Z, versus
-    cap = table.loc[table["label"] == scored_as, "cap"]
-    same_cap = table["cap"].isna() if cap.empty or cap.isna().iloc[0] else table["cap"] == cap.iloc[0]
-    rows = table[same_cap & (table["k"] == 100)
-                 & table["metric"].isin(["recall_micro", "recall_micro_se", "recall_micro_diff_se"])]
-    wide = rows.pivot_table(index="label", columns="metric", values="value", aggfunc="first")
-    if "recall_micro_se" not in wide.columns or scored_as not in wide.index:
-        return pd.DataFrame(columns=CERTAINTY_COLUMNS)
-    diff_se = wide["recall_micro_diff_se"] if "recall_micro_diff_se" in wide.columns else pd.Series(np.nan, wide.index)
-    difference = wide["recall_micro"] - wide.loc[scored_as, "recall_micro"]
-    out = pd.DataFrame({"strategy": wide.index, "recall": 100 * wide["recall_micro"].to_numpy(),
-                        "recall_pm": 100 * Z * wide["recall_micro_se"].to_numpy(),
-                        "versus_run": 100 * difference.to_numpy(), "versus_run_pm": 100 * Z * diff_se.to_numpy()})
-    out["verdict"] = [("" if label == scored_as else versus(d, se))
-                      for label, d, se in zip(wide.index, difference, diff_se)]
-    return out.sort_values("recall", ascending=False, kind="stable").reset_index(drop=True)
+def certainty_view(table: pd.DataFrame, scored_as: str) -> pd.DataFrame:
+    """pipeline.evaluation.certainty of the holdout's rows (queries.evaluation; `scored_as`: the label of
+    the run's strategy) in percent and percentage points, as the leaderboard shows recall."""
+    from pipeline.evaluation.certainty import certainty
+    out = certainty(table, scored_as)
+    shares = ["recall", "recall_pm", "versus_run", "versus_run_pm"]
+    out[shares] = out[shares].astype(float) * 100
+    return out
 
 
 CHANCE = 0.95  # the share of outcomes a calibrated model's observed count falls within

@@ -19,7 +19,7 @@ from pipeline.run import execute
 from pipeline.strategies import STRATEGIES
 from reports.html import build_report
 from reports.kpis import format_stat, kpis
-from reports.tables import certainty, leaderboard, random_lift_is_one
+from reports.tables import certainty_view, leaderboard, random_lift_is_one
 from reports.words import DESCRIPTIONS, EXPLANATIONS, SHORT_NAMES
 from store import writer
 
@@ -210,14 +210,14 @@ def test_certainty_pairs_every_strategy_with_the_run_s_own_under_its_cap():
                             ("random", "recall_micro_diff_se"): 0.01})  # -0.01 +- 0.0196: within noise
     capped = pd.DataFrame([{"strategy": "als", "cap": 5.0, "label": "als (cap 5)", "k": 100, "metric": m, "value": v}
                            for m, v in (("recall_micro", 0.9), ("recall_micro_se", 0.1))])
-    got = certainty(pd.concat([rows, capped], ignore_index=True), "affinity")
+    got = certainty_view(pd.concat([rows, capped], ignore_index=True), "affinity")
     assert got["strategy"].tolist() == ["affinity", "random", "als"]  # best first; the capped row is not compared
     assert got["verdict"].tolist() == ["", "within noise", "lower"]
     assert got["recall"].tolist() == pytest.approx([5, 4, 2]) and got["versus_run"].tolist() == pytest.approx([0, -1, -3])
     assert got["recall_pm"].tolist() == pytest.approx([100 * z * 0.01, 100 * z * 0.01, 100 * z * 0.005])
     assert np.isnan(got["versus_run_pm"].iloc[0]) and got["versus_run_pm"].iloc[1:].tolist() == pytest.approx(
         [100 * z * 0.01] * 2)
-    assert certainty(rows[~rows["metric"].str.endswith("_se")], "affinity").empty  # a run from before them
+    assert certainty_view(rows[~rows["metric"].str.endswith("_se")], "affinity").empty  # a run from before them
 
 
 def test_the_report_shows_calibration_and_gain_or_says_the_run_has_none(propensity_db, without_model_tables,

@@ -4,7 +4,7 @@ import streamlit as st
 from app import context, data
 from reports import figures
 from reports.model_figures import calibration_figure, holdout_gain_figure
-from reports.tables import calibration_view, certainty, certainty_titles, leaderboard, random_lift_is_one
+from reports.tables import calibration_view, certainty_titles, certainty_view, leaderboard, random_lift_is_one
 from reports.words import (
     CALIBRATION_TEXT,
     CERTAINTY_TEXT,
@@ -80,7 +80,7 @@ def leaderboard_section(table, scored_as: str, is_current: bool) -> None:
 def certainty_section(table, scored_as: str) -> None:
     """Each strategy's recall@100 against the run's strategy with 95% intervals: is the lead real?"""
     st.subheader("How sure is it? Recall@100 with 95% intervals")
-    certain = certainty(table, scored_as)
+    certain = certainty_view(table, scored_as)
     if certain.empty:
         st.info(NO_CERTAINTY, icon=":material/info:")
         return

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline.config import EXCLUDE_RULES
+from pipeline.evaluation.certainty import certainty
 from pipeline.evaluation.holdout import INNER
 from store.errors import InputError
 
@@ -159,7 +159,7 @@ def quality_table(run: MarketRun, shown: list[str] | None = None, split: str = "
         table = table.loc[[s for s in shown if s in table.index]]
     seconds = run.inner_seconds if split == "inner" else run.seconds
     table["seconds"] = [seconds.get(s, float("nan")) for s in table.index]
-    table["vs published@100"] = versus_published(table[BEST[0]], wide, run.published)
+    table["vs published@100"] = table.index.map(versus_published(rows, run.published)).fillna("")
     best = (table[BEST[0]] == table[BEST[0]].max()) & (table[BEST[0]] > 0)  # ties are all marked
     published = pd.Series(table.index == run.published, index=table.index)
     table["note"] = (best.map({True: "best@100", False: ""}) + (best & published).map({True: ", ", False: ""})
@@ -167,22 +167,13 @@ def quality_table(run: MarketRun, shown: list[str] | None = None, split: str = "
     return table.sort_values([BEST[0], COLUMNS[0][0]], ascending=False, kind="stable").rename_axis("strategy").reset_index()
 
 
-def versus_published(recall: pd.Series, wide: pd.DataFrame, published: str) -> list[str]:
-    """Per strategy, its recall@100 minus the published strategy's with the 95% interval of that
-    difference (paired by product) and whether it is beyond chance; the published row: its own interval."""
-    from pipeline.evaluation.metrics import Z, versus
-    if (100, "recall_micro_se") not in wide.columns or published not in recall.index:
-        return [""] * len(recall)
-    own = wide[(100, "recall_micro_se")]
-    diff_se = wide[(100, "recall_micro_diff_se")] if (100, "recall_micro_diff_se") in wide.columns else own * np.nan
-    words = []
-    for strategy, value in recall.items():  # a handful of strategies
-        if strategy == published:
-            words.append(f"±{Z * own.get(strategy, np.nan):.4f}")
-            continue
-        difference, se = value - recall[published], diff_se.get(strategy, np.nan)
-        words.append(f"{difference:+.4f} ±{Z * se:.4f} ({versus(difference, se)})")
-    return words
+def versus_published(rows: pd.DataFrame, published: str) -> dict[str, str]:
+    """Per strategy (uncapped rows of one split), its recall@100 minus the published strategy's with the
+    95% interval of that difference and whether it is beyond chance; the published row: its own interval."""
+    certain = certainty(rows, published)
+    return {row.strategy: (f"±{row.recall_pm:.4f}" if row.strategy == published else
+                           f"{row.versus_run:+.4f} ±{row.versus_run_pm:.4f} ({row.verdict})")
+            for row in certain.itertuples()}
 
 
 def format_rule(rule: str, runs: list[MarketRun], shown: list[str] | None = None, split: str = "holdout") -> str:
