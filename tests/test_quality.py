@@ -107,6 +107,13 @@ def test_the_markdown_table_for_one_rule(stored):
                          "published `als` (best on the inner split)")
 
 
+def test_bench_prints_the_published_strategy_and_the_best_other_with_their_intervals(stored):
+    from pipeline.cli.bench import holdout_lead
+    # als (published) 0.08 +- 1.96 * 0.01; affinity's lead +0.02 +- 1.96 * 0.005 leaves out zero; random,
+    # the yardstick, is never "the best other"
+    assert holdout_lead(*stored) == "als 0.08000 ±0.01960 (95%); best other affinity +0.02000 ±0.00980 (higher)"
+
+
 def test_a_small_market_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "q.md"
     assert main(["quality", "--markets", "market", "--rows", "3000", "--exclude", "none",

@@ -14,13 +14,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from pipeline.cli.memory_watch import MemoryWatch
 from pipeline.config import RunParams
+from pipeline.evaluation.certainty import certainty
 from pipeline.evaluation.overlap import jaccard, same_category_pairs
 from pipeline.run import execute
 from pipeline.strategies import AUTO
 from store import queries, read
+from store.names import published_label
 
 READ_SAMPLES = 1000
 JACCARD_PAIRS = 2000  # random same-category product pairs whose audiences are compared
@@ -78,6 +81,28 @@ def same_category_jaccard(db: Path, run_id: int, seed: int, pairs: int = JACCARD
     return float(jaccard(users[a], sizes[a], users[b], sizes[b], k).mean()), int(both.sum())
 
 
+def holdout_lead(db: Path, run_id: int) -> str:
+    """The published strategy's recall@100 on the outer holdout with its 95% interval, and the runner-up's
+    difference to it with that difference's interval (pipeline.evaluation.certainty)."""
+    con = queries.connect(db)
+    try:
+        rows = queries.evaluation(con, run_id)
+        published = published_label(set(rows["label"]), queries.run(con, run_id)["params"]) if len(rows) else ""
+    finally:
+        con.close()
+    certain = certainty(rows, published) if len(rows) else pd.DataFrame()
+    if certain.empty:
+        return "no holdout standard errors (no holdout, or a single evaluated product)"
+    own = certain[certain["strategy"] == published].iloc[0]
+    text = f"{published} {own['recall']:.5f} ±{own['recall_pm']:.5f} (95%)"
+    others = certain[(certain["strategy"] != published) & (certain["strategy"] != "random")]
+    if len(others):
+        best = others.iloc[0]
+        text += (f"; best other {best['strategy']} {best['versus_run']:+.5f} ±{best['versus_run_pm']:.5f} "
+                 f"({best['verdict']})")
+    return text
+
+
 def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: float = 0.2,
           cap: int | None = None, engine: str = "inprocess", spark_master: str | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -116,5 +141,6 @@ def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: fl
     print(f"  same-category audiences  mean Jaccard@{JACCARD_K} {overlap:.3f} over {pairs:,} random pairs of products "
           "of one category (1: identical lists)" if pairs else
           "  same-category audiences  none: no two of the run's products share a catalogue category")
+    print(f"  holdout recall@100       {holdout_lead(db, result.run_id)}")
     print(f"  database size            {db.stat().st_size / 2**20:8.0f} MiB")
     return 0
