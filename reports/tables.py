@@ -72,7 +72,7 @@ def random_lift_is_one(rows: pd.DataFrame) -> pd.DataFrame:
 
 def certainty_titles(scored_as: str) -> dict[str, str]:
     """How people read certainty_view()'s columns."""
-    return {"recall": "recall@100 %", "recall_pm": "± %", "versus_run": f"vs {scored_as} (pp)",
+    return {"recall": "recall %", "recall_pm": "± %", "versus_run": f"vs {scored_as}, pp",
             "versus_run_pm": "± pp", "verdict": "verdict"}
 
 

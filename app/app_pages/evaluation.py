@@ -84,7 +84,7 @@ def certainty_section(table, scored_as: str) -> None:
     if certain.empty:
         st.info(NO_CERTAINTY, icon=":material/info:")
         return
-    left, right = st.columns([3, 2])
+    left, right = st.columns([4, 5])  # the table's six columns fit without scrolling
     left.plotly_chart(figures.recall_certainty(certain, scored_as), config=figures.PLOT_CONFIG)
     titles = certainty_titles(scored_as)
     right.dataframe(certain, hide_index=True, key="certainty_table", column_config={
