@@ -176,8 +176,10 @@ def headline_hits(hits: np.ndarray) -> np.ndarray:
 def comparison_rows(scored: list[Scored], chosen: str, prefix: str = "") -> pd.DataFrame:
     """Evaluation rows saying how sure the headline is, at its k: every strategy's `recall_micro_se`, and
     for the others `recall_micro_diff_se`, the standard error of their recall minus the run's strategy's
-    (`chosen`; its capped variant for capped rows), paired by product. A lead of 2 standard errors or
-    more is one chance would rarely give; less is within what other products would have moved it by."""
+    (`chosen`; its capped variant for capped rows), paired by product. A difference beyond 1.96 standard
+    errors is one chance would rarely give (metrics.versus). The products are the sampling units: a user
+    who drives hits on several products ties them together, which these errors do not count, so they
+    may be somewhat narrow where a few users engage with many products."""
     k, metric = HEADLINE
     reference = {s.cap: s for s in scored if s.name == chosen and s.hits_at is not None}
     rows = []
