@@ -98,7 +98,8 @@ CERTAINTY_TEXT = (
     "units: a strategy's own, and that of its difference to the run's strategy. The difference is measured "
     "product by product on the same later engagements, so it is far surer than the two recalls' own "
     "intervals suggest. 'within noise': the interval of the difference holds zero, so this holdout cannot "
-    "tell the two apart.")
+    "tell the two apart. The intervals are approximate (a normal approximation, products as independent "
+    "units): with a few dozen hits, or a few users behind many products' hits, read them as somewhat narrow.")
 NO_CERTAINTY = ("This run stored no standard errors (it has no holdout, or it is from before they were kept): "
                 "rerun to see how sure each difference is.")
 
