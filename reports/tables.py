@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from pipeline.evaluation.metrics import CONFIDENCE
 from reports.kpis import format_stat
 from reports.words import EXPLANATIONS
 
@@ -86,7 +87,9 @@ def certainty_view(table: pd.DataFrame, scored_as: str) -> pd.DataFrame:
     return out
 
 
-CHANCE = 0.95  # the share of outcomes a calibrated model's observed count falls within
+# The share of outcomes a calibrated model's observed count falls within: the confidence of every interval
+# the workbench shows (the recall intervals' too).
+CHANCE = CONFIDENCE
 CALIBRATION_COLUMNS = ["decile", "entries", "expected", "observed", "chance_low", "chance_high", "within_chance",
                        "observed_over_expected"]
 

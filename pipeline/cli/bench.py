@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from pipeline.cli.memory_watch import MemoryWatch
 from pipeline.config import RunParams
-from pipeline.evaluation.certainty import certainty
+from pipeline.evaluation.certainty import certainty, lead_text
+from pipeline.evaluation.holdout import YARDSTICKS
 from pipeline.evaluation.overlap import jaccard, same_category_pairs
 from pipeline.run import execute
 from pipeline.strategies import AUTO
@@ -82,25 +82,21 @@ def same_category_jaccard(db: Path, run_id: int, seed: int, pairs: int = JACCARD
 
 
 def holdout_lead(db: Path, run_id: int) -> str:
-    """The published strategy's recall@100 on the outer holdout with its 95% interval, and the runner-up's
-    difference to it with that difference's interval (pipeline.evaluation.certainty)."""
+    """The published strategy's recall@100 on the outer holdout with its 95% interval, and the best other
+    strategy's (the yardstick aside) difference to it with that difference's interval."""
     con = queries.connect(db)
     try:
         rows = queries.evaluation(con, run_id)
-        published = published_label(set(rows["label"]), queries.run(con, run_id)["params"]) if len(rows) else ""
+        published = published_label(set(rows["label"]), queries.run(con, run_id)["params"])
     finally:
         con.close()
-    certain = certainty(rows, published) if len(rows) else pd.DataFrame()
+    certain = certainty(rows, published)  # best first
     if certain.empty:
         return "no holdout standard errors (no holdout, or a single evaluated product)"
-    own = certain[certain["strategy"] == published].iloc[0]
-    text = f"{published} {own['recall']:.5f} ±{own['recall_pm']:.5f} (95%)"
-    others = certain[(certain["strategy"] != published) & (certain["strategy"] != "random")]
-    if len(others):
-        best = others.iloc[0]
-        text += (f"; best other {best['strategy']} {best['versus_run']:+.5f} ±{best['versus_run_pm']:.5f} "
-                 f"({best['verdict']})")
-    return text
+    own = next(r for r in certain.itertuples() if r.strategy == published)
+    text = f"{published} {own.recall:.5f} {lead_text(own, published, 5)} (95%)"
+    best = next((r for r in certain.itertuples() if r.strategy not in (published, *YARDSTICKS)), None)
+    return text + (f"; best other {best.strategy} {lead_text(best, published, 5)}" if best else "")
 
 
 def bench(rows: int, seed: int, workdir: Path, strategy: str = AUTO, holdout: float = 0.2,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import EXCLUDE_RULES
-from pipeline.evaluation.certainty import certainty
+from pipeline.evaluation.certainty import certainty, lead_text
 from pipeline.evaluation.holdout import INNER
 from store.errors import InputError
 
@@ -170,10 +170,7 @@ def quality_table(run: MarketRun, shown: list[str] | None = None, split: str = "
 def versus_published(rows: pd.DataFrame, published: str) -> dict[str, str]:
     """Per strategy (uncapped rows of one split), its recall@100 minus the published strategy's with the
     95% interval of that difference and whether it is beyond chance; the published row: its own interval."""
-    certain = certainty(rows, published)
-    return {row.strategy: (f"±{row.recall_pm:.4f}" if row.strategy == published else
-                           f"{row.versus_run:+.4f} ±{row.versus_run_pm:.4f} ({row.verdict})")
-            for row in certain.itertuples()}
+    return {row.strategy: lead_text(row, published) for row in certainty(rows, published).itertuples()}
 
 
 def format_rule(rule: str, runs: list[MarketRun], shown: list[str] | None = None, split: str = "holdout") -> str:

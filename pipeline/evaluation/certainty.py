@@ -33,3 +33,11 @@ def certainty(rows: pd.DataFrame, reference: str) -> pd.DataFrame:
                         "versus_run_pm": Z * diff_se.to_numpy()})
     out["verdict"] = [("" if name == reference else versus(d, se)) for name, d, se in zip(wide.index, difference, diff_se)]
     return out.sort_values("recall", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def lead_text(row, reference: str, digits: int = 4) -> str:
+    """One certainty row in words: the reference's own interval ("±0.0004"), another strategy's difference
+    to it with that difference's interval and verdict ("-0.0002 ±0.0003 (within noise)")."""
+    if row.strategy == reference:
+        return f"±{row.recall_pm:.{digits}f}"
+    return f"{row.versus_run:+.{digits}f} ±{row.versus_run_pm:.{digits}f} ({row.verdict})"
