@@ -202,7 +202,7 @@ def test_both_engines_evaluate_engagement_alike(spark, tmp_path):
     plus user 9999999, who turns into a bot on the last day: the fitting part takes their early rows back."""
     from pipeline.demo.generate import generate
     folder = tmp_path / "market"
-    generate(rows=4000, seed=3, out_dir=folder)
+    generate(rows=4000, seed=2, out_dir=folder)
     source = folder / "interactions.csv"
     market = pd.read_csv(source, dtype=str)  # an export's columns: index, customer_id, product_id, event, event_date
     last_day = pd.to_datetime(market["event_date"], errors="coerce", format="mixed", utc=True).max().date()
