@@ -238,5 +238,6 @@ class ALS(Strategy):
         # product's past buyers are one-time users, outside the pool) asked top-k for thousands per product.
         in_pool = member(exclusions.rows, self.pool)
         width = depth + np.bincount(exclusions.index[in_pool], minlength=len(products))
-        found = top_users(vectors, self.user_factors, self.pool, width)
-        yield from assemble(products, exclusions, depth, self.ids, self.eng_rank, found)
+        # handed over without a name here, so assemble can free them once it has the allowed ones
+        yield from assemble(products, exclusions, depth, self.ids, self.eng_rank,
+                            top_users(vectors, self.user_factors, self.pool, width))

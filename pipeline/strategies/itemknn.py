@@ -78,5 +78,6 @@ class ItemKNN(Strategy):
         return self
 
     def rank(self, products: np.ndarray, exclusions: Exclusions, depth: int) -> Iterator[AudienceBlock]:
-        found = neighbour_scores(self.matrix, self.similarity, self.items, products)
-        yield from assemble(products, exclusions, depth, self.ids, self.eng_rank, found)
+        # handed over without a name here, so assemble can free them once it has the allowed ones
+        yield from assemble(products, exclusions, depth, self.ids, self.eng_rank,
+                            neighbour_scores(self.matrix, self.similarity, self.items, products))
