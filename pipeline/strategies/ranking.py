@@ -238,7 +238,7 @@ def assemble(products: np.ndarray, exclusions: Exclusions, depth: int, ids: np.n
     allowed = exclusions.allowed(candidates.index, candidates.rows)
     index, rows, scores = candidates.index[allowed], candidates.rows[allowed], candidates.scores[allowed]
     # The raw candidates go before the sort below: a caller that handed them over without keeping a name
-    # (als, itemknn) frees them here, ~0.5 GB for the 5M demo's evaluated products (20M als candidates).
+    # (als, itemknn) frees them here. `pipeline bench --rows 5000000`: peak 8,185 -> 7,466 MiB.
     del candidates, allowed
     keys = index * n_users + rows
     if not (keys[1:] > keys[:-1]).all():  # propensity's come one per pair, in order: nothing to sort
