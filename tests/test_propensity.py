@@ -8,7 +8,7 @@ import pytest
 from pipeline.config import RunParams
 from pipeline.data.features import user_features
 from pipeline.evaluation.calibration import calibration_bins, gain_curve, users_for_share
-from pipeline.strategies import audiences, propensity, propensity_model
+from pipeline.strategies import audiences, propensity
 
 START = pd.Timestamp("2023-01-01")
 
@@ -101,7 +101,7 @@ def test_every_inner_product_trains_and_the_sampled_negatives_are_reweighted(mon
     params = RunParams(horizon_days=10.0, exclude="purchased")
     frames = []
     monkeypatch.setattr(propensity, "fit_ranker",
-                        lambda features, labels, groups, seed, weights: frames.append((labels, groups, weights)))
+                        lambda features, labels, groups, seed, weights, names: frames.append((labels, groups, weights)))
     propensity.train(events, None, params)
     labels, groups, weights = frames[0]
     negatives = int((~labels).sum())  # all of them: 80 products' candidates, far under TRAIN_NEGATIVES
@@ -114,83 +114,6 @@ def test_every_inner_product_trains_and_the_sampled_negatives_are_reweighted(mon
     assert np.unique(groups).size == 80 and labels.sum() == 160 and (weights[labels] == 1).all()
     assert 0.2 < (~labels).sum() / negatives < 0.3
     assert weights[~labels] == pytest.approx(np.full((~labels).sum(), negatives / (negatives // 4)))
-
-
-def test_calibrated_scores_match_known_probabilities():
-    rng = np.random.default_rng(3)
-    n = 60_000
-    x = rng.random((n, 2)).astype(np.float32)
-    truth = 0.02 + 0.3 * x[:, 0] ** 2  # the known probability of each row
-    labels = rng.random(n) < truth
-    ranker = propensity_model.fit_ranker(x, labels, np.arange(n) % 400, seed=0)
-    fresh = rng.random((n, 2)).astype(np.float32)
-    predicted = ranker.predict(fresh)
-    expected = 0.02 + 0.3 * fresh[:, 0] ** 2
-    table = calibration_bins(predicted, expected)  # "observed" = the true probabilities here
-    ratio = table["observed"] / table["expected"]
-    assert ratio.between(0.85, 1.15).all()
-
-
-def test_rare_probabilities_keep_their_ratios_through_the_calibration():
-    # Three kinds of pair whose chances are 1e-4, 1e-3 and 1e-2 (ten times apart each), told apart by one
-    # feature, 60K pairs each: 4, 52 and 629 positives with this seed (under 1000: a sigmoid calibration).
-    # A sigmoid of the raw probability is linear in p inside exp(): it cannot make both steps (9e-4 and
-    # 9e-3 apart) a factor of ten, and put the rarest kind at 11x its chance. A sigmoid of the log-odds
-    # (a * log-odds + b) can keep every ratio: each kind lands within a factor of 2 of its chance.
-    rng = np.random.default_rng(5)
-    n = 180_000
-    kind = np.repeat([0, 1, 2], n // 3)
-    x = (kind + rng.random(n) * 0.5).astype(np.float32)[:, None]
-    chance = np.array([1e-4, 1e-3, 1e-2])
-    labels = rng.random(n) < chance[kind]
-    assert [labels[kind == k].sum() for k in range(3)] == [4, 52, 629]
-    ranker = propensity_model.fit_ranker(x, labels, np.arange(n) % 600, seed=0)
-    ratio = ranker.predict(np.array([[0.25], [1.25], [2.25]], dtype=np.float32)) / chance
-    assert ((ratio > 0.5) & (ratio < 2)).all()
-
-
-def test_a_few_dozen_positives_do_not_make_the_top_scores_overstate():
-    # The demo's case: ~40 engaged pairs among 40K, and features that say nothing (every pair has the
-    # same chance, 0.1%). A calibration fitted on a handful of them put isotonic steps where the few
-    # positives happened to fall (the top decile 2.6x the base rate with these numbers); cross-fitted
-    # and sigmoid, the best-scored tenth stays near the base rate.
-    rng = np.random.default_rng(0)
-    n = 40_000
-    x = rng.random((n, 3)).astype(np.float32)
-    labels = rng.random(n) < 0.001
-    ranker = propensity_model.fit_ranker(x, labels, np.arange(n) % 200, seed=0)
-    predicted = ranker.predict(rng.random((n, 3)).astype(np.float32))
-    base = labels.mean()
-    assert labels.sum() == 41
-    assert np.sort(predicted)[::-1][:n // 10].mean() < 1.5 * base
-    assert 0.8 * base < predicted.mean() < 1.25 * base
-
-
-def test_a_product_of_two_ties_is_ranked_from_a_few_dozen_positives():
-    # The chance is proportional to x0 * x1 (like comeback x category share) and only 26 of 40K pairs
-    # engage. On fresh pairs the trees alone order by the true chance with a Spearman correlation of
-    # 0.64 (this seed); the logistic family reads log x0 + log x1, and the mean of the two reaches 0.96.
-    from scipy.stats import spearmanr
-    rng = np.random.default_rng(11)
-    n = 40_000
-    x = rng.random((n, 2)).astype(np.float32)
-    labels = rng.random(n) < 0.004 * x[:, 0] * x[:, 1]
-    assert labels.sum() == 26
-    ranker = propensity_model.fit_ranker(x, labels, np.arange(n) % 200, seed=0)
-    fresh = rng.random((20_000, 2)).astype(np.float32)
-    assert spearmanr(ranker.predict(fresh), fresh[:, 0] * fresh[:, 1])[0] > 0.9
-
-
-def test_the_linear_family_reads_each_feature_and_the_log_of_those_never_negative():
-    # Column 0 is never negative: it is kept and logged, log(0 + 0.001) = -6.908 and log(0.999 + 0.001) = 0.
-    # Column 1 has a -1 ("no own event"): kept as it is, not logged. Two rows: each column standardizes
-    # to -1 and +1.
-    x = np.array([[0.0, -1.0], [0.999, 3.0]])
-    linear = propensity_model.LinearFeatures().fit(x)
-    assert linear.transform(x) == pytest.approx(np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
-    # At serving a negative value of a logged feature counts as 0 in its log (the raw column still moves).
-    serving = linear.transform(np.array([[-5.0, 3.0]]))[0]
-    assert serving[2] == pytest.approx(-1.0) and serving[0] == pytest.approx((-5.0 - 0.4995) / 0.4995)
 
 
 def test_calibration_bins_compare_expected_and_observed_per_decile():

@@ -4,8 +4,9 @@ Stage 1, candidates per product (propensity_data): the user's own earlier events
 exclusion rule lets them in), item-kNN neighbours (implicit BM25), ALS taste (implicit), and a shared
 list per category of its most attached users plus the users most likely to come back.
 
-Stage 2, a ranker (propensity_model): the mean of two calibrated scikit-learn models of the pair features,
-gradient-boosted trees and a logistic regression on the features and their logs, trained on an inner
+Stage 2, a ranker (propensity_model): the mean of two calibrated scikit-learn models of the pair's ties,
+the user's chance of coming back and the product's popularity and age (its level only), gradient-boosted
+trees and a logistic regression on the features and their logs, trained on an inner
 temporal split of the events it is fitted on only: features from the events before the inner cut
 (end of the data minus the horizon), labels = engaged with the product at or after it. The horizon is
 the length of the run's holdout window, so the model answers the question the evaluation asks. The
@@ -35,6 +36,7 @@ from pipeline.data.features import user_features
 from pipeline.strategies.als import prefetch_matrix
 from pipeline.strategies.base import Strategy
 from pipeline.strategies.propensity_data import (
+    FEATURES,
     ProductInfo,
     Signals,
     build_signals,
@@ -169,7 +171,7 @@ def train(events: pd.DataFrame, catalogue: pd.DataFrame | None, params: RunParam
     product, user, _, features = candidate_frame(sig, info, products, exclusions, TRAIN_WIDTH, select=sample)
     labels = member(product * len(ids) + user, truth)
     weights = np.where(labels, 1.0, 1.0 / rate)
-    return fit_ranker(features, labels, product, params.seed, weights)
+    return fit_ranker(features, labels, product, params.seed, weights, names=FEATURES)
 
 
 class Propensity(Strategy):
