@@ -60,8 +60,10 @@ DESCRIPTIONS: dict[str, str] = {
         "neighbours), users whose taste matches it (ALS), users loyal to its category (with a catalogue) "
         "and active users likely to come back. Then two classifiers, gradient-boosted trees and a logistic "
         "regression, trained on the run's own past (features before an inner cut, what happened after "
-        "it), score each candidate from their activity, recency, own interest in the product, category "
-        "share, neighbour strength, taste match, affinity's score and the product's popularity and age. "
+        "it), score each candidate from their chance of coming back (learned on every user from activity "
+        "and recency; the activity itself too once there are a thousand engagements to learn from), own "
+        "interest in the product, category share, neighbour strength, taste match, affinity's score and "
+        "the product's popularity and age (which raise or lower all of a product's candidates alike). "
         "The score is the mean of the two; it is a calibrated probability that the user "
         "engages with the product within the horizon (the length of the holdout window): an audience's "
         "scores add up to the engagements it can be expected to bring."),
