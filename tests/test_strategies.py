@@ -52,6 +52,17 @@ def test_product_neighbours_bring_their_own_community_first(communities, name, m
     assert len(audiences[12]) == 7  # then everyone else: audiences stay full
 
 
+def test_propensity_with_nothing_to_learn_from_still_ranks_by_the_ties(communities, monkeypatch):
+    # Too few events for a single engaged pair after the inner cut, so the ranker's prior scores. Every
+    # user is all in the one category; only the products' neighbours tell the two communities apart.
+    monkeypatch.setattr(als, "FACTORS", 2)
+    events, users = communities
+    catalogue = pd.DataFrame({"product_id": [10, 11, 12, 20, 21, 22], "category": "A"})
+    audiences = rank("propensity", events, users, [12, 22], catalogue)
+    assert set(audiences[12][:3]) == {1, 2, 3}
+    assert set(audiences[22][:3]) == {5, 6, 7}
+
+
 # User 9 carted 30 and never bought it; users 1 and 2 bought it; users 5-7 are busy elsewhere.
 CARTED = (
     [(1, 30, "purchased", day(2)), (2, 30, "purchased", day(3)), (9, 30, "cart", day(4)),

@@ -31,6 +31,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from threadpoolctl import threadpool_limits
 
+from pipeline.strategies.affinity import FLOOR
 from pipeline.strategies.propensity_data import FEATURES
 from pipeline.strategies.ranking import CORES
 
@@ -91,10 +92,8 @@ class Ranker:
     def predict(self, features: np.ndarray) -> np.ndarray:
         if len(features) == 0:
             return np.zeros(0)
-        if not self.members:  # the prior: the chance of coming back, halved for users with no tie
-            tied = (features[:, FEATURES.index("own_weight")] > 0) | (features[:, FEATURES.index("neighbour")] > 0) \
-                | (features[:, FEATURES.index("taste")] > 0) | (features[:, FEATURES.index("category_share")] > 0)
-            return features[:, FEATURES.index("comeback")] * np.where(tied, 0.1, 0.05)
+        if not self.members:
+            return prior(features)
         out = np.empty(len(features))
         with threadpool_limits(PREDICT_THREADS):
             for start in range(0, len(features), PREDICT_ROWS):  # bounded copies, not a loop over pairs
@@ -102,6 +101,17 @@ class Ranker:
                 part = part if self.columns is None else part[:, self.columns]
                 out[start:start + len(part)] = np.mean([member.predict(part) for member in self.members], axis=0)
         return out
+
+
+def prior(features: np.ndarray) -> np.ndarray:
+    """Too little to learn from: the chance of coming back, times 0.05 for a stranger up to 0.1 for the
+    strongest tie, the tie being affinity's (its score over comeback, less its floor). Only "tied or not"
+    scored every member of a category alike, so with a catalogue same-category products had one audience."""
+    comeback = features[:, FEATURES.index("comeback")].astype(float)
+    tie = np.divide(features[:, FEATURES.index("affinity")], comeback, out=np.zeros(len(comeback)),
+                    where=comeback > 0) - FLOOR
+    tie = np.maximum(tie, 0)
+    return comeback * 0.05 * (1 + tie / (1 + tie))
 
 
 def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, seed: int,
