@@ -125,7 +125,7 @@ FEW_ENGAGED_PAIRS = 200  # below this, say the model had little to learn from
 NOTHING_LEARNED = (
     "The propensity model scored here had {engaged:,} engaged pairs to learn from in its fitting period "
     "({pairs:,} candidate pairs), too few to fit: it ranked by its prior, each user's chance of coming back "
-    "(halved for users with no tie to the product).")
+    "(up to doubled by the user's tie to the product, as affinity weighs it).")
 FEW_ENGAGED = (" That is few: with a few dozen engaged pairs a learned model is noisy and a hand-set rule such "
                "as affinity can rank better; a longer history gives it more to learn from.")
 
