@@ -97,7 +97,7 @@ def two_communities_market() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_two_products_of_one_category_with_different_neighbours_get_different_audiences():
     # The learned ranker (82 engaged pairs after the inner cut) fills each product's top ten with its own
-    # community; the two top-20 lists share 2 users (Jaccard 2/38, worked out on this seed).
+    # community; the two top-20 lists share 2 users on this seed (Jaccard 2/38), under the bound of 0.1.
     events, catalogue = two_communities_market()
     audiences_ = ranked(events, [1000, 2000], catalogue=catalogue, depth=20)
     first, second = audiences_[1000], audiences_[2000]
