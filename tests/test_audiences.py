@@ -106,6 +106,23 @@ def test_assemble_keeps_each_pairs_best_score_skips_the_excluded_and_fills(index
     assert block.scores.tolist() == [[0.9, 0.0, 0.0], [0.7, 0.0, 0.0]]
 
 
+def test_assemble_fills_from_the_filler_only_where_the_shared_lists_leave_room():
+    from pipeline.strategies.ranking import Candidates, Exclusions, SharedLists, assemble
+    ids = np.array([10, 20, 30, 40, 50])
+    excluded = Exclusions(np.array([1]), np.array([3]), np.array([1 * 5 + 3]), 5)  # product 200 excludes user 3
+    candidates = Candidates(np.array([0, 1]), np.array([4, 2]), np.array([0.8, 0.6]))
+    # list 0: users 3, 4, 1 (product 100); list 1: user 3 (product 200); list 2: user 4 at score 0 (product 300)
+    shared = SharedLists(np.array([3, 4, 1, 3, 4]), np.array([0, 3, 4, 5]), np.array([0.5, 0.4, 0.3, 0.2, 0.0]),
+                         np.array([0, 1, 2]))
+    [block] = assemble(np.array([100, 200, 300]), excluded, 3, ids, np.arange(5), candidates, shared,
+                       filler=np.arange(5))
+    # 100: its own 4, then its list but the placed 4: full, no filler.
+    # 200: its own 2; its list holds only the excluded 3; the filler's 0 and 1 (not 3, not the placed 2).
+    # 300: its list's 4 scores 0, as the filler's users do: the tie goes to the better tie rank (0, 1, 2).
+    assert block.customer_ids.tolist() == [[50, 40, 20], [30, 10, 20], [10, 20, 30]]
+    assert block.scores.tolist() == [[0.8, 0.5, 0.3], [0.6, 0.0, 0.0], [0.0, 0.0, 0.0]]
+
+
 @pytest.mark.parametrize("n, size, bounds", [
     (5, 2, [(0, 2), (2, 4), (4, 5)]),
     (4, 2, [(0, 2), (2, 4)]),

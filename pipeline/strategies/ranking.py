@@ -264,11 +264,19 @@ def assemble(products: np.ndarray, exclusions: Exclusions, depth: int, ids: np.n
             column_scores.append(np.where(valid, shared.scores[at], -np.inf))
             skip_local = np.concatenate([skip_local, np.nonzero(valid)[0]])
             skip_rows = np.concatenate([skip_rows, picked[valid]])
-        picked, valid = list_candidates(everyone, everyone_keys, np.zeros(stop - start, np.int64),
-                                        skip_local, skip_rows, depth, n_users)
-        columns.append(picked)
-        column_scores.append(np.where(valid, 0.0, -np.inf))
         positions, block_scores, sizes = merge_disjoint(columns, column_scores, tie_rank, n_users, depth)
+        # The filler (score 0) can only reach rows with fewer than `depth` positive scores: it is looked
+        # up for those rows alone (with a shared list, few or none of them).
+        short = np.flatnonzero((block_scores > 0).sum(axis=1) < depth)
+        if short.size:
+            slot = np.full(stop - start, -1)
+            slot[short] = np.arange(short.size)
+            mine = slot[skip_local] >= 0
+            picked, valid = list_candidates(everyone, everyone_keys, np.zeros(short.size, np.int64),
+                                            slot[skip_local[mine]], skip_rows[mine], depth, n_users)
+            positions[short], block_scores[short], sizes[short] = merge_disjoint(
+                [c[short] for c in columns] + [picked], [s[short] for s in column_scores] +
+                [np.where(valid, 0.0, -np.inf)], tie_rank, n_users, depth)
         return AudienceBlock(products[start:stop], sizes, positions, block_scores, ids)
 
     yield from product_blocks(len(products), block)
