@@ -50,8 +50,9 @@ BLOCK_CELLS = 16_000_000  # (products x width) cells of top-k results at once (1
 # same early part; propensity's training split of the outer early part is the inner early part): the
 # fits of the last CACHED_FITS distinct matrices are kept (done or under way), keyed by the matrix's content
 # and the users whose factors are asked for (the scoring pool): a fit keeps only those users' factors, as
-# every user's were 545 MB per fit at the 5M demo's 4.26M users.
-CACHED_FITS = 3
+# every user's were 545 MB per fit at the 5M demo's 4.26M users. Four: a run's three split fits and the
+# fit on every event, queued during the evaluation (holdout.evaluate_all), are all kept until used.
+CACHED_FITS = 4
 # Every user with a product is fitted. Fitting only 2+-product users (90% of the 500K demo's users have
 # one) was ~4x faster and kept `als`'s own recall (Instacart sample 0.652 -> 0.654), but propensity's taste
 # source then missed the products mostly one-time buyers touched: its recall@100 on the 150K demo fell
