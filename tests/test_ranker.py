@@ -63,6 +63,33 @@ def test_the_trees_let_a_products_features_shift_its_level_not_reorder_its_candi
     assert min(spread(None)) > 1.0
 
 
+@pytest.mark.parametrize("rate, names, apart", [
+    (0.06, FEATURES, True),    # few engaged pairs: sigmoid calibration, the profile not read
+    (0.3, FEATURES, True),     # plenty: isotonic calibration, every column read
+    (0.06, None, False),       # no names, no constraints: each pair is rebuilt at its level and scored
+    (0.0005, FEATURES, False),  # under MIN_POSITIVES: the prior, which reads no product level
+])
+def test_scoring_pairs_at_other_product_levels_equals_scoring_the_rebuilt_pairs(rate, names, apart):
+    # 3,000 users described at two levels (as two categories' first groups), read at three groups' levels:
+    # the log-odds shortcut gives what scoring each (user, group) pair's own feature row gives.
+    rng = np.random.default_rng(5)
+    x, chance = pair_market(rng, 60_000, rate)
+    ranker = propensity_model.fit_ranker(x, rng.random(len(x)) < chance, np.arange(len(x)) % 300, seed=0,
+                                         names=names)
+    assert ranker.level_apart == apart
+    rows, _ = pair_market(rng, 3_000)
+    level = propensity_model.LEVEL
+    rows[:, level] = np.where(np.arange(3_000)[:, None] < 1_500, 0.1, 0.5)
+    levels, _ = pair_market(rng, 3)
+    levels[:, level] = np.array([[0.2], [0.7], [0.9]])
+    at, by = rng.integers(0, 3_000, 10_000), rng.integers(0, 3, 10_000)
+    rebuilt = rows[at]
+    rebuilt[:, level] = levels[by][:, level]
+    assert np.allclose(ranker.predict_at_levels(rows, levels, at, by), ranker.predict(rebuilt), rtol=1e-9, atol=0)
+    # a learned ranker reads the level (product_users drives the chance): the rows at their own level differ
+    assert np.allclose(ranker.predict(rows[at]), ranker.predict(rebuilt)) != bool(ranker.members)
+
+
 def test_calibrated_scores_match_known_probabilities():
     rng = np.random.default_rng(3)
     n = 60_000

