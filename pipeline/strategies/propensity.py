@@ -63,7 +63,14 @@ TRAIN_PRODUCTS = 50_000
 # Engaged pairs are rare (well under 1%): every positive is kept, negatives at a rate that keeps about
 # this many of them, with weight 1 / rate, so the weighted frame stands for all candidates and the
 # calibration stays a probability. The frame's size (and the fit's time) no longer grows with products.
-TRAIN_NEGATIVES = 200_000
+# 100K, with two folds (propensity_model.FOLDS), rather than 200K and three: the 500K demo's serving fit
+# took 0.64 s instead of 2.4 s and its trees 47 instead of 97 (the tree count follows early stopping
+# on a handful of engaged pairs more than anything), and `pipeline bench` at 500K went from 57.4 s to
+# 49.5 s. Recall@100 moved by noise on `pipeline quality`'s 15 market x rule cells (geometric means):
+# 500K rows, seed 7: inner splits -1.3% (7 up, 5 down), outer holdouts +0.3% (3 up, 8 down); 150K rows,
+# seed 11, side by side: inner +0.1% (8 up, 6 down), outer -1.8% (5 up, 7 down). Under `all` the
+# few-categories market's inner split now chooses affinity at 500K (propensity 0.0023 against 0.0026).
+TRAIN_NEGATIVES = 100_000
 TRAIN_WIDTH = 100         # candidates per source and product in the training frame (bounds its memory)
 # Products whose candidates are featurized and scored at once. Scoring two chunks of 10K at a time (the
 # trees' predict and implicit's top-k taking turns under a lock, as they use both cores themselves) was

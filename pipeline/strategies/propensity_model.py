@@ -36,7 +36,8 @@ from pipeline.strategies.affinity import FLOOR
 from pipeline.strategies.propensity_data import FEATURES
 from pipeline.strategies.ranking import CORES
 
-FOLDS = 3                 # cross-fitting folds of the sampled products: every positive calibrates
+FOLDS = 2                 # cross-fitting folds of the sampled products: every positive calibrates (why 2: at
+                          # propensity.TRAIN_NEGATIVES); serving walks every fold's trees for every candidate
 ISOTONIC_POSITIVES = 1000  # fewer engaged pairs: a sigmoid calibration (isotonic steps would fit the noise)
 PROFILE_POSITIVES = ISOTONIC_POSITIVES  # fewer: the ranker does not read the user's profile (READ, below)
 MIN_POSITIVES = 20        # fewer engaged pairs after the inner cut: nothing to learn, use the prior
@@ -217,7 +218,7 @@ def fit_ranker(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, see
 
 
 def trees(names: tuple[str, ...] | None, seed: int):
-    """Few, larger steps. Serving walks every tree of the three cross-fitted models for every candidate
+    """Few, larger steps. Serving walks every tree of the cross-fitted models for every candidate
     (~5M pairs at 500K rows), and early stopping keeps the `n_iter_no_change` trees that did not help.
     At learning rate 0.2 and 5 (against 0.1 and 10; the 500K demo's folds had stopped at 37, 41 and 22
     trees, a one-off count): `pipeline bench` at 500K 88.9 / 82.0 s -> 76.5 / 77.7 s in alternate runs;
