@@ -220,6 +220,40 @@ def test_the_als_scoring_pool_is_bounded_broadest_histories_first():
     assert als.scoring_pool(unique, eng_rank, limit=9).tolist() == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("item, confidence, expected", [
+    # items y0 = (1, 0), y1 = (0, 2): M = Y'Y + 0.01 I = diag(1.01, 4.01); the user solves
+    # (M + (c - 1) y y') x = c y
+    (0, 3.0, [3 / 3.01, 0.0]),   # diag(1.01 + 2, 4.01) x = (3, 0)
+    (1, 2.0, [0.0, 4 / 8.01]),   # diag(1.01, 4.01 + 4) x = (0, 4)
+    (1, 1.0, [0.0, 2 / 4.01]),   # c = 1: no extra weight, M x = (0, 2)
+])
+def test_a_one_product_users_factors_solve_the_als_normal_equations(item, confidence, expected):
+    assert als.REGULARIZATION == 0.01
+    items = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
+    found = als._one_product_users(items, np.array([item]), np.array([confidence], np.float32))
+    assert found[0].tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_als_fit_reaches_implicits_training_loss():
+    # The same loop as implicit's fit but one-product users solved exactly: on a random market with as many
+    # one-product users as the demo, the fit ends at implicit's training loss (to 0.1%).
+    from implicit.cpu import _als
+    from implicit.cpu.als import AlternatingLeastSquares
+    rng = np.random.default_rng(0)
+    n_users, n_items = 3000, 400
+    per_user = np.where(rng.random(n_users) < 0.9, 1, rng.integers(2, 8, n_users))
+    rows = np.repeat(np.arange(n_users), per_user)
+    matrix = sp.csr_matrix((rng.random(rows.size).astype(np.float32) * 3 + 0.5,
+                            (rows, rng.integers(0, n_items, rows.size))), shape=(n_users, n_items))
+    _, users, items = als._fit(matrix, 7)
+    model = AlternatingLeastSquares(factors=als.FACTORS, regularization=als.REGULARIZATION,
+                                    iterations=als.ITERATIONS, num_threads=1, random_state=7)
+    model.fit(matrix, show_progress=False)
+    ours = _als.calculate_loss(matrix, users, items, als.REGULARIZATION, num_threads=1)
+    theirs = _als.calculate_loss(matrix, model.user_factors, model.item_factors, als.REGULARIZATION, num_threads=1)
+    assert ours == pytest.approx(theirs, rel=1e-3)
+
+
 def test_the_same_matrix_is_factorized_once(monkeypatch):
     import scipy.sparse as sp
     calls = []
