@@ -281,8 +281,7 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
     """Score every strategy on the inner split (to choose) and on the outer holdout (to report), store
     both, and settle the run's strategy: the forced one, else the best on the inner split."""
     holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue, bot_rows=bot_rows,
-                                                   progress=lambda share: stages.partial("evaluate", share),
-                                                   serving_users=users)
+                                                   progress=lambda share: stages.partial("evaluate", share))
     chosen, selection = params.strategy, FORCED
     if chosen == AUTO:
         capped = params.max_audiences_per_user is not None

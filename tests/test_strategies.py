@@ -230,13 +230,17 @@ def test_the_als_scoring_pool_is_bounded_broadest_histories_first():
 def test_a_one_product_users_factors_solve_the_als_normal_equations(item, confidence, expected):
     assert als.REGULARIZATION == 0.01
     items = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
-    found = als._one_product_users(items, np.array([item]), np.array([confidence], np.float32))
-    assert found[0].tolist() == pytest.approx(expected, rel=1e-6)
+    users = np.full((2, 2), -1.0, np.float32)
+    als._one_product_users(items, np.array([item]), np.array([confidence], np.float32), users, np.array([1]))
+    assert users[1].tolist() == pytest.approx(expected, rel=1e-6)
+    assert users[0].tolist() == [-1.0, -1.0]  # only the rows asked for are set
 
 
-def test_the_als_fit_reaches_implicits_training_loss():
-    # The same loop as implicit's fit but one-product users solved exactly: on a random market with as many
-    # one-product users as the demo, the fit ends at implicit's training loss (to 0.1%).
+def test_the_als_fit_reaches_implicits_training_loss(monkeypatch):
+    # The same loop as implicit's fit but one-product users solved exactly (in parts of 1,000 here): on a
+    # random market with as many one-product users as the demo, the fit ends at implicit's training loss
+    # (to 0.1%).
+    monkeypatch.setattr(als, "ONE_PRODUCT_ROWS", 1000)
     from implicit.cpu import _als
     from implicit.cpu.als import AlternatingLeastSquares
     rng = np.random.default_rng(0)

@@ -198,12 +198,9 @@ def comparison_rows(scored: list[Scored], chosen: str, prefix: str = "") -> pd.D
 
 def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFrame | None,
                  names: list[str] | None = None, progress: Callable[[float], None] | None = None,
-                 bot_rows: pd.DataFrame | None = None, serving_users: pd.DataFrame | None = None
-                 ) -> tuple[Holdout | None, list[Scored], list[Scored]]:
+                 bot_rows: pd.DataFrame | None = None) -> tuple[Holdout | None, list[Scored], list[Scored]]:
     """(outer holdout, outer scores: reported, inner scores: the choice is made on these). `bot_rows`:
-    what cleaning dropped as bots, so each fitting part judges bots on its own days only. `serving_users`
-    (the features of every event's users, in a run that will publish): the fits on every event are
-    started after the splits' ones, so the published fit finds them done."""
+    what cleaning dropped as bots, so each fitting part judges bots on its own days only."""
     horizon = window_days(events, params)
     params = replace(params, horizon_days=horizon)
     holdout = make_holdout(events, params, bot_rows=bot_rows)
@@ -217,12 +214,9 @@ def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFram
     splits = [split for split in (inner, holdout) if split is not None]
     waiting = [name for name in names
                if any([get_strategy(name).prefetch(split.early, split.users, params) for split in splits])]
-    # The second core is otherwise idle from the last split's fit to the end of the evaluation (8 s of the
-    # 500K bench's 27), and the published fit waited 3 s for its own ALS fit after it. When the winner
-    # needs no ALS fit (affinity), this one is spent on a core nothing else used.
-    if serving_users is not None:
-        for name in waiting:
-            get_strategy(name).prefetch(events, serving_users, params)
+    # The fit on every event (for the published strategy) is not queued here: at 5M rows, fitted during the
+    # evaluation's last tasks, it took the run's peak from 7.2 to 8.6-8.9 GB (over the 8 GB target), and
+    # when affinity is published (the 5M demo's choice) it is not needed at all.
     # The strategies without ALS fits first, each split in turn; then those waiting for fits split by split
     # (propensity's inner split, als's, then their outer holdouts): als's inner split then runs while the
     # outer split's fit is still under way, instead of after it.

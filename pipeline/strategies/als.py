@@ -51,9 +51,9 @@ BLOCK_CELLS = 16_000_000  # (products x width) cells of top-k results at once (1
 # same early part; propensity's training split of the outer early part is the inner early part): the
 # fits of the last CACHED_FITS distinct matrices are kept (done or under way), keyed by the matrix's content
 # and the users whose factors are asked for (the scoring pool): a fit keeps only those users' factors, as
-# every user's were 545 MB per fit at the 5M demo's 4.26M users. Four: a run's three split fits and the
-# fit on every event, queued during the evaluation (holdout.evaluate_all), are all kept until used.
-CACHED_FITS = 4
+# every user's were 545 MB per fit at the 5M demo's 4.26M users.
+CACHED_FITS = 3
+ONE_PRODUCT_ROWS = 250_000  # one-product users whose factors are computed at once (32 MB of temporaries)
 # Every user with a product is fitted. Fitting only 2+-product users (90% of the 500K demo's users have
 # one) was ~4x faster and kept `als`'s own recall (Instacart sample 0.652 -> 0.654), but propensity's taste
 # source then missed the products mostly one-time buyers touched: its recall@100 on the 150K demo fell
@@ -176,24 +176,29 @@ def _fit(matrix: sp.csr_matrix, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
             part = np.ascontiguousarray(users[several])
             _als.least_squares_cg(several_items, part, items, REGULARIZATION, num_threads=FIT_THREADS, cg_steps=3)
             users[several] = part
-            users[one] = _one_product_users(items, item, confidence)
+            _one_product_users(items, item, confidence, users, one)
             _als.least_squares_cg(item_users, items, users, REGULARIZATION, num_threads=FIT_THREADS, cg_steps=3)
     if not (np.isfinite(users).all() and np.isfinite(items).all()):
         raise FloatingPointError("ALS produced non-finite factors")
     return broad, users, items
 
 
-def _one_product_users(items: np.ndarray, item: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """The exact ALS factors of users with one product `item` at `confidence` c > 0, given the item factors.
+def _one_product_users(items: np.ndarray, item: np.ndarray, confidence: np.ndarray, users: np.ndarray,
+                       rows: np.ndarray) -> None:
+    """Set users[rows] to the exact ALS factors of users with one product `item` at `confidence` c > 0,
+    given the item factors.
 
     implicit's normal equations for such a user are (M + (c - 1) y y') x = c y, with M = Y'Y + λI and y the
     item's factors; by Sherman-Morrison, x = c z / (1 + (c - 1) y'z) with z = M^-1 y, so one inverse of M
-    (factors x factors) serves every user."""
+    (factors x factors) serves every user. Written in parts of ONE_PRODUCT_ROWS users: all at once, the
+    temporaries were two (users x factors) arrays, 1 GB at the 5M demo's 3.8M such users."""
     gram = items.T.astype(np.float64) @ items.astype(np.float64) + REGULARIZATION * np.eye(items.shape[1])
     z = items @ np.linalg.inv(gram).astype(np.float32)  # one row per item
     yz = np.einsum("ij,ij->i", items, z)
-    scale = (confidence / (1 + (confidence - 1) * yz[item])).astype(np.float32)
-    return z[item] * scale[:, None]
+    for start in range(0, len(rows), ONE_PRODUCT_ROWS):  # bounded temporaries, not a loop over users
+        part = slice(start, start + ONE_PRODUCT_ROWS)
+        scale = (confidence[part] / (1 + (confidence[part] - 1) * yz[item[part]])).astype(np.float32)
+        users[rows[part]] = z[item[part]] * scale[:, None]
 
 
 def _rows_of(broad: np.ndarray, fitted: np.ndarray, items: np.ndarray, rows: np.ndarray
