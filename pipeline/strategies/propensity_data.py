@@ -138,7 +138,6 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     rows = np.searchsorted(users["customer_id"].to_numpy(), events["customer_id"].to_numpy())
     matrix, items = interaction_matrix(events, users, params)
     pool = scoring_pool(users["unique_products"].to_numpy(), eng_rank)
-    user_factors, item_factors = fit_factors(matrix, params.seed, pool)
     shares, item_codes, code_names = category_shares(matrix, items, items, catalogue)
     coo = shares.tocoo()
     keys = coo.col.astype(np.int64) * n_users + coo.row
@@ -171,6 +170,8 @@ def build_signals(events: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataF
     ends = np.flatnonzero(np.r_[rows[last][1:] != rows[last][:-1], True])
     last_event = np.zeros(n_users, dtype=np.int64)
     last_event[rows[last][ends]] = codes[last][ends]
+    # Last: a published fit's ALS factors are often still being fitted on the second core (als.prefetch)
+    user_factors, item_factors = fit_factors(matrix, params.seed, pool)
     return Signals(users, eng_rank, comeback_rates(events, users, params.holdout or 0.2), last_event,
                    matrix, items, user_factors, item_factors, pool,
                    shares, keys[order], coo.data[order], item_codes, names,
