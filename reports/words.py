@@ -95,13 +95,13 @@ def strategy_title(is_current: bool) -> str:
 
 
 CERTAINTY_TEXT = (
-    "How sure is the ranking? Had other products been evaluated, every recall would have come out a little "
-    "different. The ± columns are the half-widths of 95% intervals, with the products as the sampling "
-    "units: a strategy's own, and that of its difference to the run's strategy. The difference is measured "
-    "product by product on the same later engagements, so it is far surer than the two recalls' own "
-    "intervals suggest. 'within noise': the interval of the difference holds zero, so this holdout cannot "
-    "tell the two apart. The intervals are approximate (a normal approximation, products as independent "
-    "units): with a few dozen hits, or a few users behind many products' hits, read them as somewhat narrow.")
+    "How sure is the ranking? Had other products and users been evaluated, every recall would have come out "
+    "a little different. The ± columns are the half-widths of 95% intervals, with products and users both "
+    "as sampling units (one returning user can be a hit in many audiences at once): a strategy's own, and "
+    "that of its difference to the run's strategy. The difference is measured on the same later "
+    "engagements, so it is far surer than the two recalls' own intervals suggest. 'within noise': the "
+    "interval of the difference holds zero, so this holdout cannot tell the two apart. The intervals are "
+    "approximate (a normal approximation): with a few dozen hits, read them as somewhat narrow.")
 NO_CERTAINTY = ("This run stored no standard errors (it has no holdout, or it is from before they were kept): "
                 "rerun to see how sure each difference is.")
 

@@ -20,7 +20,7 @@ from pipeline.evaluation.holdout import (
     make_holdout,
     window_days,
 )
-from pipeline.evaluation.metrics import METRICS
+from pipeline.evaluation.metrics import METRICS, make_truth
 from pipeline.run import execute
 from pipeline.strategies import AUTO, STRATEGIES, audiences
 from store import queries
@@ -164,11 +164,14 @@ def test_best_is_the_highest_recall_at_100_never_random_and_the_reference_on_tie
 
 
 def test_the_headline_standard_errors_pair_each_strategy_with_the_chosen_one():
-    truth = np.array([2, 2, 2])
-    def hits(name, per_product, cap=None):
-        return Scored(name, {}, 0.0, cap, hits_at=np.array(per_product), truth_size=truth)
-    scored = [hits("propensity", [2, 0, 1]), hits("affinity", [1, 0, 1]), hits("propensity", [2, 2, 2], cap=5),
-              hits("affinity", [2, 2, 0], cap=5), Scored("random", {}, 0.0)]  # random kept no hits: no rows
+    # Three products, two truth users each, every user in one truth pair: the errors are the products'.
+    truth = make_truth(np.repeat([0, 1, 2], 2), np.arange(6), 3, 6, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    def hits(name, pairs, cap=None):
+        return Scored(name, {}, 0.0, cap, hit_keys=np.array(sorted(p * 6 + u for p, u in pairs)), truth=truth)
+    scored = [hits("propensity", [(0, 0), (0, 1), (2, 4)]), hits("affinity", [(0, 0), (2, 4)]),  # 2, 0, 1 and 1, 0, 1
+              hits("propensity", [(p, u) for p in range(3) for u in (2 * p, 2 * p + 1)], cap=5),   # 2, 2, 2
+              hits("affinity", [(0, 0), (0, 1), (1, 2), (1, 3)], cap=5),                           # 2, 2, 0
+              Scored("random", {}, 0.0)]  # random kept no hits: no rows
     rows = comparison_rows(scored, "propensity", "inner_")
     got = {(r.strategy, r.cap, r.metric): r.value for r in rows.itertuples()}
     assert set(rows["k"]) == {100}
@@ -202,9 +205,10 @@ def test_a_run_without_a_strategy_publishes_the_best_on_the_inner_split_and_says
     # one product (12, with 3 later engagements): one product shows no spread, so it stores none.
     assert set(rows.loc[rows["metric"] == "recall_micro_se", "strategy"]) == set(STRATEGIES)
     assert set(rows.loc[rows["metric"] == "recall_micro_diff_se", "strategy"]) == set(STRATEGIES) - {chosen}
-    assert inner[0].truth_size.tolist() == [3] and not rows["metric"].str.match("inner_.*_se").any()
+    assert inner[0].truth.truth_size.tolist() == [3] and not rows["metric"].str.match("inner_.*_se").any()
     # propensity, published, caught 3 of 4 for product 12 (the newcomer is out of reach) and 3 of 3 for
-    # 22: R 6/7, residuals -3/7 and 3/7, standard error sqrt(2 * 18/49) / 7 = 6/49
+    # 22, each truth user in one pair (so the products' error): R 6/7, residuals -3/7 and 3/7, standard
+    # error sqrt(2 * 18/49) / 7 = 6/49
     assert chosen == "propensity"
     assert rows.query("metric == 'recall_micro_se' and strategy == 'propensity'")["value"].iloc[0] \
         == pytest.approx(6 / 49)

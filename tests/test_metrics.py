@@ -28,7 +28,7 @@ from pipeline.evaluation.metrics import (
     expected_random_recall,
     gini,
     make_truth,
-    micro_standard_error,
+    recall_standard_error,
     versus,
 )
 
@@ -95,18 +95,50 @@ def test_gini(counts, expected):
     assert gini(np.array(counts)) == pytest.approx(expected)
 
 
-# Standard error of a micro recall sum(h) / sum(t) over products, worked by hand:
-# sqrt(P / (P - 1) * sum((h - R t)^2)) / sum(t), R = sum(h) / sum(t).
-@pytest.mark.parametrize("hits, truth, expected", [
-    ([1, 0], [2, 2], 0.25),                     # R 1/4, residuals +-1/2: sqrt(2 * 1/2) / 4
-    ([2, 0, 1], [2, 2, 2], math.sqrt(3) / 6),   # R 1/2, residuals 1, -1, 0: sqrt(3/2 * 2) / 6
-    ([1, 1, 1], [1, 1, 1], 0.0),                # every product the same: nothing would move it
-    ([-1, 0, 0], [2, 2, 2], 1 / 6),             # a paired difference: R -1/6, residuals -2/3, 1/3, 1/3
-    ([3], [4], math.nan),                       # one product: no spread to measure
-    ([0, 0], [0, 0], math.nan),                 # no truth
+def truth_of(by_product: list[list[int]], n_users: int, unknown: tuple[int, ...] = ()):
+    """Truth pairs: by_product[p] = the candidate users who engaged with product p; `unknown`: products
+    of truth pairs by users the candidates do not know."""
+    products = [p for p, users in enumerate(by_product) for _ in users] + list(unknown)
+    positions = [u for users in by_product for u in users] + [-1] * len(unknown)
+    return make_truth(np.array(products, dtype=np.int64), np.array(positions, dtype=np.int64), len(by_product),
+                      n_users, np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def keys(pairs: list[tuple[int, int]], n_users: int) -> np.ndarray:
+    return np.sort(np.array([p * n_users + u for p, u in pairs], dtype=np.int64))
+
+
+# Worked by hand over the T truth pairs, y = hit (minus the other's), R = sum(y) / T; per grouping,
+# V = G / (G - 1) * sum of squared cluster sums of (y - R) / T^2; SE = sqrt(V_P + V_U - V_I), or of
+# max(V_P, V_U) where that is not positive.
+@pytest.mark.parametrize("by_product, n_users, unknown, hits, against, expected", [
+    # One pair per user: V_U = V_I, so the product-clustered error sqrt(P / (P - 1) * sum((h - R t)^2)) / T.
+    ([[0, 1], [2, 3]], 4, (), [(0, 0)], [], 0.25),                          # R 1/4, residuals +-1/2
+    ([[0, 1], [2, 3], [4, 5]], 6, (), [(0, 0), (0, 1), (2, 4)], [], math.sqrt(3) / 6),  # residuals 1, -1, 0
+    ([[0], [1], [2]], 3, (), [(0, 0), (1, 1), (2, 2)], [], 0.0),             # every pair hit: nothing moves
+    ([[0, 1], [2, 3], [4, 5]], 6, (), [], [(0, 0)], 1 / 6),  # paired difference: R -1/6, -2/3, 1/3, 1/3
+    # User 0 engaged with both products and is the hit in both audiences. Products: residuals 1 - 1/2 * 2
+    # = 0 each, V_P 0 (the one-way error said nothing could move). Users (t 2, 1, 1; hits 2, 0, 0):
+    # residuals 1, -1/2, -1/2, V_U 3/2 * 3/2 / 16 = 9/64; pairs +-1/2, V_I 4/3 / 16 = 1/12: V 11/192.
+    ([[0, 1], [0, 2]], 3, (), [(0, 0), (1, 0)], [], math.sqrt(11 / 192)),
+    # The same two hits by two users (narrower): user residuals 0, -1/2, 1/2, V_U 3/2 * 1/2 / 16 = 3/64,
+    # below V_I: V_P + V_U - V_I < 0, so max(V_P, V_U): sqrt(3) / 8.
+    ([[0, 1], [0, 2]], 3, (), [(0, 0), (1, 2)], [], math.sqrt(3) / 8),
+    # Both groupings matter: pairs (0,0) (0,1) (1,0) (1,2) (2,2), hits (0,0) (0,1) (1,0), R 3/5. Products
+    # (hits 2, 1, 0; t 2, 2, 1): .8, -.2, -.6, 3/2 * 1.04 = 1.56. Users (hits 2, 1, 0; t 2, 1, 2): .8, .4,
+    # -1.2, 3/2 * 2.24 = 3.36. Pairs: .4 x 3, -.6 x 2, 5/4 * 1.2 = 1.5. SE sqrt(1.56 + 3.36 - 1.5) / 5.
+    ([[0, 1], [0, 2], [2]], 3, (), [(0, 0), (0, 1), (1, 0)], [], math.sqrt(3.42) / 5),
+    # An unknown user's pair in product 1 (T 5, R 1/5): products .6, -.6, 2 * .72 = 1.44; users .6, -.2,
+    # -.2 and the unknown -.2, 4/3 * .48 = .64; pairs .8, -.2 x 4, 5/4 * .8 = 1: SE sqrt(1.08) / 5.
+    ([[0, 1], [0, 2]], 3, (1,), [(0, 0)], [], math.sqrt(1.08) / 5),
+    # A paired difference that one user carries: y (1,0) = +1, (1,2) = -1, R 0. Products 0, 0; users 1, 0,
+    # -1: V_U 3/2 * 2 / 16 = 3/16; pairs 4/3 * 2 / 16 = 1/6: SE sqrt(1/48).
+    ([[0, 1], [0, 2]], 3, (), [(0, 0), (1, 0)], [(0, 0), (1, 2)], math.sqrt(1 / 48)),
+    ([[0, 1, 2]], 3, (), [(0, 0)], [], math.nan),   # one product: no spread to measure
+    ([[], []], 3, (), [], [], math.nan),            # no truth
 ])
-def test_micro_standard_error(hits, truth, expected):
-    got = micro_standard_error(np.array(hits), np.array(truth))
+def test_recall_standard_error(by_product, n_users, unknown, hits, against, expected):
+    got = recall_standard_error(truth_of(by_product, n_users, unknown), keys(hits, n_users), keys(against, n_users))
     assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
 
 

@@ -15,8 +15,8 @@ def certainty(rows: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Evaluation rows of one split (strategy, cap, k, metric, value; `label` names a strategy and its cap
     when present) against `reference`, the run's strategy (its label): per strategy scored under the same
     cap, its recall@100 and the half-width of its 95% interval, its difference to the reference with that
-    difference's own interval (paired by product, so far narrower than the two recalls' intervals
-    suggest), and whether the difference is beyond chance. Fractions, best first; empty when the rows
+    difference's own interval (paired on the same truth pairs, so far narrower than the two recalls'
+    intervals suggest), and whether the difference is beyond chance. Fractions, best first; empty when the rows
     hold no standard errors (no holdout, a single evaluated product, or a run from before they were kept)."""
     label = rows["label"] if "label" in rows.columns else rows["strategy"]
     cap = rows.loc[label == reference, "cap"]

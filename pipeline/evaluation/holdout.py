@@ -27,7 +27,7 @@ from pipeline.data.features import user_features
 from pipeline.evaluation.calibration import calibration_table
 from pipeline.evaluation.cap import CAP_CANDIDATES, cap_ranked, stack_blocks
 from pipeline.evaluation.gain import gain_curve_rows
-from pipeline.evaluation.metrics import Truth, evaluate_audiences, hits_of, make_truth, micro_standard_error
+from pipeline.evaluation.metrics import Truth, evaluate_audiences, hits_of, make_truth, recall_standard_error
 from pipeline.strategies import STRATEGIES, fitted, get_strategy
 from pipeline.strategies.ranking import Exclusions, exclusions_for
 
@@ -64,10 +64,10 @@ class Scored:
     gain: pd.DataFrame | None = None         # the gain curve (pipeline.evaluation.gain)
     calibration: pd.DataFrame | None = None  # deciles of expected vs observed, for scores that are probabilities
     learned_from: tuple[int, int, int] | None = None  # a learned ranker's (engaged pairs, pairs, model families)
-    # Per evaluated product: hits in the top HEADLINE k, and the truth sizes (the split's, shared): the
-    # standard errors of the headline and of its difference to the run's strategy (comparison_rows).
-    hits_at: np.ndarray | None = None
-    truth_size: np.ndarray | None = None
+    # The truth pairs hit in the top HEADLINE k (sorted keys), and the split's truth (shared): the standard
+    # errors of the headline and of its difference to the run's strategy (comparison_rows).
+    hit_keys: np.ndarray | None = None
+    truth: Truth | None = None
 
 
 def window_days(events: pd.DataFrame, params: RunParams) -> float | None:
@@ -150,8 +150,8 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
     gain = gain_curve_rows(name, positions, sizes, holdout.truth, cells)
     calibration = calibration_table(positions, scores, sizes, holdout.truth, cells) if name in PROBABILITIES else None
     out = [Scored(name, plain, time.perf_counter() - started, gain=gain, calibration=calibration,
-                  learned_from=model.learned_from(), hits_at=headline_hits(cells[1]),
-                  truth_size=holdout.truth.truth_size)]
+                  learned_from=model.learned_from(), hit_keys=headline_hit_keys(positions, cells[1], holdout.truth),
+                  truth=holdout.truth)]
     del positions, scores, sizes  # the capped ranking below needs its own, wider arrays
     if cap:
         started = time.perf_counter()
@@ -163,34 +163,37 @@ def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd
         rows = np.searchsorted(served, holdout.products)
         cells = hits_of(capped.positions[rows], capped.sizes[rows], holdout.truth)
         metrics = evaluate_audiences(capped.positions[rows], capped.sizes[rows], holdout.truth, KS, cells)
-        out.append(Scored(name, metrics, time.perf_counter() - started, cap, hits_at=headline_hits(cells[1]),
-                          truth_size=holdout.truth.truth_size))
+        out.append(Scored(name, metrics, time.perf_counter() - started, cap,
+                          hit_keys=headline_hit_keys(capped.positions[rows], cells[1], holdout.truth),
+                          truth=holdout.truth))
     return out
 
 
-def headline_hits(hits: np.ndarray) -> np.ndarray:
-    """Per product, the hits in the top HEADLINE k of its audience (hits: hits_of's cells)."""
-    return hits[:, :HEADLINE[0]].sum(axis=1, dtype=np.int32)
+def headline_hit_keys(positions: np.ndarray, hits: np.ndarray, truth: Truth) -> np.ndarray:
+    """Sorted keys (product index * users + position) of the truth pairs hit in the top HEADLINE k of
+    the audiences (positions, and their hits_of cells)."""
+    product, column = np.nonzero(hits[:, :HEADLINE[0]])
+    return np.sort(product.astype(np.int64) * truth.n_users + positions[product, column])
 
 
 def comparison_rows(scored: list[Scored], chosen: str, prefix: str = "") -> pd.DataFrame:
     """Evaluation rows saying how sure the headline is, at its k: every strategy's `recall_micro_se`, and
     for the others `recall_micro_diff_se`, the standard error of their recall minus the run's strategy's
-    (`chosen`; its capped variant for capped rows), paired by product. A difference beyond 1.96 standard
-    errors is one chance would rarely give (metrics.versus). The products are the sampling units: a user
-    who drives hits on several products ties them together, which these errors do not count, so they
-    may be somewhat narrow where a few users engage with many products."""
+    (`chosen`; its capped variant for capped rows), paired on the same truth pairs. A difference beyond
+    1.96 standard errors is one chance would rarely give (metrics.versus). Products and users are both
+    sampling units (metrics.recall_standard_error): a user who drives hits on several products ties them
+    together."""
     k, metric = HEADLINE
-    reference = {s.cap: s for s in scored if s.name == chosen and s.hits_at is not None}
+    reference = {s.cap: s for s in scored if s.name == chosen and s.hit_keys is not None}
     rows = []
     for s in scored:
-        if s.hits_at is None:
+        if s.hit_keys is None:
             continue
-        rows.append((s.name, s.cap, k, f"{prefix}{metric}_se", micro_standard_error(s.hits_at, s.truth_size)))
+        rows.append((s.name, s.cap, k, f"{prefix}{metric}_se", recall_standard_error(s.truth, s.hit_keys)))
         ref = reference.get(s.cap)
         if ref is not None and ref is not s:
             rows.append((s.name, s.cap, k, f"{prefix}{metric}_diff_se",
-                         micro_standard_error(s.hits_at - ref.hits_at, s.truth_size)))
+                         recall_standard_error(s.truth, s.hit_keys, ref.hit_keys)))
     frame = pd.DataFrame(rows, columns=["strategy", "cap", "k", "metric", "value"])
     frame["cap"] = pd.Series([r[1] for r in rows], dtype=object)  # None stays NULL
     return frame[np.isfinite(frame["value"].to_numpy(dtype=float))]

@@ -18,9 +18,9 @@ Definitions (k is the audience cut-off; "truth" of a product = its users in the 
   often, 1 = all exposure on one user).
 * lift_over_random: recall_micro / the recall_micro a uniformly random audience of allowed users has in
   expectation (computed exactly, so it never divides by a lucky or unlucky draw).
-* recall_micro_se (micro_standard_error): how far recall_micro moves when other products had been
-  evaluated; recall_micro_diff_se: the same for the difference between a strategy and the run's own,
-  paired by product (both face the same truth, so their luck is shared and cancels).
+* recall_micro_se (recall_standard_error): how far recall_micro moves when other products and users had
+  been evaluated; recall_micro_diff_se: the same for the difference between a strategy and the run's
+  own, paired (both face the same truth pairs, so their luck is shared and cancels).
 """
 from __future__ import annotations
 
@@ -72,17 +72,46 @@ def gini(counts: np.ndarray) -> float:
     return float(2 * np.dot(np.arange(1, n + 1), x) / (n * total) - (n + 1) / n)
 
 
-def micro_standard_error(hits: np.ndarray, truth_size: np.ndarray) -> float:
-    """Standard error of a micro recall sum(hits) / sum(truth) over products, the products being the
-    sampling units: the ratio's linearized (delta-method) variance P / (P - 1) * sum((h - R t)^2) / sum(t)^2
-    with R = sum(h) / sum(t). Given the per-product difference of two strategies' hits, it is the standard
-    error of their recall difference (paired). nan with fewer than two products or no truth."""
-    hits, truth_size = np.asarray(hits, dtype=float), np.asarray(truth_size, dtype=float)
-    total, n = truth_size.sum(), hits.size
-    if n < 2 or total <= 0:
+def recall_standard_error(truth: Truth, hits: np.ndarray, against: np.ndarray | None = None) -> float:
+    """Standard error of a micro recall, or of its difference to another audience set's (paired: both
+    face the same truth pairs). `hits`, `against`: sorted keys of the truth pairs each one hit.
+
+    The truth pairs are the units, y = hit (minus the other's hit), the recall R = sum(y) / T over the T
+    truth pairs. Their luck is shared two ways: a product's pairs rise and fall together, and so do a
+    user's, since a returning user who engages with many products is a hit in every audience that holds
+    them (the same 100 most active users head every audience of `activity`). So the variance is
+    two-way cluster-robust (Cameron, Gelbach & Miller 2011): V_product + V_user - V_pair, each
+    V_g = G / (G - 1) * sum over the G clusters of (sum of their y - R)^2 / T^2; where that sum is not
+    positive (it can be, in small samples), the larger one-way variance. With one truth pair per user it
+    is the product-clustered error (V_user = V_pair).
+    A truth pair of a user the candidates do not know is its own user cluster. Clustering by product
+    alone made one 500K market's 84 hits of `activity` (42 users, one with 7) look 2.6 standard errors
+    ahead of propensity's 54; with the users it is 1.6. nan with fewer than two products or no truth."""
+    total = float(truth.truth_size.sum())
+    if truth.n_products < 2 or total <= 0:
         return float("nan")
-    residual = hits - hits.sum() / total * truth_size
-    return float(np.sqrt(n / (n - 1) * np.dot(residual, residual)) / total)
+    hits = np.asarray(hits, dtype=np.int64)
+    against = np.zeros(0, np.int64) if against is None else np.asarray(against, dtype=np.int64)
+    keys = np.union1d(hits, against)  # the pairs with y != 0 possible; every other truth pair has y = 0
+    y = member(keys, hits).astype(float) - member(keys, against)
+    rate = y.sum() / total
+    n = max(truth.n_users, 1)
+    by_product = np.bincount(keys // n, weights=y, minlength=truth.n_products) - rate * truth.truth_size
+    known = np.bincount(truth.pair_keys % n, minlength=n)
+    users = np.flatnonzero(known)
+    unknown = total - truth.pair_keys.size  # pairs of unknown users: one cluster each, y = 0
+    by_user = np.bincount(keys % n, weights=y, minlength=n)[users] - rate * known[users]
+    pair_sum = np.dot(y - rate, y - rate) + (total - keys.size) * rate ** 2
+    variances = [_cluster_variance(np.dot(by_product, by_product), truth.n_products, total),
+                 _cluster_variance(np.dot(by_user, by_user) + unknown * rate ** 2, users.size + unknown, total),
+                 _cluster_variance(pair_sum, total, total)]
+    both = variances[0] + variances[1] - variances[2]
+    return float(np.sqrt(both if both > 0 else max(variances[0], variances[1])))
+
+
+def _cluster_variance(squares: float, clusters: float, total: float) -> float:
+    """G / (G - 1) * (sum of squared cluster residuals) / T^2 (0 for a single cluster: nothing to spread)."""
+    return clusters / (clusters - 1) * squares / total ** 2 if clusters > 1 else 0.0
 
 
 CONFIDENCE = 0.95

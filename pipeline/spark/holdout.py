@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from pipeline.arrays import positions_of
 from pipeline.config import RunParams
 from pipeline.evaluation.gain import gain_curve_rows
-from pipeline.evaluation.holdout import KS, MIN_DEPTH, Scored, headline_hits, horizon_between, inner_split
+from pipeline.evaluation.holdout import KS, MIN_DEPTH, Scored, headline_hit_keys, horizon_between, inner_split
 from pipeline.evaluation.metrics import Truth, evaluate_audiences, hits_of, make_truth
 from pipeline.spark import audiences
 from pipeline.spark.clean import bot_ids
@@ -114,8 +114,8 @@ def score(part: Split, params: RunParams) -> Scored:
     cells = hits_of(positions, sizes, part.truth)
     metrics = evaluate_audiences(positions, sizes, part.truth, KS, cells)
     gain = gain_curve_rows(STRATEGY, positions, sizes, part.truth, cells)
-    return Scored(STRATEGY, metrics, time.perf_counter() - started, gain=gain, hits_at=headline_hits(cells[1]),
-                  truth_size=part.truth.truth_size)
+    return Scored(STRATEGY, metrics, time.perf_counter() - started, gain=gain,
+                  hit_keys=headline_hit_keys(positions, cells[1], part.truth), truth=part.truth)
 
 
 def evaluate(events: DataFrame, bot_rows: DataFrame | None, params: RunParams, n_rows: int,
