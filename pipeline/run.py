@@ -281,16 +281,7 @@ def _evaluate(wdb, run_id: int, events: pd.DataFrame, users: pd.DataFrame, catal
     """Score every strategy on the inner split (to choose) and on the outer holdout (to report), store
     both, and settle the run's strategy: the forced one, else the best on the inner split."""
     horizon = evaluate.window_days(events, params)
-
-    def decided(inner: list) -> None:
-        """The published strategy's fits on every event start during the outer holdout's tasks (the 500K
-        demo's propensity: its serving fit no longer waits ~2.4 s for its ALS fit). Not for a strategy
-        that keeps no evaluation fits: forget_fits would drop them with the rest."""
-        strategy = get_strategy(_choice(params, inner)[0])
-        if strategy.reuses_evaluation_fits:
-            strategy.prefetch(events, users, replace(params, strategy=strategy.name, horizon_days=horizon))
-
-    holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue, bot_rows=bot_rows, decided=decided,
+    holdout, scored, inner = evaluate.evaluate_all(events, params, catalogue, bot_rows=bot_rows,
                                                    progress=lambda share: stages.partial("evaluate", share))
     chosen, selection = _choice(params, inner)
     if scored:

@@ -135,45 +135,6 @@ def test_strategies_with_background_fits_are_scored_last_and_listed_in_the_regis
     assert [s.name for s in outer] == [s.name for s in inner] == names
 
 
-def test_the_choice_is_handed_over_once_the_inner_split_is_scored_before_the_outer_holdouts_last_tasks(
-        csv, params, monkeypatch):
-    from pipeline.evaluation import holdout as module
-    events = clean(read_events(csv), params).events
-    log = []
-    monkeypatch.setattr("pipeline.strategies.als.prefetch", lambda matrix, seed, rows: None)
-    real = module.score_strategy
-    monkeypatch.setattr(module, "score_strategy", lambda name, split, *a: log.append(
-        (name, "inner" if split.split < module.make_holdout(events, params).split else "outer")) or real(name, split, *a))
-    names = ["als", "affinity"]
-    _, _, inner = evaluate_all(events, params, None, names=names,
-                               decided=lambda scores: log.append(("decided", [s.name for s in scores])))
-    # affinity's two splits, als's inner split: then the choice, with every inner score; then als's outer
-    assert log == [("affinity", "inner"), ("affinity", "outer"), ("als", "inner"),
-                   ("decided", ["affinity", "als"]), ("als", "outer")]
-
-
-@pytest.mark.parametrize("strategy, starts_early", [("propensity", True), ("affinity", False), ("als", False)])
-def test_a_run_starts_the_published_strategys_fits_on_every_event_once_it_is_chosen(csv, params, tmp_path,
-                                                                                   monkeypatch, strategy, starts_early):
-    from pipeline.evaluation import holdout as module
-    from pipeline.strategies.als import ALS
-    from pipeline.strategies.propensity import Propensity
-    events = clean(read_events(csv), params).events
-    log = []
-    for cls in (Propensity, ALS):
-        real_prefetch = cls.prefetch.__func__
-        monkeypatch.setattr(cls, "prefetch", classmethod(
-            lambda c, ev, users, p, real=real_prefetch: log.append((c.name, len(ev))) or real(c, ev, users, p)))
-    real = module.score_strategy
-    monkeypatch.setattr(module, "score_strategy", lambda name, *a: log.append(("score", name)) or real(name, *a))
-    execute(csv, db=tmp_path / "a.db", params=RunParams(holdout=params.holdout, strategy=strategy, depth=5))
-    every_event = [i for i, entry in enumerate(log) if entry == (strategy, len(events))]
-    last_score = max(i for i, entry in enumerate(log) if entry[0] == "score")
-    # propensity keeps the evaluation's fits: its fit on every event starts before the last outer task; als
-    # drops them once chosen, so its own starts after the evaluation (as affinity's, which has none)
-    assert (bool(every_event) and every_event[0] < last_score) == starts_early
-
-
 def test_a_cap_is_scored_next_to_the_uncapped_audiences(csv):
     params = RunParams(holdout=holdout_for(len(ROWS), len(LATE)), max_audiences_per_user=1)
     events = clean(read_events(csv), params).events

@@ -201,12 +201,9 @@ def comparison_rows(scored: list[Scored], chosen: str, prefix: str = "") -> pd.D
 
 def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFrame | None,
                  names: list[str] | None = None, progress: Callable[[float], None] | None = None,
-                 bot_rows: pd.DataFrame | None = None, decided: Callable[[list[Scored]], None] | None = None
-                 ) -> tuple[Holdout | None, list[Scored], list[Scored]]:
+                 bot_rows: pd.DataFrame | None = None) -> tuple[Holdout | None, list[Scored], list[Scored]]:
     """(outer holdout, outer scores: reported, inner scores: the choice is made on these). `bot_rows`:
-    what cleaning dropped as bots, so each fitting part judges bots on its own days only. `decided` is
-    called with the inner scores as soon as the inner split is scored, before the outer holdout's last
-    tasks: the choice needs nothing else, so the published strategy's fits can start then."""
+    what cleaning dropped as bots, so each fitting part judges bots on its own days only."""
     horizon = window_days(events, params)
     params = replace(params, horizon_days=horizon)
     holdout = make_holdout(events, params, bot_rows=bot_rows)
@@ -222,8 +219,10 @@ def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFram
                if any([get_strategy(name).prefetch(split.early, split.users, params) for split in splits])]
     # The fit on every event (for the published strategy) is not queued here: at 5M rows, fitted during the
     # evaluation's last tasks, it took the run's peak from 7.2 to 8.6-8.9 GB (over the 8 GB target), and
-    # when affinity is published (the 5M demo's choice) it is not needed at all. `decided` can queue it
-    # once the choice is known.
+    # when affinity is published (the 5M demo's choice) it is not needed at all. Queued once the inner split
+    # had chosen propensity (during the outer holdout's tasks), the 500K bench took 45.6 / 46.3 s against
+    # 45.9 / 45.8 s in alternate runs: on two cores the fit only moved from the audiences stage to the
+    # evaluation's (19.4 -> 21.6 s), so it is not queued early either.
     # The strategies without ALS fits first, each split in turn; then those waiting for fits split by split
     # (propensity's inner split, als's, then their outer holdouts): als's inner split then runs while the
     # outer split's fit is still under way, instead of after it.
@@ -231,7 +230,6 @@ def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFram
     tasks += [(name, split) for split in splits for name in waiting]
     scored: list[Scored] = []
     chosen_on: list[Scored] = []
-    last_inner = max((i for i, (_, split) in enumerate(tasks) if split is inner), default=-1)
     # One strategy and split at a time. Scoring a strategy's inner split and outer holdout in two threads
     # took the 500K bench from 64.8 s to 62.2 s (CPU 144% -> 149%: the fits, pandas and numpy's small
     # steps hold the GIL) and its peak from 1.46 to 2.08 GB; at 5M rows two splits' arrays at once would
@@ -241,8 +239,6 @@ def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFram
             chosen_on += score_strategy(name, split, params, catalogue)
         else:
             scored += score_strategy(name, split, params, catalogue)
-        if i == last_inner and decided:
-            decided(chosen_on)
         if progress:
             progress((i + 1) / len(tasks))
     position = {name: i for i, name in enumerate(names)}  # the tables list them in the registry's order
