@@ -184,6 +184,24 @@ def test_als_asks_top_k_for_enough_users_to_replace_the_excluded_ones_in_its_poo
     assert block.customer_ids[0].tolist() == [101, 102] and block.scores[0].tolist() == [3.0, 2.0]
 
 
+@pytest.mark.parametrize("chunk", [1, 50_000])
+def test_als_ranks_products_in_chunks_with_each_chunks_own_exclusions(chunk, monkeypatch):
+    # Pool users 0-3 with factors [4,1], [3,2], [2,3], [1,4]: product 50 = [1,0] scores them 4, 3, 2, 1,
+    # product 60 = [0,1] scores them 1, 2, 3, 4. Excluded: user 0 for 50, user 3 for 60. One product per
+    # chunk, 60's exclusion must be re-indexed to its chunk: 50 -> users 1, 2; 60 -> users 2, 1.
+    from pipeline.strategies.ranking import Exclusions
+    monkeypatch.setattr(als, "RANK_CHUNK", chunk)
+    model = als.ALS()
+    model.items, model.item_factors = np.array([50, 60]), np.eye(2, dtype=np.float32)
+    model.pool = np.arange(4)
+    model.user_factors = np.array([[4, 1], [3, 2], [2, 3], [1, 4]], np.float32)
+    model.ids, model.eng_rank = np.arange(100, 106), np.arange(6)
+    index, rows = np.array([0, 1]), np.array([0, 3])
+    blocks = list(model.rank(np.array([50, 60]), Exclusions(index, rows, index * 6 + rows, 6), depth=2))
+    got = {int(p): (b.customer_ids[i].tolist(), b.scores[i].tolist()) for b in blocks for i, p in enumerate(b.product_ids)}
+    assert got == {50: ([101, 102], [3.0, 2.0]), 60: ([102, 101], [3.0, 2.0])}
+
+
 def test_itemknn_scores_users_through_the_products_neighbours():
     import scipy.sparse as sp
 

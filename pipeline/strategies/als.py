@@ -47,6 +47,10 @@ FIT_THREADS = 1
 # data. The pool is every user up to MAX_POOL, else the MAX_POOL broadest histories (then engagement).
 MAX_POOL = 20_000
 BLOCK_CELLS = 16_000_000  # (products x width) cells of top-k results at once (128 MB of ids and scores)
+# Products ranked (top-k, then assemble) at once. All at once, the 5M demo's inner split (~200K products x
+# 100+ candidates, then assemble's sort) lifted the run's peak by ~1.1 GB during als's task, to 8,236 MiB
+# of all processes, while the outer holdout's ALS fit ran beside it.
+RANK_CHUNK = 50_000
 # One run fits ALS on the same matrix several times (the `als` strategy and propensity's signals on the
 # same early part; propensity's training split of the outer early part is the inner early part): the
 # fits of the last CACHED_FITS distinct matrices are kept (done or under way), keyed by the matrix's content
@@ -282,6 +286,10 @@ class ALS(Strategy):
         # product's past buyers are one-time users, outside the pool) asked top-k for thousands per product.
         in_pool = member(exclusions.rows, self.pool)
         width = depth + np.bincount(exclusions.index[in_pool], minlength=len(products))
-        # handed over without a name here, so assemble can free them once it has the allowed ones
-        yield from assemble(products, exclusions, depth, self.ids, self.eng_rank,
-                            top_users(vectors, self.user_factors, self.pool, width))
+        everyone = np.argsort(self.eng_rank)  # assemble's default filler, sorted once
+        for start in range(0, len(products), RANK_CHUNK):  # a few chunks bound the candidates' memory
+            stop = min(start + RANK_CHUNK, len(products))
+            # handed over without a name here, so assemble can free them once it has the allowed ones
+            yield from assemble(products[start:stop], exclusions.block(start, stop), depth, self.ids, self.eng_rank,
+                                top_users(vectors[start:stop], self.user_factors, self.pool, width[start:stop]),
+                                filler=everyone)
