@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.metrics import CONFIDENCE
+from pipeline.evaluation.calibration import chance_range
 from reports.kpis import format_stat
 from reports.words import EXPLANATIONS
 
@@ -87,23 +86,15 @@ def certainty_view(table: pd.DataFrame, scored_as: str) -> pd.DataFrame:
     return out
 
 
-# The share of outcomes a calibrated model's observed count falls within: the confidence of every interval
-# the workbench shows (the recall intervals' too).
-CHANCE = CONFIDENCE
 CALIBRATION_COLUMNS = ["decile", "entries", "expected", "observed", "chance_low", "chance_high", "within_chance",
                        "observed_over_expected"]
 
 
 def calibration_view(table: pd.DataFrame) -> pd.DataFrame:
     """The stored deciles with the range of engagements a perfectly calibrated model would show 19 times
-    in 20, and whether the observed count is inside it. Each entry is a small, independent chance, so the
-    count is Poisson with the expected engagements as its mean: a decile expecting 10 may see 4 to 17 by
-    chance alone, so "observed / expected" far from 1 is only a miscalibration outside that range."""
-    from scipy.stats import poisson
-    expected = table["expected"].to_numpy(dtype=float)
-    tail = (1 - CHANCE) / 2
-    low = np.where(expected > 0, poisson.ppf(tail, np.maximum(expected, 1e-12)), 0.0)
-    high = np.where(expected > 0, poisson.ppf(1 - tail, np.maximum(expected, 1e-12)), 0.0)
+    in 20 (calibration.chance_range), and whether the observed count is inside it: "observed / expected"
+    far from 1 is only a miscalibration outside that range."""
+    low, high = chance_range(table["expected"].to_numpy(dtype=float))
     observed = table["observed"].to_numpy(dtype=float)
-    return table.assign(chance_low=low.astype(np.int64), chance_high=high.astype(np.int64),
+    return table.assign(chance_low=low, chance_high=high,
                         within_chance=(observed >= low) & (observed <= high))[CALIBRATION_COLUMNS]

@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from pipeline.cli.calibration import cmd_calibration  # noqa: F401  (main dispatches cmd_<command> by name)
 from pipeline.cli.parser import _params
 from pipeline.cli.quality import cmd_quality  # noqa: F401  (main dispatches cmd_<command> by name)
 from pipeline.run import RunResult, execute

@@ -1,4 +1,4 @@
-"""`python -m pipeline …`: generate, run, demo, export, runs, publish, bench.
+"""`python -m pipeline …`: generate, run, demo, export, runs, publish, bench, quality, calibration.
 
 Every mistake ends with one line on stderr and exit status 2; nothing here prints a traceback.
 """
@@ -11,7 +11,7 @@ import os
 import sqlite3
 import sys
 
-from pipeline.cli import quality
+from pipeline.cli import calibration, quality
 from pipeline.config import EXCLUDE_RULES, RunParams, default_component_weights, default_event_weights
 from pipeline.demo import DEMO_DIR, DEMO_ROWS, DEMO_SEED
 from pipeline.strategies import AUTO, STRATEGIES
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-audiences-per-user", type=int, default=None, help="time a capped run")
     _add_engine(bench)
     quality.add_parser(sub)
+    calibration.add_parser(sub)
     return parser
 
 

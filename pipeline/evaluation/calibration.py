@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.metrics import Truth, hits_of
+from pipeline.evaluation.metrics import CONFIDENCE, Truth, hits_of
 
 DECILES = 10
+TOLERANCE = 0.25  # the acceptance: observed within +-25% of expected ...
+TOP_DECILES = 5   # ... in each of the top five deciles
 
 
 def calibration_table(positions: np.ndarray, scores: np.ndarray, sizes: np.ndarray, truth: Truth,
@@ -36,6 +38,36 @@ def calibration_bins(scores: np.ndarray, outcomes: np.ndarray, bins: int = DECIL
                           "min_score": ranked[ends - 1], "max_score": ranked[starts]})
     table["observed_over_expected"] = table["observed"] / table["expected"].where(table["expected"] > 0)
     return table
+
+
+def chance_range(expected: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """The engagements a perfectly calibrated model would show `confidence` of the time: each entry is a
+    small, independent chance, so the count is Poisson with the expected engagements as its mean (a decile
+    expecting 10 may see 4 to 17). Users who engage with several products make the real spread wider."""
+    from scipy.stats import poisson
+    expected = np.asarray(expected, dtype=float)
+    tail = (1 - confidence) / 2
+    mean = np.maximum(expected, 1e-12)
+    low = np.where(expected > 0, poisson.ppf(tail, mean), 0.0)
+    high = np.where(expected > 0, poisson.ppf(1 - tail, mean), 0.0)
+    return low.astype(np.int64), high.astype(np.int64)
+
+
+def pooled(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Several holdouts' decile tables (each cut on its own scores) summed decile by decile: independent
+    markets, so the counts add and the spread of the ratio shrinks as 1 / sqrt(engagements)."""
+    frame = pd.concat(tables, ignore_index=True)
+    table = frame.groupby("decile", as_index=False)[["entries", "expected", "observed"]].sum()
+    table["observed_over_expected"] = table["observed"] / table["expected"].where(table["expected"] > 0)
+    table["chance_low"], table["chance_high"] = chance_range(table["expected"].to_numpy())
+    return table
+
+
+def within_tolerance(table: pd.DataFrame, tolerance: float = TOLERANCE, top: int = TOP_DECILES) -> np.ndarray:
+    """Per decile of the top `top`: is observed within +-tolerance of expected? (False where nothing is
+    expected.)"""
+    ratio = table.loc[table["decile"] <= top, "observed_over_expected"].to_numpy(dtype=float)
+    return np.abs(np.nan_to_num(ratio, nan=np.inf) - 1) <= tolerance + 1e-12
 
 
 def gain_curve(hits: np.ndarray, truth_size: int) -> np.ndarray:

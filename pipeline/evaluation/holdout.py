@@ -134,6 +134,13 @@ def make_holdout(events: pd.DataFrame, params: RunParams, split: pd.Timestamp | 
     return Holdout(split, early.reset_index(drop=True), users, products, truth, reach, excluded, early_bots)
 
 
+def outer_holdout(events: pd.DataFrame, params: RunParams, bot_rows: pd.DataFrame | None = None
+                  ) -> tuple[RunParams, Holdout | None]:
+    """The run's outer holdout, and the params with its window as the horizon every model predicts."""
+    params = replace(params, horizon_days=window_days(events, params))
+    return params, make_holdout(events, params, bot_rows=bot_rows)
+
+
 def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd.DataFrame | None
                    ) -> list[Scored]:
     """Fit on the early part, build audiences, measure them. With a cap, every product the early part
@@ -204,12 +211,11 @@ def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFram
                  bot_rows: pd.DataFrame | None = None) -> tuple[Holdout | None, list[Scored], list[Scored]]:
     """(outer holdout, outer scores: reported, inner scores: the choice is made on these). `bot_rows`:
     what cleaning dropped as bots, so each fitting part judges bots on its own days only."""
-    horizon = window_days(events, params)
-    params = replace(params, horizon_days=horizon)
-    holdout = make_holdout(events, params, bot_rows=bot_rows)
+    params, holdout = outer_holdout(events, params, bot_rows)
     if holdout is None:
         return None, [], []
-    inner = make_holdout(holdout.early, params, split=inner_split(holdout.early["event_date"].max(), horizon),
+    inner = make_holdout(holdout.early, params,
+                         split=inner_split(holdout.early["event_date"].max(), params.horizon_days),
                          bot_rows=holdout.early_bots)
     names = names or list(STRATEGIES)
     # The ALS fits every split will need start now on the second core, in the order they are needed; a
