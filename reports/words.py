@@ -64,7 +64,8 @@ DESCRIPTIONS: dict[str, str] = {
         "and recency; the activity itself too once there are a thousand engagements to learn from), own "
         "interest in the product, category share, neighbour strength, taste match, affinity's score and "
         "the product's popularity and age (which raise or lower all of a product's candidates alike). "
-        "The score is the mean of the two; it is a calibrated probability that the user "
+        "The two are combined and calibrated once more on scores neither model saw in training; the "
+        "score is a calibrated probability that the user "
         "engages with the product within the horizon (the length of the holdout window): an audience's "
         "scores add up to the engagements it can be expected to bring."),
     "als": (

@@ -106,8 +106,34 @@ def test_each_familys_score_is_what_calibratedclassifiercv_predicts():
     read = fresh if ranker.columns is None else fresh[:, ranker.columns]
     for member in ranker.members:
         inputs = read if member.features is None else member.features.transform(read)
-        assert np.allclose(member.calibrated(member.raw(read)), member.model.predict_proba(inputs)[:, 1],
+        assert np.allclose(member.calibrated(member.raw(read)).mean(axis=0), member.model.predict_proba(inputs)[:, 1],
                            rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(("trees", "linear", "sigmoid", "score"), [
+    # (fold 1, fold 2) probabilities of each family; the stack's sigmoid (slope, intercept) of the mean of
+    # the two log-odds. 0.5 and 0.1: log-odds 0 and -2.197, their mean -1.099 = log(1/3): 0.25, where the
+    # mean of the probabilities says 0.3.
+    ((0.5, 0.5), (0.1, 0.1), (1.0, 0.0), 0.25),
+    ((0.2, 0.2), (0.2, 0.2), (1.0, 0.0), 0.2),         # agreeing families: their probability
+    ((0.2, 0.5), (0.2, 0.5), (1.0, 0.0), 0.35),        # fold 1 says 0.2, fold 2 0.5: their mean
+    ((0.5, 0.5), (0.5, 0.5), (1.0, np.log(3)), 0.75),  # shifted by log 3: odds 3, 0.75
+    ((0.5, 0.5), (0.1, 0.1), (2.0, 0.0), 0.1),         # twice as steep: -2.197, odds 1/9, 0.1
+])
+def test_the_score_is_the_folds_mean_of_the_stacked_log_odds(trees, linear, sigmoid, score):
+    from sklearn.linear_model import LogisticRegression
+
+    class Fixed:  # a family whose folds' calibrated probabilities are given
+        def __init__(self, folds):
+            self.folds = np.array(folds, dtype=float)[:, None]
+
+        def calibrated(self, raw):
+            return self.folds
+
+    stack = LogisticRegression()
+    stack.coef_, stack.intercept_, stack.classes_ = np.array([[sigmoid[0]]]), np.array([sigmoid[1]]), np.array([False, True])
+    ranker = propensity_model.Ranker([Fixed(trees), Fixed(linear)], stack)
+    assert ranker._calibrated([None, None]) == pytest.approx([score], rel=1e-9)
 
 
 def test_calibrated_scores_match_known_probabilities():
@@ -123,6 +149,12 @@ def test_calibrated_scores_match_known_probabilities():
     table = calibration_bins(predicted, expected)  # "observed" = the true probabilities here
     ratio = table["observed"] / table["expected"]
     assert ratio.between(0.85, 1.15).all()
+    # the stack's sigmoid rises: the served order is (up to averaging the folds) the families' mean log-odds'
+    from scipy.stats import spearmanr
+    assert ranker.stack.coef_[0, 0] > 0
+    mean_odds = np.mean([propensity_model.log_odds(m.calibrated(r)).mean(axis=0)
+                         for m, r in zip(ranker.members, ranker._raw(fresh))], axis=0)
+    assert spearmanr(predicted, mean_odds).statistic > 0.999
 
 
 def test_rare_probabilities_keep_their_ratios_through_the_calibration():

@@ -4,7 +4,7 @@ Stage 1, candidates per product (propensity_data): the user's own earlier events
 exclusion rule lets them in), item-kNN neighbours (implicit BM25), ALS taste (implicit), and a shared
 list per category of its most attached users plus the users most likely to come back.
 
-Stage 2, a ranker (propensity_model): the mean of two calibrated scikit-learn models of the pair's ties,
+Stage 2, a ranker (propensity_model): two calibrated scikit-learn models, stacked, of the pair's ties,
 the user's chance of coming back and the product's popularity and age (its level only), gradient-boosted
 trees and a logistic regression on the features and their logs, trained on an inner
 temporal split of the events it is fitted on only: features from the events before the inner cut
