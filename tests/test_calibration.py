@@ -12,8 +12,8 @@ from pipeline.evaluation.calibration import chance_range, pooled, within_toleran
 
 
 def _deciles(expected: list[float], observed: list[float], entries: int = 100) -> pd.DataFrame:
-    return pd.DataFrame({"decile": np.arange(1, len(expected) + 1), "entries": entries,
-                         "expected": expected, "observed": observed})
+    return pd.DataFrame({"decile": np.arange(1, len(expected) + 1), "entries": entries, "expected": expected,
+                         "observed": observed, "observed_over_expected": np.divide(observed, expected)})
 
 
 def test_pooling_sums_each_decile_over_the_draws():
@@ -55,6 +55,8 @@ def test_seeds_are_a_comma_list(text, seeds):
     (["--seeds", ""], "--seeds: '' is not a comma list"),
     (["--rows", "10"], "--rows must be at least 1000"),
     (["--exclude", "some"], "--exclude must be one of all, purchased, none"),
+    (["--split", "later"], "--split: later is not one of holdout, inner"),
+    (["--split", "holdout,inner"], "--split: one of holdout, inner, got 'holdout,inner'"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, says, capsys):
     assert main(["calibration", *argv]) == 2
@@ -66,7 +68,7 @@ def test_the_command_prints_the_pooled_table_and_its_verdict(monkeypatch, capsys
     # Two hand-made draws in place of fitted ones: top five deciles 20+20 expected each, observed 22+20
     # (1.05), 25+25 (1.25), 15+15 (0.75), 20+21 (1.025), 19+19 (0.95) -> all five within 25%: met.
     draws = {1: _deciles([20] * 5, [22, 25, 15, 20, 19]), 2: _deciles([20] * 5, [20, 25, 15, 21, 19])}
-    monkeypatch.setattr(command, "draw_table", lambda rows, seed, params, workdir: draws[seed])
+    monkeypatch.setattr(command, "draw_table", lambda rows, seed, params, workdir, split: draws[seed])
     out = tmp_path / "calibration.md"
     assert main(["calibration", "--rows", "5000", "--seeds", "1,2", "--out", str(out)]) == 0
     printed = capsys.readouterr()
@@ -78,15 +80,16 @@ def test_the_command_prints_the_pooled_table_and_its_verdict(monkeypatch, capsys
 
 
 def test_a_draw_without_a_holdout_is_left_out_and_none_at_all_is_an_error(monkeypatch, capsys):
-    monkeypatch.setattr(command, "draw_table", lambda rows, seed, params, workdir: None)
+    monkeypatch.setattr(command, "draw_table", lambda rows, seed, params, workdir, split: None)
     assert main(["calibration", "--rows", "5000", "--seeds", "1"]) == 2
     err = capsys.readouterr().err
     assert "seed 1: no holdout to score, left out" in err and "no draw had a holdout to score; raise --rows" in err
 
 
-def test_one_real_draw_gives_ten_deciles_best_scores_first(tmp_path):
+@pytest.mark.parametrize("split", ["holdout", "inner"])
+def test_one_real_draw_gives_ten_deciles_best_scores_first(tmp_path, split):
     from pipeline.config import RunParams
-    table = command.draw_table(6000, 3, RunParams(), tmp_path)
+    table = command.draw_table(6000, 3, RunParams(), tmp_path, split)
     assert table["decile"].tolist() == list(range(1, 11))
     assert (table["min_score"].to_numpy()[:-1] >= table["max_score"].to_numpy()[1:]).all()
     assert (table["observed"] == table["observed"].round()).all() and table["expected"].sum() > 0

@@ -73,7 +73,7 @@ def add_parser(sub) -> None:
     q.add_argument("--out", help="also write the tables to this Markdown file")
 
 
-def _names(text: str, allowed, flag: str) -> list[str]:
+def parse_names(text: str, allowed, flag: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in allowed]
     if unknown or not names:
@@ -81,14 +81,22 @@ def _names(text: str, allowed, flag: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+MIN_ROWS = 1000
+
+
+def check_rows(rows: int) -> None:
+    """A generated market needs enough rows for a holdout with products on both sides."""
+    if rows < MIN_ROWS:
+        raise InputError(f"--rows must be at least {MIN_ROWS} (a holdout needs products on both sides), got {rows}")
+
+
 def _check(args: argparse.Namespace) -> tuple[list[str], list[str], list[str], list[str]]:
     from pipeline.strategies import STRATEGIES
-    markets = _names(args.markets, MARKETS, "--markets")
-    rules = _names(args.exclude, EXCLUDE_RULES, "--exclude")
-    shown = _names(args.strategies, list(STRATEGIES), "--strategies") if args.strategies.strip() else []
-    splits = _names(args.split, list(SPLITS), "--split")
-    if args.rows < 1000:
-        raise InputError(f"--rows must be at least 1000 (a holdout needs products on both sides), got {args.rows}")
+    markets = parse_names(args.markets, MARKETS, "--markets")
+    rules = parse_names(args.exclude, EXCLUDE_RULES, "--exclude")
+    shown = parse_names(args.strategies, list(STRATEGIES), "--strategies") if args.strategies.strip() else []
+    splits = parse_names(args.split, list(SPLITS), "--split")
+    check_rows(args.rows)
     if "real" in markets:
         from pipeline.demo.real import sample_path
         sample_path()  # fail before any run when the package is missing

@@ -141,6 +141,13 @@ def outer_holdout(events: pd.DataFrame, params: RunParams, bot_rows: pd.DataFram
     return params, make_holdout(events, params, bot_rows=bot_rows)
 
 
+def inner_holdout(outer: Holdout, params: RunParams) -> Holdout | None:
+    """The inner split of the outer holdout's fitting part (what the run chooses on); `params` carry the
+    horizon (outer_holdout's)."""
+    return make_holdout(outer.early, params, split=inner_split(outer.early["event_date"].max(), params.horizon_days),
+                        bot_rows=outer.early_bots)
+
+
 def score_strategy(name: str, holdout: Holdout, params: RunParams, catalogue: pd.DataFrame | None
                    ) -> list[Scored]:
     """Fit on the early part, build audiences, measure them. With a cap, every product the early part
@@ -214,9 +221,7 @@ def evaluate_all(events: pd.DataFrame, params: RunParams, catalogue: pd.DataFram
     params, holdout = outer_holdout(events, params, bot_rows)
     if holdout is None:
         return None, [], []
-    inner = make_holdout(holdout.early, params,
-                         split=inner_split(holdout.early["event_date"].max(), params.horizon_days),
-                         bot_rows=holdout.early_bots)
+    inner = inner_holdout(holdout, params)
     names = names or list(STRATEGIES)
     # The ALS fits every split will need start now on the second core, in the order they are needed; a
     # fit asked for again is not repeated. The strategies without any are scored first, meanwhile.
